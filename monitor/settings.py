@@ -1,0 +1,112 @@
+"""The one typed settings object: a TOML file, overridden by ``QSM_MONITOR_*`` variables.
+
+Nested values are overridden with a double underscore, e.g. ``QSM_MONITOR_NODE__PORT=11113``.
+Nothing else in the code base reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid; the message says which value."""
+
+
+class ReconSettings(BaseModel):
+    """Reconstruction choices; defaults are the measured best (docs/reconstruction.md)."""
+
+    unwrap: Literal["laplacian", "romeo"] = "romeo"
+    background: Literal["vsharp", "pdf", "resharp"] = "vsharp"
+    inversion: Literal["tkd", "tv_admm"] = "tv_admm"
+    reference: Literal["whole_brain", "csf"] = "whole_brain"
+    mask_threshold_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """0 selects an automatic (Otsu) threshold on the magnitude."""
+    mask_erode_mm: float = Field(2.0, ge=0.0)
+    phase_quality_mask: bool = True
+    vsharp_radii_mm: list[float] = Field(default_factory=lambda: [12.0, 10.0, 8.0, 6.0, 4.0, 3.0])
+    vsharp_threshold: float = Field(0.05, gt=0.0, lt=1.0)
+    pdf_iterations: int = Field(100, ge=1)
+    resharp_radius_mm: float = Field(4.0, gt=0.0)
+    resharp_lambda: float = Field(1e-2, gt=0.0)
+    tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
+    tv_lambda: float = Field(2e-4, gt=0.0)
+    tv_rho: float = Field(2e-2, gt=0.0)
+    tv_iterations: int = Field(60, ge=1)
+    magnitude_edge_weighting: bool = True
+    compilation_cache_dir: Path | None = None
+    """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
+
+
+class NodeSettings(BaseModel):
+    ae_title: str = Field("QSMMON", min_length=1, max_length=16)
+    host: str = "127.0.0.1"
+    port: int = Field(11112, ge=1, le=65535)
+    allowed_calling_ae: list[str] = Field(default_factory=list)
+    """Absent or empty: accept any calling AE title."""
+    stable_after_s: float = Field(30.0, gt=0.0)
+    max_associations: int = Field(10, ge=1)
+    network_timeout_s: float = Field(60.0, gt=0.0)
+
+
+class StorageSettings(BaseModel):
+    data_dir: Path = Path("qsm-monitor-data")
+
+
+class DestinationSettings(BaseModel):
+    name: str
+    kind: Literal["dicom", "fhir", "folder"]
+    host: str | None = None
+    port: int | None = None
+    ae_title: str | None = None
+    base_url: str | None = None
+    path: Path | None = None
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one object passed down explicitly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QSM_MONITOR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    recon: ReconSettings = Field(default_factory=ReconSettings)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(  # noqa: PLR0913 - signature fixed by pydantic-settings
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables override the file (passed as init arguments), not the reverse."""
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any); environment variables take precedence over the file."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid configuration value {where}: {first['msg']}") from exc
