@@ -1,0 +1,1 @@
+"""JAX QSM reconstruction: mask, field map, background removal, dipole inversion, referencing."""
