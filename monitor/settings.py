@@ -56,6 +56,8 @@ class NodeSettings(BaseModel):
 
 class StorageSettings(BaseModel):
     data_dir: Path = Path("qsm-monitor-data")
+    database_url: str | None = None
+    """Empty: SQLite inside data_dir. A PostgreSQL URL lets several nodes share the queue."""
 
 
 class DestinationSettings(BaseModel):

@@ -40,7 +40,9 @@ def padded_shape(
 
 def pad(volume: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
     """Zero-pad `volume` centrally to `shape` (first three axes)."""
-    widths = [((s - n) // 2, s - n - (s - n) // 2) for n, s in zip(volume.shape, shape, strict=False)]
+    widths = [
+        ((s - n) // 2, s - n - (s - n) // 2) for n, s in zip(volume.shape, shape, strict=False)
+    ]
     widths += [(0, 0)] * (volume.ndim - len(widths))
     return jnp.pad(volume, widths)
 
