@@ -70,6 +70,27 @@ class DestinationSettings(BaseModel):
     path: Path | None = None
 
 
+class JobsSettings(BaseModel):
+    """Processing queue: worker processes, leases and retries (dicom_node.jobs/worker)."""
+
+    workers: int = Field(1, ge=1)
+    lease_s: float = Field(300.0, gt=0.0)
+    """A job whose worker stops renewing its lease for this long is taken by another worker."""
+    max_attempts: int = Field(3, ge=1)
+    backoff_s: float = Field(30.0, ge=0.0)
+    """Delay before the first retry; doubles with every further attempt."""
+    poll_interval_s: float = Field(1.0, gt=0.0)
+
+
+class OutboxSettings(BaseModel):
+    """Deliveries to destinations: retried with exponential backoff (dicom_node.outbox)."""
+
+    max_attempts: int = Field(8, ge=1)
+    backoff_s: float = Field(30.0, ge=0.0)
+    lease_s: float = Field(300.0, gt=0.0)
+    poll_interval_s: float = Field(1.0, gt=0.0)
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -81,6 +102,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     recon: ReconSettings = Field(default_factory=ReconSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @classmethod
     def settings_customise_sources(  # noqa: PLR0913 - signature fixed by pydantic-settings
