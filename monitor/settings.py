@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -43,15 +43,36 @@ class ReconSettings(BaseModel):
     """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
 
 
+class TLSSettings(BaseModel):
+    """DICOM TLS on the listener port (PEM files); off by default because most sites use VPNs."""
+
+    enabled: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    """Set: peers must present a certificate signed by (or equal to) one in this PEM file."""
+
+    @model_validator(mode="after")
+    def _enabled_needs_cert_and_key(self) -> TLSSettings:
+        if self.enabled and (self.cert_file is None or self.key_file is None):
+            raise ValueError("TLS enabled needs both cert_file and key_file")
+        return self
+
+
 class NodeSettings(BaseModel):
     ae_title: str = Field("QSMMON", min_length=1, max_length=16)
     host: str = "127.0.0.1"
     port: int = Field(11112, ge=1, le=65535)
     allowed_calling_ae: list[str] = Field(default_factory=list)
     """Absent or empty: accept any calling AE title."""
+    calling_ae_addresses: dict[str, list[str]] = Field(default_factory=dict)
+    """Optional per calling AE: source IP addresses or networks (CIDR) it may connect from."""
     stable_after_s: float = Field(30.0, gt=0.0)
     max_associations: int = Field(10, ge=1)
     network_timeout_s: float = Field(60.0, gt=0.0)
+    acse_timeout_s: float = Field(30.0, gt=0.0)
+    dimse_timeout_s: float = Field(60.0, gt=0.0)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
 
 
 class StorageSettings(BaseModel):
