@@ -73,10 +73,17 @@ class JobQueue:
             session.commit()
             return True
 
-    def fail(self, job_id: int, owner: str, error: str, now: datetime | None = None) -> str | None:
+    def fail(
+        self,
+        job_id: int,
+        owner: str,
+        error: str,
+        now: datetime | None = None,
+        permanent: bool = False,
+    ) -> str | None:
         """Retry later with backoff, or ``failed`` after the last attempt (returns the state)."""
         return leasing.record_failure(
-            self.sessions, Job, job_id, owner, error, self.settings.backoff_s, now
+            self.sessions, Job, job_id, owner, error, self.settings.backoff_s, now, permanent
         )
 
     def release(self, job_id: int, owner: str) -> bool:

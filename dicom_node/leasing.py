@@ -159,17 +159,19 @@ def record_failure(
     error: str,
     backoff_s: float,
     now: datetime | None = None,
+    permanent: bool = False,
 ) -> str | None:
     """Schedule a retry with backoff, or fail for good after the last attempt.
 
-    Returns the new state, or None when the lease had already been lost.
+    `permanent` fails at once: bad input fails the same way every time, so retrying it only
+    delays the answer. Returns the new state, or None when the lease had already been lost.
     """
     now = now or utcnow()
     with sessions() as session:
         row = session.get(model, row_id)
         if row is None or row.lease_owner != owner or row.state != WorkState.RUNNING:
             return None
-        final = row.attempts >= row.max_attempts
+        final = permanent or row.attempts >= row.max_attempts
         values: dict[str, Any] = {
             "state": WorkState.FAILED if final else WorkState.PENDING,
             "next_attempt_at": now + timedelta(seconds=backoff_delay_s(backoff_s, row.attempts)),

@@ -139,3 +139,12 @@ def test_concurrent_processes_never_claim_the_same_job(tmp_path: Path) -> None:
         p.join(timeout=30)
     assert sorted(claimed) == sorted(set(claimed))
     assert len(claimed) == 30
+
+
+def test_permanent_failure_skips_remaining_attempts(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    queue.enqueue("key-1", "1.2.3", {})
+    job = queue.claim("w")
+    assert job is not None
+    assert queue.fail(job.id, "w", "not a QSM acquisition", permanent=True) == WorkState.FAILED
+    assert queue.claim("w", now=utcnow() + timedelta(days=1)) is None
