@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from dicom_node.synthetic_series import write_acquisition_series
 from monitor.nifti.dcm2niix_style import write_dcm2niix_style
 from monitor.nifti.reader import load_acquisition
 from monitor.types import Acquisition, b0_direction_in_voxel_axes
@@ -21,6 +26,7 @@ TE_S = (0.004, 0.008, 0.012)
 SHAPE = (10, 9, 7)
 PHASE_STEP_RAD = math.pi / 2048
 """Resolution of Siemens 12-bit phase: the loader cannot do better than this."""
+DCM2NIIX = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
 
 
 def _oblique_affine() -> np.ndarray:
@@ -204,3 +210,37 @@ def test_bad_input_exits_2_with_one_line(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0]
     assert not out.exists()
+
+
+def _dcm2niix(acq: Acquisition, work: Path) -> tuple[list[Path], list[Path]]:
+    """Real dcm2niix on the synthetic Siemens DICOM series; (magnitude, phase) NIfTI paths."""
+    write_acquisition_series(acq, work / "dicom", style="siemens")
+    out = work / "dcm2niix"
+    out.mkdir()
+    subprocess.run(
+        [DCM2NIIX, "-z", "y", "-o", str(out), str(work / "dicom")],
+        check=True,
+        capture_output=True,
+    )
+    magnitudes = sorted(p for p in out.glob("*.nii.gz") if not p.name.endswith("_ph.nii.gz"))
+    return magnitudes, sorted(out.glob("*_ph.nii.gz"))
+
+
+def _same_grid(data: np.ndarray, affine: np.ndarray, target_affine: np.ndarray) -> np.ndarray:
+    """Reorder axes/flips so `data` lies on the grid of `target_affine` (dcm2niix may flip)."""
+    transform = ornt_transform(io_orientation(affine), io_orientation(target_affine))
+    return apply_orientation(data, transform)
+
+
+def test_reads_real_dcm2niix_output_of_siemens_dicom(tmp_path, acquisition):
+    magnitudes, phases = _dcm2niix(acquisition, tmp_path)
+    loaded = load_acquisition(magnitudes, phases)
+    acq = loaded.acquisition
+    assert loaded.phase_encoding == "signed_12bit"
+    assert acq.te_s == pytest.approx(TE_S)
+    assert acq.b0_tesla == pytest.approx(acquisition.b0_tesla)
+    phase = _same_grid(acq.phase_rad, acq.affine_ras, acquisition.affine_ras)
+    assert _wrapped_difference(phase, acquisition.phase_rad).max() <= PHASE_STEP_RAD
+    np.testing.assert_allclose(
+        np.abs(acq.b0_dir_voxel), np.abs(acquisition.b0_dir_voxel), atol=1e-4
+    )
