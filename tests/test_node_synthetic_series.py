@@ -10,43 +10,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from node_acquisitions import small_acquisition
 
 from dicom_node.geometry import affine_from_geometry
 from dicom_node.synthetic_modules import PatientIdentity
 from dicom_node.synthetic_series import VENDOR_STYLES, write_acquisition_series
-from monitor.types import Acquisition, b0_direction_in_voxel_axes
 
 DCIODVFY = "/usr/bin/dciodvfy"
 DCM2NIIX = shutil.which("dcm2niix") or "/work/venv/bin/dcm2niix"
-
-
-def oblique_affine(voxel_mm: tuple[float, float, float]) -> np.ndarray:
-    """Slab rotated about two axes, with a translation, as an angulated brain scan would be."""
-    a, b = np.deg2rad(17.0), np.deg2rad(-11.0)
-    rot_x = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    rot_y = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    affine = np.eye(4)
-    affine[:3, :3] = rot_x @ rot_y @ np.diag([-1.0, -1.0, 1.0]) @ np.diag(voxel_mm)
-    affine[:3, 3] = [12.5, -30.0, 8.0]
-    return affine
-
-
-def small_acquisition(affine: np.ndarray | None = None, shape=(32, 24, 8, 3)) -> Acquisition:
-    voxel = (1.0, 1.2, 1.5)
-    affine = oblique_affine(voxel) if affine is None else affine
-    rng = np.random.default_rng(7)
-    magnitude = rng.uniform(200.0, 1000.0, shape)
-    phase = rng.uniform(-np.pi, np.pi, shape)
-    return Acquisition(
-        magnitude=magnitude,
-        phase_rad=phase,
-        te_s=tuple(0.004 + 0.008 * e for e in range(shape[3])),
-        voxel_mm=voxel,
-        b0_tesla=3.0,
-        b0_dir_voxel=b0_direction_in_voxel_axes(affine),
-        affine_ras=affine,
-        label="test",
-    )
 
 
 @pytest.mark.skipif(not Path(DCIODVFY).exists(), reason="dicom3tools not installed")
