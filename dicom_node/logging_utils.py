@@ -1,0 +1,77 @@
+"""Structured, privacy-safe logging: one JSON event per line, UIDs hashed.
+
+DICOM UIDs can be traced back to a patient by anyone with PACS access, so logs carry a short
+hash instead: stable across runs (to correlate events of one series) but not
+reversible. Patient names, IDs and dates are never passed to these helpers.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_EVENT_FIELDS = "event_fields"
+
+
+def uid_hash(uid: str) -> str:
+    """Short stable digest of a DICOM UID for logs and spool paths (16 hex digits, 64 bits)."""
+    return hashlib.sha256(uid.strip().encode("ascii", "replace")).hexdigest()[:16]
+
+
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    level: int = logging.INFO,
+    exc_info: bool = False,
+    **fields: Any,
+) -> None:
+    """Log one named event with flat key/value fields (keep values free of patient data)."""
+    logger.log(level, event, exc_info=exc_info, extra={_EVENT_FIELDS: fields})
+
+
+class JsonLineFormatter(logging.Formatter):
+    """Render a record as one JSON object so log shippers need no parsing rules."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        line.update(getattr(record, _EVENT_FIELDS, {}))
+        if record.exc_info and record.exc_info[1] is not None:
+            line.update(_describe(record.exc_info[1]))
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+def _describe(exc: BaseException) -> dict[str, Any]:
+    """Exception class, errno and innermost source line, without the message: messages of
+    pydicom and OS errors quote element values and spool paths (which contain UIDs)."""
+    described: dict[str, Any] = {"error": type(exc).__name__}
+    if isinstance(exc, OSError) and exc.errno is not None:
+        described["errno"] = errno.errorcode.get(exc.errno, exc.errno)
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        described["where"] = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}"
+    return described
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Route the node's loggers (and pynetdicom's warnings) to stderr as JSON lines.
+
+    pynetdicom logs at INFO/DEBUG with peer AE titles and dataset dumps; it is capped at WARNING.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)

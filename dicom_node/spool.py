@@ -1,0 +1,113 @@
+"""Durable spool: an instance is on disk and catalogued before the sender hears "success".
+
+A scanner deletes or forgets what it was told was stored, so the order is strict: temp file
+in the final directory, flush + fsync, atomic rename onto the SOP-Instance-UID name, fsync
+of the directory, then the catalogue row. A crash at any point leaves either no file, a
+temp file (ignored), or a whole file that a resend simply re-catalogues.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from dicom_node.catalogue import InstanceHeader, has_instance, record_instance
+from dicom_node.leasing import utcnow
+from dicom_node.logging_utils import uid_hash
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class StoreOutcome(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+def instance_path(root: Path, header: InstanceHeader) -> Path:
+    """Where an instance lives: hashed study/series folders (no UIDs in directory listings
+    that are easy to browse), file named by its SOP Instance UID so a resend lands on itself.
+
+    Raises ValueError for a SOP Instance UID that is not a DICOM UID (it becomes a file name).
+    """
+    if len(header.sop_uid) > 64 or not _UID.match(header.sop_uid):
+        raise ValueError("SOP Instance UID is not a valid DICOM UID")
+    return root / uid_hash(header.study_uid) / uid_hash(header.series_uid) / f"{header.sop_uid}.dcm"
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data`, durable once this returns (raises OSError)."""
+    created = _make_dirs(path.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    for directory in [path.parent, *created]:
+        _fsync_dir(directory)
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create missing directories; return the parents whose entries changed (to fsync)."""
+    missing = [d for d in [directory, *directory.parents] if not d.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    return [d.parent for d in missing]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Files under `root`, catalogue rows through `sessions`; safe to call from many threads."""
+
+    def __init__(self, root: Path, sessions: sessionmaker) -> None:
+        self.root = root
+        self.sessions = sessions
+        self._catalogue_lock = threading.Lock()
+        """Serialises this process's catalogue writes so series counters never race."""
+
+    def store(self, header: InstanceHeader, encoded: bytes) -> StoreOutcome:
+        """Spool one encoded DICOM file (with its file meta) as received.
+
+        Raises OSError if the file cannot be written and sqlalchemy errors if the catalogue
+        cannot be updated; in both cases nothing may be acknowledged as stored.
+        """
+        with self.sessions() as session:
+            if has_instance(session, header.sop_uid):
+                return StoreOutcome.DUPLICATE
+        path = instance_path(self.root, header)
+        write_durably(path, encoded)
+        with self._catalogue_lock:
+            return self._catalogue(header, path)
+
+    def _catalogue(self, header: InstanceHeader, path: Path, retries: int = 1) -> StoreOutcome:
+        """Insert the rows; a unique-key clash is either this instance stored meanwhile by
+        another node (duplicate) or its series created meanwhile (retry once)."""
+        with self.sessions() as session:
+            try:
+                record_instance(session, header, str(path), utcnow())
+                session.commit()
+                return StoreOutcome.STORED
+            except IntegrityError:
+                session.rollback()
+                if has_instance(session, header.sop_uid):
+                    return StoreOutcome.DUPLICATE
+                if retries == 0:
+                    raise
+        return self._catalogue(header, path, retries - 1)
