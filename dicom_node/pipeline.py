@@ -1,0 +1,125 @@
+"""The one processing path shared by `qsm-monitor serve` (workers) and `qsm-monitor process`.
+
+An assembled acquisition goes through reconstruction and (once they exist) segmentation,
+measurement and tracking; its maps and QC record are written to the data directory and a
+plain record comes back. Keeping one function means the service and the command line cannot
+drift apart, and one test covers both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicom_node.logging_utils import uid_hash
+from monitor import __version__
+from monitor.cli import compilation_cache_dir
+from monitor.nifti.writer import write_result
+from monitor.settings import Settings
+from monitor.types import InvalidAcquisitionError
+
+if TYPE_CHECKING:
+    from dicom_node.assemble import AssembledAcquisition
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ProcessingResult:
+    """What one processed acquisition produced; `to_record` is what is stored and printed."""
+
+    idempotency_key: str
+    patient_id: str
+    study_uid: str
+    study_date: str | None
+    series_uids: tuple[str, ...]
+    outputs: Mapping[str, Path]
+    structures: Mapping[str, Any] = field(default_factory=dict)
+    """Per-structure measurements; empty until the measurement stage exists."""
+    risk: Mapping[str, Any] | None = None
+    """Longitudinal assessment; None until tracking exists."""
+    qc: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    """One plain reason when processing failed (then `outputs` is empty)."""
+
+    @classmethod
+    def failure(cls, assembled: AssembledAcquisition, exc: BaseException) -> ProcessingResult:
+        return cls(
+            idempotency_key=assembled.idempotency_key,
+            patient_id=assembled.source.patient_id,
+            study_uid=assembled.study_uid,
+            study_date=assembled.source.study_date or None,
+            series_uids=tuple(assembled.series_uids),
+            outputs={},
+            error=plain_reason(exc),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.idempotency_key,
+            "patient_id": self.patient_id,
+            "study_uid": self.study_uid,
+            "study_date": self.study_date,
+            "series_uids": list(self.series_uids),
+            "structures": dict(self.structures),
+            "risk": None if self.risk is None else dict(self.risk),
+            "outputs": {name: str(path) for name, path in self.outputs.items()},
+            "qc": dict(self.qc),
+            "error": self.error,
+        }
+
+
+def plain_reason(exc: BaseException) -> str:
+    """One line for users and `last_error`: our input errors as written, others with type."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, InvalidAcquisitionError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def output_dir(settings: Settings, idempotency_key: str) -> Path:
+    """One folder per acquisition, named by a hash (no UIDs or patient data in paths)."""
+    return settings.storage.data_dir / "outputs" / uid_hash(idempotency_key)
+
+
+def process_acquisition(
+    assembled: AssembledAcquisition, settings: Settings, progress: Progress | None = None
+) -> ProcessingResult:
+    """Reconstruct, write maps + QC record, return the record (raises on invalid input).
+
+    Re-running for the same acquisition overwrites the same files atomically, so a retry after
+    a crash leaves exactly one set of outputs.
+    """
+    from monitor.recon.compile_cache import enable_compilation_cache
+    from monitor.recon.pipeline import reconstruct  # JAX loads only when work arrives
+
+    enable_compilation_cache(compilation_cache_dir(settings))
+    qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
+    provenance = {
+        "software": "qsm-monitor",
+        "version": __version__,
+        "acquisition": uid_hash(assembled.idempotency_key),
+    }
+    outputs = write_result(qsm, output_dir(settings, assembled.idempotency_key), provenance)
+    return ProcessingResult(
+        idempotency_key=assembled.idempotency_key,
+        patient_id=assembled.source.patient_id,
+        study_uid=assembled.study_uid,
+        study_date=assembled.source.study_date or None,
+        series_uids=tuple(assembled.series_uids),
+        outputs=outputs,
+        qc=_json_safe_qc(qsm.qc),
+    )
+
+
+def _json_safe_qc(qc: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain JSON values: the record goes into a JSON column and the `--json` output."""
+    return json.loads(json.dumps(dict(qc), default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays become Python values; anything else its text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)

@@ -1,0 +1,159 @@
+"""Worker processes: claim a job, run the pipeline, store its result exactly once.
+
+Workers are separate processes (reconstruction is CPU-heavy and JAX holds the GIL in long
+calls), started with ``spawn`` because the service process already runs listener threads.
+A worker whose parent disappears (the service was killed) exits at once instead of finishing
+a job nobody will deliver: its lease then expires and the restarted service takes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from dicom_node.assemble import assemble_study
+from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.jobs import Job, JobQueue
+from dicom_node.logging_utils import configure_logging, log_event, uid_hash
+from dicom_node.outbox import Outbox
+from dicom_node.pipeline import ProcessingResult, plain_reason, process_acquisition
+from monitor.settings import Settings
+from monitor.types import InvalidAcquisitionError
+
+LOGGER = logging.getLogger(__name__)
+
+ORPHAN_EXIT_CODE = 70
+
+
+class ShutdownRequested(BaseException):
+    """Raised in the worker's main thread by SIGTERM/SIGINT; not an `Exception`, so no
+    `except Exception` inside the pipeline can swallow it."""
+
+
+def run_job(job: Job, settings: Settings) -> ProcessingResult:
+    """Re-assemble the job's files and process the acquisition that carries the job's key."""
+    paths = [Path(p) for p in job.payload["paths"]]
+    missing = sum(not p.exists() for p in paths)
+    if missing:
+        raise InvalidAcquisitionError(f"{missing} instance files of this job are missing")
+    report = assemble_study(paths)
+    for assembled in report.acquisitions:
+        if assembled.idempotency_key == job.idempotency_key:
+            return process_acquisition(assembled, settings)
+    reasons = "; ".join(rejection.reason for rejection in report.rejected)
+    raise InvalidAcquisitionError(f"files no longer form this acquisition: {reasons or 'none'}")
+
+
+class LeaseKeeper:
+    """Heartbeat thread for the job in hand; also the orphan check while a job runs."""
+
+    def __init__(self, queue: JobQueue, job_id: int, owner: str, parent_pid: int) -> None:
+        self._queue, self._job_id, self._owner = queue, job_id, owner
+        self._parent_pid = parent_pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._queue.settings.lease_s / 3):
+            exit_if_orphaned(self._parent_pid)
+            try:
+                if not self._queue.heartbeat(self._job_id, self._owner):
+                    log_event(LOGGER, "lease_lost", logging.WARNING, job=self._job_id)
+            except Exception:  # a busy database now must not kill the job; retry next beat
+                LOGGER.exception("heartbeat_failed")
+
+
+def exit_if_orphaned(parent_pid: int) -> None:
+    """The service died without stopping us (kill -9, OOM): stop at once, lease will expire."""
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(ORPHAN_EXIT_CODE)
+
+
+class Worker:
+    """One claim-process-complete loop; `run_once` is the unit tests drive directly."""
+
+    def __init__(
+        self, settings: Settings, queue: JobQueue, outbox: Outbox, owner: str, parent_pid: int = 0
+    ) -> None:
+        self.settings, self.queue, self.outbox, self.owner = settings, queue, outbox, owner
+        self.parent_pid = parent_pid
+        """Non-zero in a service worker process: exit when that parent is gone."""
+
+    def run_once(self) -> bool:
+        """Process one due job; False when none was due."""
+        job = self.queue.claim(self.owner)
+        if job is None:
+            return False
+        fields = {"job": job.id, "acquisition": uid_hash(job.idempotency_key)}
+        log_event(LOGGER, "job_started", attempt=job.attempts, **fields)
+        try:
+            with LeaseKeeper(self.queue, job.id, self.owner, self.parent_pid):
+                result = run_job(job, self.settings)
+        except ShutdownRequested:
+            self.queue.release(job.id, self.owner)
+            log_event(LOGGER, "job_released", **fields)
+            raise
+        except Exception as exc:
+            permanent = isinstance(exc, InvalidAcquisitionError)
+            state = self.queue.fail(job.id, self.owner, plain_reason(exc), permanent=permanent)
+            log_event(
+                LOGGER,
+                "job_failed",
+                logging.WARNING,
+                state=state,
+                error=type(exc).__name__,
+                **fields,
+            )
+            return True
+        self.outbox.enqueue(job.idempotency_key, list(result.outputs.values()))
+        done = self.queue.complete(job, self.owner, result.to_record())
+        log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)
+        return True
+
+    def run_forever(self) -> None:
+        idle_s = self.settings.jobs.poll_interval_s
+        while True:
+            exit_if_orphaned(self.parent_pid)
+            if not self.run_once():
+                time.sleep(idle_s)
+
+
+def lease_owner_name(role: str) -> str:
+    """Lease owners say where work runs (host, process, role), for `status` and debugging."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
+def _raise_shutdown(signum: int, _frame: FrameType | None) -> None:
+    raise ShutdownRequested(signal.Signals(signum).name)
+
+
+def worker_process_main(settings: Settings, index: int, parent_pid: int) -> None:
+    """Entry point of a spawned worker process; returns only on SIGTERM/SIGINT."""
+    configure_logging()
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    signal.signal(signal.SIGINT, _raise_shutdown)
+    storage = settings.storage
+    engine = make_engine(database_url(storage.data_dir, storage.database_url))
+    sessions = create_schema(engine)
+    queue, outbox = JobQueue(sessions, settings.jobs), Outbox(sessions, settings)
+    worker = Worker(settings, queue, outbox, lease_owner_name(f"worker{index}"), parent_pid)
+    try:
+        worker.run_forever()
+    except ShutdownRequested:
+        log_event(LOGGER, "worker_stopped", worker=index)
+    finally:
+        engine.dispose()
