@@ -94,15 +94,15 @@ def scan_headers(paths: Iterable[Path]) -> ScanResult:
         try:
             ds = dcmread(path, stop_before_pixels=True)
             sop_class = str(ds.SOPClassUID)
-        except (InvalidDicomError, OSError, AttributeError, ValueError, EOFError):
+            if sop_class == MR_IMAGE_STORAGE:
+                records.append(_classic_record(path, ds))
+            elif sop_class == ENHANCED_MR_IMAGE_STORAGE:
+                records.extend(_enhanced_records(path, ds))
+            else:
+                not_mr[str(ds.get("SeriesInstanceUID", ""))] = sop_class
+        except (InvalidDicomError, OSError, AttributeError, ValueError, TypeError, EOFError):
+            # Also malformed values (a text SeriesNumber, a missing SOP Instance UID).
             unreadable.append(path.name)
-            continue
-        if sop_class == MR_IMAGE_STORAGE:
-            records.append(_classic_record(path, ds))
-        elif sop_class == ENHANCED_MR_IMAGE_STORAGE:
-            records.extend(_enhanced_records(path, ds))
-        else:
-            not_mr[str(ds.get("SeriesInstanceUID", ""))] = sop_class
     return ScanResult(records, unreadable, not_mr)
 
 
@@ -189,13 +189,19 @@ def _classic_kind(ds: Dataset) -> ImageKind:
     for names, kind in _TYPE_TOKENS:
         if tokens & names:
             return kind
-    ge_kind = ds.get(_GE_IMAGE_KIND_TAG)
-    if ge_kind is not None and ge_kind.value is not None:
-        try:
-            return _GE_KINDS.get(int(ge_kind.value), "magnitude")
-        except (TypeError, ValueError):
-            return "magnitude"
-    return "magnitude"
+    return _GE_KINDS.get(_ge_kind_code(ds), "magnitude")
+
+
+def _ge_kind_code(ds: Dataset) -> int | None:
+    """GE's private image kind; raw bytes (SS, little endian) when no private dictionary applied."""
+    element = ds.get(_GE_IMAGE_KIND_TAG)
+    value = None if element is None else element.value
+    if isinstance(value, bytes):
+        return int.from_bytes(value[:2], "little", signed=True) if len(value) >= 2 else None
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def _stored_range(ds: Dataset, rescale: Dataset) -> StoredRange:

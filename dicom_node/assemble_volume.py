@@ -59,8 +59,8 @@ def build_acquisition(
         magnitude, phase = first_kind, _phase_radians(stacks, te_ms)
     row_spacing, column_spacing = (float(v) for v in first.pixel_spacing_mm)
     return Acquisition(
-        magnitude=magnitude.astype(np.float32),
-        phase_rad=phase.astype(np.float32),
+        magnitude=magnitude.astype(np.float32, copy=False),
+        phase_rad=phase.astype(np.float32, copy=False),
         te_s=tuple(te / 1000.0 for te in te_ms),
         voxel_mm=(column_spacing, row_spacing, spacing),
         b0_tesla=float(b0_tesla),
@@ -169,7 +169,8 @@ def _load(stacks: dict[tuple[str, float], _Stack], kind: str, te_ms: list[float]
     ]
     first = wanted[0][2]
     volume = np.zeros(
-        (first.columns, first.rows, len(stacks[(kind, te_ms[0])].records), len(te_ms))
+        (first.columns, first.rows, len(stacks[(kind, te_ms[0])].records), len(te_ms)),
+        dtype=np.float32,
     )
     by_path: dict[object, list[tuple[int, int, FrameRecord]]] = defaultdict(list)
     for z, e, record in wanted:
@@ -190,13 +191,12 @@ def _load(stacks: dict[tuple[str, float], _Stack], kind: str, te_ms: list[float]
 
 def _phase_radians(stacks: dict[tuple[str, float], _Stack], te_ms: list[float]) -> np.ndarray:
     """Phase volume in radians; the vendor scaling is decided per slice from its own rescale."""
-    raw = _load(stacks, "phase", te_ms)
-    phase = np.empty_like(raw)
+    phase = _load(stacks, "phase", te_ms)
     for e, te in enumerate(te_ms):
         for z, record in enumerate(stacks[("phase", te)].records):
             try:
                 phase[:, :, z, e] = phase_to_radians(
-                    raw[:, :, z, e], record.stored, record.manufacturer
+                    phase[:, :, z, e], record.stored, record.manufacturer
                 )
             except PhaseScalingError as error:
                 raise InvalidAcquisitionError(str(error)) from error

@@ -147,3 +147,26 @@ def test_phase_decoding_rules() -> None:
         bits_stored=12, signed=False, slope=2000 * np.pi / 4095, intercept=-1000 * np.pi
     )
     np.testing.assert_allclose(phase_to_radians(np.array([1000.0]), mrad_range, "Philips"), [1.0])
+
+
+def test_ge_private_image_kind_is_understood(tmp_path: Path) -> None:
+    """Real GE files say ORIGINAL\\PRIMARY\\OTHER and put the kind in (0043,102F)."""
+    paths = write_acquisition_series(small_acquisition(shape=SHAPE), tmp_path, "ge")
+
+    def to_private_kind(ds: Dataset) -> None:
+        code = 1 if "PHASE" in ds.ImageType else 0
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+        ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x2F, "SS", code)
+
+    rewrite(paths, to_private_kind)
+    report = assemble_study(paths)
+    assert report.rejected == []
+    assert report.acquisitions[0].acquisition.n_echoes == SHAPE[3]
+
+
+def test_malformed_header_is_unreadable_not_raised(tmp_path: Path) -> None:
+    paths = siemens(tmp_path)
+    rewrite(paths[:1], lambda ds: delattr(ds, "SOPInstanceUID"))
+    report = assemble_study(paths)
+    assert report.acquisitions == []
+    assert f"unreadable file: {paths[0].name}" in {r.reason for r in report.rejected}
