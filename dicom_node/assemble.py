@@ -76,9 +76,7 @@ def assemble_study(paths: Iterable[Path | str]) -> AssemblyReport:
             acquisitions.append(_assembled(records, kinds))
         except InvalidAcquisitionError as error:
             rejected.append(Rejection(series_uids, str(error)))
-        except (
-            Exception
-        ) as error:  # the contract is "never raises": odd files must not stop a study
+        except Exception as error:  # "never raises": one odd file must not stop a study
             rejected.append(Rejection(series_uids, f"unexpected content ({type(error).__name__})"))
     return AssemblyReport(acquisitions, rejected)
 
