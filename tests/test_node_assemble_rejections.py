@@ -170,3 +170,13 @@ def test_malformed_header_is_unreadable_not_raised(tmp_path: Path) -> None:
     report = assemble_study(paths)
     assert report.acquisitions == []
     assert f"unreadable file: {paths[0].name}" in {r.reason for r in report.rejected}
+
+
+def test_field_strength_falls_back_to_imaging_frequency(tmp_path: Path) -> None:
+    paths = siemens(tmp_path)
+    rewrite(paths, lambda ds: delattr(ds, "MagneticFieldStrength"))
+    report = assemble_study(paths)
+    assert report.rejected == []
+    assert report.acquisitions[0].acquisition.b0_tesla == pytest.approx(3.0, rel=1e-6)
+    rewrite(paths, lambda ds: delattr(ds, "ImagingFrequency"))
+    assert single_reason(assemble_study(paths)).startswith("no field strength")
