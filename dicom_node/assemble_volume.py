@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydicom import dcmread
@@ -51,12 +52,11 @@ def build_acquisition(
     b0_tesla = first.b0_tesla
     if b0_tesla is None:
         raise InvalidAcquisitionError("no field strength (MagneticFieldStrength) in the header")
-    first_kind, second_kind = (_load(stacks, kind, te_ms) for kind in kinds)
     if kinds == ("real", "imaginary"):
-        complex_data = first_kind + 1j * second_kind
+        complex_data = _load(stacks, "real", te_ms) + 1j * _load(stacks, "imaginary", te_ms)
         magnitude, phase = np.abs(complex_data), np.angle(complex_data)
     else:
-        magnitude, phase = first_kind, _phase_radians(stacks, te_ms)
+        magnitude, phase = _load(stacks, "magnitude", te_ms), _phase_radians(stacks, te_ms)
     row_spacing, column_spacing = (float(v) for v in first.pixel_spacing_mm)
     return Acquisition(
         magnitude=magnitude.astype(np.float32, copy=False),
@@ -172,7 +172,7 @@ def _load(stacks: dict[tuple[str, float], _Stack], kind: str, te_ms: list[float]
         (first.columns, first.rows, len(stacks[(kind, te_ms[0])].records), len(te_ms)),
         dtype=np.float32,
     )
-    by_path: dict[object, list[tuple[int, int, FrameRecord]]] = defaultdict(list)
+    by_path: dict[Path, list[tuple[int, int, FrameRecord]]] = defaultdict(list)
     for z, e, record in wanted:
         by_path[record.path].append((z, e, record))
     for path, items in by_path.items():
