@@ -34,6 +34,7 @@ class ReconSettings(BaseModel):
     pdf_iterations: int = Field(100, ge=1)
     resharp_radius_mm: float = Field(4.0, gt=0.0)
     resharp_lambda: float = Field(1e-2, gt=0.0)
+    resharp_iterations: int = Field(50, ge=1)
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
     tv_lambda: float = Field(2e-4, gt=0.0)
     tv_rho: float = Field(2e-2, gt=0.0)
