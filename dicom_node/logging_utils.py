@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,9 @@ def _describe(exc: BaseException) -> dict[str, Any]:
 def configure_logging(level: int | str = logging.INFO) -> None:
     """Route the node's loggers (and pynetdicom's warnings) to stderr as JSON lines.
 
-    pynetdicom logs at INFO/DEBUG with peer AE titles and dataset dumps; it is capped at WARNING.
+    pynetdicom logs dataset dumps at INFO/DEBUG, so it is capped at WARNING; pydicom's own
+    messages quote invalid element values (which may be patient data), so it is silenced and
+    the node's events report the outcome instead.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
@@ -75,3 +78,5 @@ def configure_logging(level: int | str = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -14,6 +15,9 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 STORESCU = "/usr/bin/storescu"
 ECHOSCU = "/usr/bin/echoscu"
 STORESCP = "/usr/bin/storescp"
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+"""DCMTK's runtime switch to disable Nagle: otherwise its split PDU writes wait ~40 ms for
+delayed ACKs on loopback and every tool measures the kernel's timer, not the DICOM stack."""
 
 
 def free_port() -> int:
@@ -80,7 +84,12 @@ def storescu(
     """Send files with DCMTK's storescu in one association (verbose: statuses in stderr)."""
     args = [STORESCU, "-v", "-aet", calling_ae, "-aec", "QSMMON", *options, "127.0.0.1", str(port)]
     return subprocess.run(
-        [*args, *map(str, files)], capture_output=True, text=True, timeout=timeout, check=False
+        [*args, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=DCMTK_ENV,
     )
 
 
@@ -88,4 +97,6 @@ def echoscu(
     port: int, *options: str, calling_ae: str = "SCANNER"
 ) -> subprocess.CompletedProcess[str]:
     args = [ECHOSCU, "-aet", calling_ae, "-aec", "QSMMON", *options, "127.0.0.1", str(port)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=60, check=False, env=DCMTK_ENV
+    )
