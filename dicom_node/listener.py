@@ -187,13 +187,11 @@ class Listener:
         try:
             ds = event.dataset
             reason = unusable_reason(ds, sop_uid, event.context.transfer_syntax)
-            header = None if reason else InstanceHeader.from_dataset(ds, sop_uid, sop_class)
-        except ValueError:
-            reason, header = "no_study_or_series_uid", None
+            header = InstanceHeader.from_dataset(ds, sop_uid, sop_class) if not reason else None
         except Exception as exc:  # undecodable data from the peer: its problem, not ours
             return self._failed(CANNOT_UNDERSTAND, "undecodable", sop_uid, exc)
         if header is None:
-            return self._failed(DATASET_DOES_NOT_MATCH, reason or "unusable", sop_uid)
+            return self._failed(DATASET_DOES_NOT_MATCH, str(reason), sop_uid)
         try:
             outcome = self.spool.store(header, event.encoded_dataset())
         except (OSError, SQLAlchemyError) as exc:

@@ -22,6 +22,8 @@ def unusable_reason(ds: Dataset, sop_uid: str, transfer_syntax: UID) -> str | No
     """
     if str(ds.get("SOPInstanceUID", sop_uid)).strip() != sop_uid:
         return "sop_uid_mismatch"
+    if not ds.get("StudyInstanceUID") or not ds.get("SeriesInstanceUID"):
+        return "no_study_or_series_uid"
     keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
         return "no_pixel_data"

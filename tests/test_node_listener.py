@@ -87,6 +87,19 @@ def test_calling_ae_pinned_to_another_network_is_rejected(start_listener: StartL
     assert echoscu(port_of(listener), calling_ae="OTHER").returncode == 0
 
 
+def test_associations_beyond_the_limit_are_refused(start_listener: StartListener) -> None:
+    listener = start_listener(max_associations=1)
+    scu = AE(ae_title="HOLDER")
+    scu.add_requested_context("1.2.840.10008.1.1")
+    held = scu.associate("127.0.0.1", port_of(listener))
+    assert held.is_established
+    try:
+        assert echoscu(port_of(listener)).returncode != 0
+    finally:
+        held.release()
+    assert echoscu(port_of(listener)).returncode == 0
+
+
 def test_random_bytes_on_the_port_then_a_valid_store_works(
     start_listener: StartListener, tmp_path: Path
 ) -> None:
