@@ -113,6 +113,50 @@ class OutboxSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0.0)
 
 
+class SegmentationSettings(BaseModel):
+    """Deep grey matter segmentation and ROI measurement (docs/segmentation.md)."""
+
+    method: Literal["atlas", "external"] = "atlas"
+    """"atlas": register the built-in template; "external": a label NIfTI on the same frame."""
+    probability_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """Minimum atlas probability for a voxel to take its most probable structure."""
+    registration_voxel_mm: float = Field(2.0, ge=1.0, le=4.0)
+    bspline_mesh_mm: float = Field(20.0, ge=8.0)
+    use_chi_for_registration: bool = True
+    """Refine around the deep grey matter on the susceptibility map, where iron outlines it."""
+    roi_erode_voxels: int = Field(1, ge=0, le=3)
+    """In-plane erosion of each structure before statistics (partial-volume rim)."""
+    external_labels: dict[str, list[int]] = Field(
+        default_factory=lambda: {
+            "thalamus_left": [10],
+            "thalamus_right": [49],
+            "caudate_left": [11],
+            "caudate_right": [50],
+            "putamen_left": [12],
+            "putamen_right": [51],
+            "globus_pallidus_left": [13],
+            "globus_pallidus_right": [52],
+            "lateral_ventricle_left": [4],
+            "lateral_ventricle_right": [43],
+        }
+    )
+    """Structure name -> label values in the external map; default FreeSurfer/FastSurfer aseg."""
+    min_similarity_nmi: float = Field(1.03, ge=1.0, le=2.0)
+    """Normalised mutual information of magnitude and warped template below this fails QC."""
+    min_brain_overlap_dice: float = Field(0.8, ge=0.0, le=1.0)
+    min_coverage_fraction: float = Field(0.9, ge=0.0, le=1.0)
+    max_scale_deviation: float = Field(0.3, gt=0.0, lt=1.0)
+    volume_ranges_ml: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "thalamus": (4.0, 13.0),
+            "caudate": (1.5, 7.0),
+            "putamen": (2.5, 9.0),
+            "globus_pallidus": (0.7, 3.5),
+        }
+    )
+    """Plausible volume per side (ml); see monitor.segment.qc for the sources."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -126,6 +170,7 @@ class Settings(BaseSettings):
     destinations: list[DestinationSettings] = Field(default_factory=list)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
 
     @classmethod
     def settings_customise_sources(  # noqa: PLR0913 - signature fixed by pydantic-settings
