@@ -1,0 +1,221 @@
+"""Multi-echo phase to one total field map in Hz.
+
+Phase of echo k is ``phi0 + 2*pi*f*TE_k`` (wrapped), where ``phi0`` is an echo-independent
+offset (receive-coil phase, transmit phase) that is not field and must be removed before the
+echoes can be combined.
+
+* ``method="romeo"``: the echo 1-2 phase difference is free of ``phi0``; it is unwrapped
+  spatially by quality-guided region growing, which also gives ``phi0`` (MCPC-3D-S, Eckstein
+  et al. MRM 2018, smoothed because the offset varies slowly while noise does not). Each
+  offset-free echo is then unwrapped in time against the prediction of the echoes before it,
+  so every echo stays exactly congruent with its data.
+* ``method="laplacian"``: the echo-to-echo phase steps are Laplacian-unwrapped and summed,
+  and ``phi0`` is fitted as an intercept. Fast and robust, but harmonic parts of the field
+  (and its mean) are not preserved.
+
+The echoes are combined by a weighted least-squares fit of phase against TE with weights
+magnitude^2 (phase noise variance ~ 1/SNR^2), the SNR-optimal combination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from monitor.recon import fourier
+from monitor.recon.unwrap import (
+    edge_quality,
+    laplacian_unwrap,
+    romeo_unwrap,
+    temporal_unwrap,
+    voxel_quality,
+)
+from monitor.types import GYROMAGNETIC_HZ_PER_T
+
+METHODS = ("laplacian", "romeo")
+OFFSET_SMOOTHING_MM = 4.0
+"""Radius of the spherical mean used on the phase offset: wider than noise, narrower than
+the coil sensitivity variation."""
+OFFSET_REFINEMENTS = 3
+"""Passes refining the smoothed offset; each shrinks its smoothing bias several-fold."""
+RESIDUAL_SCALE_RAD = np.pi / 4
+"""Fit residual (rms, rad) at which temporal consistency has dropped to 1/e."""
+
+
+@dataclass(frozen=True)
+class FieldEstimate:
+    """Total field and how far to trust it, all (x, y, z)."""
+
+    field_hz: np.ndarray
+    reliability: np.ndarray
+    """0..1: spatial edge quality times echo-to-echo consistency; 0 outside the mask."""
+    phase_offset_rad: np.ndarray
+    """Echo-independent phase removed before combining echoes."""
+
+
+def hz_to_ppm(field_hz: np.ndarray, b0_tesla: float) -> np.ndarray:
+    """Frequency offset in Hz to field perturbation in ppm of B0."""
+    return field_hz / (GYROMAGNETIC_HZ_PER_T * b0_tesla) * 1e6
+
+
+def estimate_total_field(
+    magnitude: np.ndarray,
+    phase_rad: np.ndarray,
+    te_s: tuple[float, ...],
+    mask: np.ndarray,
+    voxel_mm: tuple[float, float, float],
+    method: str,
+) -> FieldEstimate:
+    """Unwrap and combine (x, y, z, echo) magnitude and phase into one field map in Hz."""
+    _validate(magnitude, phase_rad, te_s, mask, method)
+    magnitude = np.asarray(magnitude, dtype=np.float32)
+    phase_rad = np.asarray(phase_rad, dtype=np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    te = np.asarray(te_s, dtype=np.float64)
+    voxel = tuple(float(v) for v in voxel_mm)
+    quality = _template_quality(magnitude, phase_rad, te, mask)
+    if method == "romeo":
+        unwrapped, offset = _romeo_echoes(magnitude, phase_rad, te, mask, voxel, quality)
+        slope, residual, _ = _weighted_fit(unwrapped, magnitude, te, with_intercept=False)
+    else:
+        unwrapped = _laplacian_echoes(phase_rad, mask, voxel)
+        slope, residual, intercept = _weighted_fit(unwrapped, magnitude, te, len(te) > 1)
+        offset = jnp.angle(jnp.exp(1j * (phase_rad[..., 0] + intercept)))
+        offset = offset if len(te) > 1 else jnp.zeros_like(offset)
+    consistency = jnp.exp(-((residual / RESIDUAL_SCALE_RAD) ** 2))
+    reliability = jnp.where(mask, voxel_quality(jnp.asarray(quality)) * consistency, 0.0)
+    field_hz = jnp.where(mask, slope / (2.0 * np.pi), 0.0)
+    return FieldEstimate(
+        field_hz=np.asarray(field_hz, dtype=np.float32),
+        reliability=np.asarray(reliability, dtype=np.float32),
+        phase_offset_rad=np.asarray(offset, dtype=np.float32),
+    )
+
+
+def _validate(magnitude, phase_rad, te_s, mask, method) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown unwrapping method {method!r}; choose one of {METHODS}")
+    if np.ndim(magnitude) != 4 or np.shape(magnitude) != np.shape(phase_rad):
+        raise ValueError("magnitude and phase must be 4-D (x, y, z, echo) of equal shape")
+    if len(te_s) != np.shape(magnitude)[3]:
+        raise ValueError(f"{len(te_s)} echo times given for {np.shape(magnitude)[3]} echoes")
+    if np.shape(mask) != np.shape(magnitude)[:3]:
+        raise ValueError(f"mask shape {np.shape(mask)} differs from {np.shape(magnitude)[:3]}")
+
+
+def _template(magnitude, phase_rad, te):
+    """Offset-free phase image at the shortest usable TE, its TE, and its magnitude.
+
+    With two or more echoes this is the echo 2 minus echo 1 phase (the offset cancels); with
+    one echo the offset cannot be separated and echo 1 is used as is.
+    """
+    if len(te) == 1:
+        return phase_rad[..., 0], te[0], magnitude[..., 0]
+    difference = jnp.angle(jnp.exp(1j * (phase_rad[..., 1] - phase_rad[..., 0])))
+    return difference, te[1] - te[0], jnp.sqrt(magnitude[..., 0] * magnitude[..., 1])
+
+
+def _template_quality(magnitude, phase_rad, te, mask) -> np.ndarray:
+    """ROMEO edge qualities of the template, checked for consistency against a later echo."""
+    template, template_te, template_magnitude = _template(magnitude, phase_rad, te)
+    if len(te) >= 3:
+        later = jnp.angle(jnp.exp(1j * (phase_rad[..., 2] - phase_rad[..., 0])))
+        scale = (te[2] - te[0]) / template_te
+    else:
+        later, scale = template, 1.0
+    reference = float(np.percentile(np.asarray(template_magnitude)[mask], 90)) if mask.any() else 1
+    return np.asarray(
+        edge_quality(jnp.asarray(template), jnp.asarray(template_magnitude), jnp.asarray(mask),
+                     jnp.asarray(later), scale, reference)
+    )
+
+
+def _romeo_echoes(magnitude, phase_rad, te, mask, voxel_mm, quality):
+    """Spatially unwrap the template, remove the phase offset, unwrap each echo in time.
+
+    The smoothed offset is biased where the true offset curves; that bias would leak into the
+    field through the fit, so it is refined with the intercept left over after fitting all
+    echoes (smoothed again): each pass multiplies the bias by (1 - smoothing), which is small
+    for every slowly varying offset.
+    """
+    template, template_te, _ = _template(magnitude, phase_rad, te)
+    template_unwrapped = jnp.asarray(romeo_unwrap(np.asarray(template), quality, mask))
+    slope = template_unwrapped / template_te
+    offset = jnp.zeros_like(slope)
+    weight = magnitude[..., 0] * mask
+    if len(te) > 1:
+        offset = _smooth_phase(phase_rad[..., 0] - slope * te[0], weight, voxel_mm)
+    echoes = []
+    for k in range(len(te)):
+        echoes.append(temporal_unwrap(jnp.asarray(phase_rad[..., k]) - offset, slope * te[k]))
+        slope, _, _ = _weighted_fit(
+            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te[: k + 1], False
+        )
+    unwrapped = jnp.stack(echoes, axis=-1)
+    for _ in range(OFFSET_REFINEMENTS if len(te) > 1 else 0):
+        _, _, leftover = _weighted_fit(unwrapped, magnitude, te, True)
+        correction = _smooth_phase(leftover, weight, voxel_mm)
+        offset, unwrapped = offset + correction, unwrapped - correction[..., None]
+    return unwrapped, offset
+
+
+def _laplacian_echoes(phase_rad, mask, voxel_mm) -> jnp.ndarray:
+    """Phase of each echo relative to echo 1, from Laplacian-unwrapped echo-to-echo steps.
+
+    Unwrapping the steps (short spacing, offset-free, few wraps) rather than whole echoes keeps
+    late echoes, whose neighbour differences may exceed pi, unwrappable. Each step's constant
+    is unknown to Laplacian unwrapping and is set to zero mean in the mask, so the field comes
+    out with zero mean in the mask. With one echo, the echo itself is unwrapped.
+    """
+    mask = jnp.asarray(mask)
+    if phase_rad.shape[-1] == 1:
+        steps = [laplacian_unwrap(jnp.asarray(phase_rad[..., 0]), mask, voxel_mm)]
+    else:
+        steps = [jnp.zeros(phase_rad.shape[:3], jnp.float32)]
+        for k in range(1, phase_rad.shape[-1]):
+            step = jnp.asarray(phase_rad[..., k] - phase_rad[..., k - 1])
+            steps.append(laplacian_unwrap(step, mask, voxel_mm))
+    steps = jnp.stack(steps, axis=-1)
+    return jnp.cumsum(steps - _masked_mean(steps, mask), axis=-1)
+
+
+def _smooth_phase(phase_rad, weight, voxel_mm) -> jnp.ndarray:
+    """Weighted spherical-mean smoothing of a phase image, done on the complex exponential."""
+    shape = phase_rad.shape
+    padded = fourier.padded_shape(shape, voxel_mm, margin_mm=OFFSET_SMOOTHING_MM)
+    kernel = fourier.smv_kernel(padded, voxel_mm, OFFSET_SMOOTHING_MM)
+    signal = fourier.pad(jnp.asarray(weight) * jnp.exp(1j * jnp.asarray(phase_rad)), padded)
+    smoothed = fourier.convolve(signal.real, kernel) + 1j * fourier.convolve(signal.imag, kernel)
+    return jnp.angle(fourier.crop(smoothed, shape))
+
+
+@jax.jit
+def _masked_mean(echoes: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """Mean of each echo inside the mask, shape (echo,)."""
+    return jnp.sum(echoes * mask[..., None], axis=(0, 1, 2)) / jnp.maximum(mask.sum(), 1)
+
+
+def _weighted_fit(unwrapped, magnitude, te, with_intercept: bool):
+    """Weighted least squares of phase against TE per voxel, weights magnitude^2.
+
+    Returns (slope rad/s, rms residual rad, intercept rad); the intercept is 0 without one.
+    """
+    weight = jnp.asarray(magnitude, jnp.float32) ** 2 + 1e-20
+    t = jnp.asarray(te, jnp.float32)
+    total = weight.sum(axis=-1)
+    if with_intercept:
+        t_mean = (weight * t).sum(axis=-1, keepdims=True) / total[..., None]
+        p_mean = (weight * unwrapped).sum(axis=-1, keepdims=True) / total[..., None]
+        centred_t = t - t_mean
+        slope = (weight * centred_t * (unwrapped - p_mean)).sum(axis=-1) / (
+            weight * centred_t**2).sum(axis=-1)
+        intercept = p_mean[..., 0] - slope * t_mean[..., 0]
+    else:
+        slope = (weight * t * unwrapped).sum(axis=-1) / (weight * t**2).sum(axis=-1)
+        intercept = jnp.zeros_like(slope)
+    residual = unwrapped - intercept[..., None] - slope[..., None] * t
+    rms = jnp.sqrt((weight * residual**2).sum(axis=-1) / total)
+    return slope, rms, intercept

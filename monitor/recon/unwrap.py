@@ -1,0 +1,254 @@
+"""Spatial and temporal phase unwrapping in JAX.
+
+Two spatial methods:
+
+* `laplacian_unwrap`: solves a Poisson equation whose source is the Laplacian of the wrapped
+  phase, built from wrapped neighbour differences inside the mask. One FFT pair, fast and
+  never fails, but it only keeps the Laplacian of the phase: harmonic parts (and the constant)
+  are not preserved.
+* `romeo_unwrap`: quality-guided region growing in the spirit of ROMEO (Dymerska et al., MRM
+  2021). A sequential priority queue over millions of voxels is far too slow in Python, so the
+  growth runs in parallel: quality levels go from high to low and at each level every line
+  along every axis is swept with a prefix sum of wrapped differences, carrying known values
+  across all edges whose quality is at least the level. Each result is congruent with the data
+  (wrapped value + 2*pi*k), so the field is recovered exactly wherever the path is right.
+
+`temporal_unwrap` then fixes each echo's 2*pi multiple against a prediction from other echoes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import ndimage
+
+from monitor.recon import fourier
+
+TWO_PI = 2.0 * np.pi
+PASSABLE_FRACTIONS = (0.5, 0.65, 0.8, 0.9, 0.95, 0.98)
+"""Share of in-mask edges passable at each quality level before the final level (all edges).
+
+Levels start at the median quality, not higher: below about a quarter of passable edges (the
+bond-percolation threshold of a cubic grid) the growth winds through random clusters and
+needs many sweeps while gaining nothing, because the ordering only matters for the poorest
+edges (noise, vessels, boundaries), which are left to the last levels."""
+
+
+def wrap(phase_rad: jnp.ndarray) -> jnp.ndarray:
+    """Map to [-pi, pi)."""
+    return (phase_rad + jnp.pi) % TWO_PI - jnp.pi
+
+
+def _forward_difference(volume: jnp.ndarray, axis: int) -> jnp.ndarray:
+    """volume[i+1] - volume[i] along `axis`, with 0 for the last voxel (no neighbour)."""
+    diff = jnp.diff(volume, axis=axis)
+    widths = [(0, 0)] * volume.ndim
+    widths[axis] = (0, 1)
+    return jnp.pad(diff, widths)
+
+
+@partial(jax.jit, static_argnames=("voxel_mm",))
+def laplacian_unwrap(
+    phase_rad: jnp.ndarray, mask: jnp.ndarray, voxel_mm: tuple[float, float, float]
+) -> jnp.ndarray:
+    """Laplacian (least-squares) unwrapping of one 3-D wrapped phase volume inside `mask`.
+
+    The source is the divergence of the wrapped phase gradient over edges inside the mask,
+    which equals the Laplacian of the true phase wherever neighbour differences stay below pi.
+    Outside the mask (noise) the gradient is taken as zero, so the result does not depend on
+    noise there. It is inverted with the same discrete Laplacian on a zero-padded grid: inside
+    the mask the result differs from the truth by a harmonic function (exactly recovered only
+    for a phase that is flat at the mask boundary); background removal discards such parts.
+    """
+    shape = phase_rad.shape
+    grid = fourier.padded_shape(shape, voxel_mm)
+    padded = fourier.pad(phase_rad.astype(jnp.float32), grid)
+    inside = fourier.pad(mask.astype(bool), grid)
+    source = jnp.zeros_like(padded)
+    for axis, spacing in enumerate(voxel_mm):
+        both_inside = inside & jnp.roll(inside, -1, axis=axis)
+        gradient = jnp.where(both_inside, wrap(jnp.roll(padded, -1, axis=axis) - padded), 0.0)
+        source = source + (gradient - jnp.roll(gradient, 1, axis=axis)) / spacing**2
+    kernel = fourier.laplacian_kernel(grid, voxel_mm)
+    inverse = jnp.where(kernel == 0, 0.0, 1.0 / jnp.where(kernel == 0, 1.0, kernel))
+    return fourier.crop(fourier.convolve(source, inverse), shape)
+
+
+@jax.jit
+def edge_quality(
+    template_rad: jnp.ndarray,
+    magnitude: jnp.ndarray,
+    mask: jnp.ndarray,
+    consistency_rad: jnp.ndarray,
+    consistency_scale: float,
+    magnitude_reference: float,
+) -> jnp.ndarray:
+    """Quality in [0, 1] of the edge from each voxel to its +1 neighbour on each axis, (3,x,y,z).
+
+    Product of ROMEO-style terms, each near 1 for an edge that is safe to cross:
+    phase coherence (small wrapped difference), across-echo coherence (the difference seen in
+    `consistency_rad`, divided by `consistency_scale`, agrees with the template), magnitude
+    coherence (similar magnitudes: no tissue/vessel boundary) and magnitude weight (strong
+    signal relative to `magnitude_reference`, so low phase noise). Edges leaving the mask or
+    the volume have quality 0.
+    """
+    magnitude = magnitude.astype(jnp.float32)
+    reference = magnitude_reference + 1e-12
+    inside_edges = _in_mask_edges(mask)
+    qualities = []
+    for axis in range(3):
+        delta = wrap(_forward_difference(template_rad, axis))
+        delta_other = wrap(_forward_difference(consistency_rad, axis))
+        phase_coherence = 1.0 - jnp.abs(delta) / jnp.pi
+        echo_coherence = 1.0 - jnp.abs(wrap(delta * consistency_scale - delta_other)) / jnp.pi
+        neighbour = jnp.roll(magnitude, -1, axis=axis)
+        low, high = jnp.minimum(magnitude, neighbour), jnp.maximum(magnitude, neighbour)
+        magnitude_coherence = (low / (high + 1e-12)) ** 2
+        magnitude_weight = 0.5 + 0.5 * jnp.minimum(1.0, 0.5 * (low + high) / reference)
+        quality = phase_coherence * echo_coherence * magnitude_coherence * magnitude_weight
+        qualities.append(jnp.where(inside_edges[axis], jnp.clip(quality, 0.0, 1.0), 0.0))
+    return jnp.stack(qualities)
+
+
+@jax.jit
+def voxel_quality(quality: jnp.ndarray) -> jnp.ndarray:
+    """Mean quality of the (up to six) edges touching each voxel, in [0, 1]."""
+    total = quality.sum(axis=0)
+    for axis in range(3):
+        total = total + jnp.roll(quality[axis], 1, axis=axis)
+    return total / 6.0
+
+
+def _sweep_leading(
+    unwrapped: jnp.ndarray,
+    visited: jnp.ndarray,
+    phase: jnp.ndarray,
+    passable: jnp.ndarray,
+    reverse: bool,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """One sequential pass over the leading axis, carrying visited values across passable edges.
+
+    `passable[i]` is the edge (i, i+1). A sequential scan over slices (vectorised within each
+    slice) carries a value along a whole line in one pass, which is what makes parallel region
+    growing affordable. A new value is the wrapped datum plus the 2*pi multiple closest to its
+    neighbour, i.e. neighbour + wrapped difference, and is exactly congruent with the data.
+    """
+    incoming = passable
+    if reverse:
+        incoming = jnp.concatenate([jnp.zeros_like(passable[:1]), passable[:-1]])
+
+    def step(carry, current):
+        value_prev, visited_prev, passable_prev = carry
+        value, seen, datum, passable_here = current
+        reach = visited_prev & passable_prev & ~seen
+        value = jnp.where(reach, datum + TWO_PI * jnp.round((value_prev - datum) / TWO_PI), value)
+        seen = seen | reach
+        return (value, seen, passable_here), (value, seen)
+
+    start = (jnp.zeros_like(unwrapped[0]), jnp.zeros_like(visited[0]),
+             jnp.zeros_like(passable[0]))
+    _, (unwrapped, visited) = jax.lax.scan(
+        step, start, (unwrapped, visited, phase, incoming), reverse=reverse
+    )
+    return unwrapped, visited
+
+
+def _sweep_all_axes(unwrapped, visited, phase, passable):
+    """Forward and backward pass along each axis (moved to the front for the scan)."""
+    for axis in range(3):
+        moved_phase = jnp.moveaxis(phase, axis, 0)
+        moved_passable = jnp.moveaxis(passable[axis], axis, 0)
+        value, seen = jnp.moveaxis(unwrapped, axis, 0), jnp.moveaxis(visited, axis, 0)
+        for reverse in (False, True):
+            value, seen = _sweep_leading(value, seen, moved_phase, moved_passable, reverse)
+        unwrapped, visited = jnp.moveaxis(value, 0, axis), jnp.moveaxis(seen, 0, axis)
+    return unwrapped, visited
+
+
+def _in_mask_edges(mask: jnp.ndarray) -> jnp.ndarray:
+    """(3, x, y, z): the edge from a voxel to its +1 neighbour has both ends in the mask."""
+    edges = []
+    for axis in range(3):
+        n = mask.shape[axis]
+        has_neighbour = jnp.expand_dims(jnp.arange(n) < n - 1, [a for a in range(3) if a != axis])
+        edges.append(mask & jnp.roll(mask, -1, axis=axis) & has_neighbour)
+    return jnp.stack(edges)
+
+
+@jax.jit
+def _grow(
+    phase: jnp.ndarray,
+    quality: jnp.ndarray,
+    mask: jnp.ndarray,
+    seeds: jnp.ndarray,
+    levels: jnp.ndarray,
+) -> jnp.ndarray:
+    """Region growing from `seeds` through edges of decreasing quality until no voxel is left.
+
+    The last level must be negative so that every in-mask edge is finally passable.
+    """
+    in_mask_edges = _in_mask_edges(mask)
+
+    def body(state):
+        unwrapped, visited, level = state
+        passable = in_mask_edges & (quality >= levels[level])
+        new_unwrapped, new_visited = _sweep_all_axes(unwrapped, visited, phase, passable)
+        grew = jnp.any(new_visited != visited)
+        return new_unwrapped, new_visited, jnp.where(grew, level, level + 1)
+
+    def cond(state):
+        return state[2] < levels.shape[0]
+
+    start = (jnp.where(seeds, phase, 0.0), seeds, jnp.int32(0))
+    unwrapped, _, _ = jax.lax.while_loop(cond, body, start)
+    return unwrapped
+
+
+def quality_levels(quality: np.ndarray) -> np.ndarray:
+    """Descending quality thresholds (see `PASSABLE_FRACTIONS`), ending with -1 (every edge)."""
+    positive = quality[quality > 0]
+    if positive.size == 0:
+        return np.array([-1.0], dtype=np.float32)
+    sample = positive[:: max(1, positive.size // 200_000)]
+    thresholds = np.quantile(sample, 1.0 - np.asarray(PASSABLE_FRACTIONS))
+    return np.append(thresholds, -1.0).astype(np.float32)
+
+
+def romeo_unwrap(
+    phase_rad: np.ndarray, quality: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Quality-guided unwrapping of one 3-D phase volume inside `mask`; outside stays wrapped.
+
+    Every 6-connected component of the mask is seeded at its best voxel, so islands are
+    unwrapped too. Each component is then shifted by a multiple of 2*pi so that its median is
+    within (-pi, pi]: a shimmed head has a near-zero mean frequency, and later echoes are
+    predicted from this volume, so its absolute 2*pi multiple matters.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    result = np.asarray(phase_rad, dtype=np.float32).copy()
+    labels, n_components = ndimage.label(mask)
+    if n_components == 0:
+        return result
+    box = ndimage.find_objects(mask.astype(np.int8))[0]  # growing is O(volume): skip the air
+    labels, mask, quality = labels[box], mask[box], np.asarray(quality)[(slice(None), *box)]
+    score = np.asarray(voxel_quality(jnp.asarray(quality)))
+    seeds = np.zeros(mask.shape, dtype=bool)
+    positions = ndimage.maximum_position(score, labels, np.arange(1, n_components + 1))
+    seeds[tuple(np.array(positions).T)] = True
+    unwrapped = np.asarray(
+        _grow(jnp.asarray(result[box]), jnp.asarray(quality), jnp.asarray(mask),
+              jnp.asarray(seeds), jnp.asarray(quality_levels(quality)))
+    )
+    medians = ndimage.median(unwrapped, labels, np.arange(1, n_components + 1))
+    shifts = np.concatenate([[0.0], TWO_PI * np.round(np.asarray(medians) / TWO_PI)])
+    result[box] = np.where(mask, unwrapped - shifts[labels], result[box])
+    return result
+
+
+@jax.jit
+def temporal_unwrap(phase_rad: jnp.ndarray, predicted_rad: jnp.ndarray) -> jnp.ndarray:
+    """Add the multiple of 2*pi that brings wrapped `phase_rad` closest to `predicted_rad`."""
+    return phase_rad + TWO_PI * jnp.round((predicted_rad - phase_rad) / TWO_PI)
