@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 
 import numpy as np
 import qsm_forward
@@ -196,7 +195,7 @@ def simulate_phantom(
         acquisition=acquisition,
         chi_ppm=chi,
         labels=labels,
-        label_names=MappingProxyType(names),
+        label_names=names,
         brain_mask=brain_mask,
         local_field_ppm=local_field,
         total_field_ppm=total_field,
