@@ -63,7 +63,7 @@ def recon(
         "total_seconds": round(time.perf_counter() - started, 3),
     }
     paths = write_result(result, out, record)
-    console.print(f"wrote {paths['chi_ppm']}, {paths['mask']}, {paths['qc']}")
+    console.print(f"wrote {paths['chi_ppm']}, {paths['mask']}, {paths['qc']}", soft_wrap=True)
 
 
 def _parse_echo_times(values: list[str] | None) -> list[float] | None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -20,6 +21,8 @@ from dicom_node.cli import app
 from dicom_node.synthetic_series import write_acquisition_series
 from monitor.nifti.dcm2niix_style import write_dcm2niix_style
 from monitor.nifti.reader import load_acquisition
+from monitor.phantom import FAST_CONFIG, Phantom, simulate_phantom
+from monitor.phantom.evaluate import roi_agreement
 from monitor.types import Acquisition, b0_direction_in_voxel_axes
 
 TE_S = (0.004, 0.008, 0.012)
@@ -244,3 +247,65 @@ def test_reads_real_dcm2niix_output_of_siemens_dicom(tmp_path, acquisition):
     np.testing.assert_allclose(
         np.abs(acq.b0_dir_voxel), np.abs(acquisition.b0_dir_voxel), atol=1e-4
     )
+
+
+SMALL_PHANTOM = replace(FAST_CONFIG, shape=(64, 72, 48), voxel_mm=(2.5, 2.5, 2.5))
+"""Coarse enough for a CI budget, large enough to hold the deep grey matter in the mask."""
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Phantom:
+    return simulate_phantom(SMALL_PHANTOM, 0)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory) -> Path:
+    """Shared by both end-to-end runs: the second one also exercises loading from the cache."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+def _run_cli(magnitudes: list[Path], phases: list[Path], out: Path, cache: Path) -> None:
+    """The installed `qsm-monitor` in a fresh process, as a user or the benchmark runs it."""
+    config = out.parent / "settings.toml"
+    config.write_text(f'[recon]\ncompilation_cache_dir = "{cache}"\n')
+    command = [str(Path(sys.executable).with_name("qsm-monitor")), *_args(magnitudes, phases, out)]
+    completed = subprocess.run(
+        [*command, "--config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "inversion" in completed.stderr  # stage progress is shown
+
+
+def _check_outputs(out: Path, input_image: Path, phantom: Phantom) -> None:
+    """Outputs on the input grid, chi in ppm, and deep grey matter tracking the truth."""
+    reference = nib.load(input_image)
+    chi_image, mask_image = nib.load(out / "chi_ppm.nii.gz"), nib.load(out / "mask.nii.gz")
+    for image in (chi_image, mask_image):
+        assert image.shape == reference.shape
+        np.testing.assert_allclose(image.affine, reference.affine, atol=1e-4)
+    assert chi_image.get_data_dtype() == np.float32
+    assert b"ppm" in chi_image.header["descrip"].tobytes()
+    record = json.loads((out / "qc.json").read_text())
+    assert record["input"]["n_echoes"] == SMALL_PHANTOM.n_echoes
+    assert record["params"]["inversion"] and record["qc"]["seconds"]
+    target = phantom.acquisition.affine_ras
+    chi = _same_grid(chi_image.get_fdata(), chi_image.affine, target)
+    mask = _same_grid(mask_image.get_fdata(), mask_image.affine, target) > 0
+    agreement = roi_agreement(phantom, chi, mask)
+    assert agreement.r_squared > 0.6, agreement
+    assert agreement.slope > 0.4, agreement  # also catches a flipped phase sign
+
+
+@pytest.mark.slow
+def test_recon_end_to_end_on_dcm2niix_style_phantom(tmp_path, phantom, compile_cache):
+    magnitudes, phases = write_dcm2niix_style(phantom.acquisition, tmp_path / "nifti")
+    _run_cli(magnitudes, phases, tmp_path / "out", compile_cache)
+    _check_outputs(tmp_path / "out", magnitudes[0], phantom)
+
+
+@pytest.mark.slow
+def test_recon_end_to_end_through_dicom_and_real_dcm2niix(tmp_path, phantom, compile_cache):
+    magnitudes, phases = _dcm2niix(phantom.acquisition, tmp_path)
+    assert len(magnitudes) == len(phases) == SMALL_PHANTOM.n_echoes
+    _run_cli(magnitudes, phases, tmp_path / "out", compile_cache)
+    _check_outputs(tmp_path / "out", magnitudes[0], phantom)

@@ -66,7 +66,7 @@ class LoadedInput:
         return {
             "shape": list(acq.shape),
             "n_echoes": acq.n_echoes,
-            "te_ms": [round(t * 1e3, 6) for t in acq.te_s],
+            "te_ms": [round(t * 1e3, 4) for t in acq.te_s],
             "voxel_mm": list(acq.voxel_mm),
             "b0_tesla": acq.b0_tesla,
             "b0_dir_voxel": list(acq.b0_dir_voxel),
