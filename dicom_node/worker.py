@@ -144,6 +144,7 @@ def _raise_shutdown(signum: int, _frame: FrameType | None) -> None:
 def worker_process_main(settings: Settings, index: int, parent_pid: int) -> None:
     """Entry point of a spawned worker process; returns only on SIGTERM/SIGINT."""
     configure_logging()
+    logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not an event
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGINT, _raise_shutdown)
     storage = settings.storage

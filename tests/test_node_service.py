@@ -72,6 +72,11 @@ poll_interval_s = 0.2
 [recon]
 tv_iterations = 10
 compilation_cache_dir = "{jax_cache}"
+
+[[destinations]]
+name = "archive"
+kind = "folder"
+path = "{tmp_path / "archive"}"
 """
     )
     return config
@@ -166,7 +171,10 @@ def test_serve_finishes_a_job_exactly_once_across_kill_9_and_resend(
     assert done.state == WorkState.DONE, done.last_error
     assert done.attempts == 2
     (result,) = results_for_study(queue.sessions, IDENTITY.study_uid)
-    assert Path(result.record["outputs"]["chi_ppm"]).exists()
+    chi = Path(result.record["outputs"]["chi_ppm"])
+    delivered = tmp_path / "archive" / chi.parent.name / chi.name
+    wait_for(delivered.exists, 30.0, "the outbox to copy the map to the folder destination")
+    assert delivered.read_bytes() == chi.read_bytes()
 
     assert storescu(port, files).returncode == 0
     status = subprocess.run(
