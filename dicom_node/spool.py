@@ -31,8 +31,8 @@ class StoreOutcome(enum.Enum):
 
 
 def instance_path(root: Path, header: InstanceHeader) -> Path:
-    """Where an instance lives: hashed study/series folders (no UIDs in directory listings
-    that are easy to browse), file named by its SOP Instance UID so a resend lands on itself.
+    """Where an instance lives: study/series folders named by UID hashes (short, fixed-length
+    paths), the file named by its SOP Instance UID so a resend lands on itself.
 
     Raises ValueError for a SOP Instance UID that is not a DICOM UID (it becomes a file name).
     """

@@ -1,0 +1,159 @@
+"""Ingest speed and memory of the DICOM listener, against DCMTK's storescp in the same run.
+
+Run: ``/work/venv/bin/python benchmarks/ingest.py [--rate-files 2000] [--memory-files 10000]``.
+
+DCMTK's ``/usr/bin/storescu`` sends small synthetic MR files (64x64, 16 bit) over loopback in
+one association to:
+
+- ``/usr/bin/storescp`` writing into a folder (no fsync: the reference speed of a C++ stack);
+- our `Listener` with its data directory on the same disk (fsync'd file + directory + SQLite
+  commit per instance, as the node runs for real);
+- our `Listener` with its data directory on tmpfs (/dev/shm), where flushes cost nothing, to
+  separate the cost of durability from the cost of the pynetdicom stack;
+- a bare pynetdicom storage SCP that decodes nothing and answers success: the ceiling of the
+  library itself on this machine.
+
+Then `--memory-files` instances go to one listener while this process samples its resident
+memory (VmRSS) every 1,000 instances: the curve must stay flat (no per-instance growth).
+All DCMTK tools run with TCP_NODELAY=1 (see tests/node_helpers.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic MR files
+from node_helpers import DCMTK_ENV, STORESCP, free_port, storescu, write_series  # noqa: E402
+
+from dicom_node.listener import TRANSFER_SYNTAXES, Listener  # noqa: E402
+from monitor.settings import load_settings  # noqa: E402
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def send(port: int, files: list[Path]) -> float:
+    """Instances per second for one storescu association; raises if any store failed."""
+    start = time.perf_counter()
+    result = storescu(port, files, timeout=3600)
+    elapsed = time.perf_counter() - start
+    successes = result.stderr.count("Received Store Response (Success)")
+    if result.returncode != 0 or successes != len(files):
+        raise RuntimeError(f"storescu failed ({successes}/{len(files)}): {result.stderr[-500:]}")
+    return len(files) / elapsed
+
+
+def storescp_rate(files: list[Path], out_dir: Path) -> float:
+    out_dir.mkdir()
+    port = free_port()
+    server = subprocess.Popen([STORESCP, "-od", str(out_dir), str(port)], env=DCMTK_ENV)
+    try:
+        time.sleep(0.5)  # let it bind
+        return send(port, files)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bare_pynetdicom_rate(files: list[Path]) -> float:
+    ae = AE("QSMMON")
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    port = free_port()
+    handlers = [(evt.EVT_C_STORE, lambda event: 0x0000)]
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+    try:
+        return send(port, files)
+    finally:
+        server.shutdown()
+
+
+def start_listener(data_dir: Path) -> Listener:
+    settings = load_settings(
+        node={"port": free_port(), "stable_after_s": 3600.0}, storage={"data_dir": data_dir}
+    )
+    listener = Listener(settings)
+    listener.start()
+    return listener
+
+
+def listener_rate(files: list[Path], data_dir: Path) -> float:
+    listener = start_listener(data_dir)
+    try:
+        return send(listener.settings.node.port, files)
+    finally:
+        listener.stop()
+
+
+def listener_memory(files: list[Path], data_dir: Path, every: int) -> dict[int, float]:
+    """RSS (MiB) of this process by stored-instance count: at 0, every `every`, and at the end."""
+    listener = start_listener(data_dir)
+    samples = {0: rss_mib()}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            stored = listener.stats.snapshot().get("stored", 0)
+            mark = stored - stored % every
+            if mark and mark not in samples:
+                samples[mark] = rss_mib()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        send(listener.settings.node.port, files)
+        samples[len(files)] = rss_mib()
+    finally:
+        done.set()
+        sampler.join()
+        listener.stop()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate-files", type=int, default=2000)
+    parser.add_argument("--memory-files", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=64, help="image rows = columns")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        work = Path(tmp)
+        rate_files = write_series(work / "rate", args.rate_files, size=args.size)
+        memory_files = write_series(work / "memory", args.memory_files, size=args.size)
+        reference = storescp_rate(rate_files, work / "storescp")
+        on_disk = listener_rate(rate_files, work / "node-disk")
+        on_tmpfs = listener_rate(rate_files, Path(shm) / "node-tmpfs")
+        bare = bare_pynetdicom_rate(rate_files)
+        memory = listener_memory(memory_files, work / "node-memory", every=1000)
+
+    print(f"## Ingest over loopback, {args.rate_files} x {args.size}^2 MR, one association\n")
+    print("| receiver | instances/s | vs storescp |")
+    print("|---|---:|---:|")
+    for name, rate in [
+        ("DCMTK storescp (no fsync)", reference),
+        ("Listener, data dir on disk (durable)", on_disk),
+        ("Listener, data dir on tmpfs", on_tmpfs),
+        ("bare pynetdicom SCP (no-op handler)", bare),
+    ]:
+        print(f"| {name} | {rate:.0f} | {rate / reference:.1%} |")
+    print(f"\n## Listener RSS (MiB) by instances received, {args.memory_files:,} in total\n")
+    print("| " + " | ".join(f"{n:,}" for n in memory) + " |")
+    print("|" + "---:|" * len(memory))
+    print("| " + " | ".join(f"{rss:.0f}" for rss in memory.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
