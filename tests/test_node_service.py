@@ -137,7 +137,7 @@ def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def test_serve_finishes_a_job_exactly_once_across_kill_9_and_resend(
+def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     tmp_path: Path, study_dir: Path, jax_cache: Path, serve: list[subprocess.Popen[bytes]]
 ) -> None:
     port = free_port()
@@ -157,8 +157,16 @@ def test_serve_finishes_a_job_exactly_once_across_kill_9_and_resend(
         return next((j for j in queue.recent() if j.state == WorkState.RUNNING), None)
 
     job = wait_for(running_job, 60.0, "a worker to start the job")
-    os.killpg(serve[0].pid, signal.SIGKILL)
-    serve[0].wait()
+    serve[0].send_signal(signal.SIGTERM)  # clean stop mid-job: the job goes back, attempt unused
+    assert serve[0].wait(timeout=60) == 0
+    released = queue.get(job.id)
+    assert released is not None and released.state == WorkState.PENDING
+    assert released.attempts == 0 and not state_path(settings).exists()
+
+    serve.append(start_service(config, log))
+    wait_for(running_job, 60.0, "the restarted worker to take the job again")
+    os.killpg(serve[1].pid, signal.SIGKILL)  # crash mid-job: only the lease expiry frees it
+    serve[1].wait()
     assert results_for_study(queue.sessions, IDENTITY.study_uid) == []
 
     serve.append(start_service(config, log))
@@ -192,6 +200,6 @@ def test_serve_finishes_a_job_exactly_once_across_kill_9_and_resend(
     assert len(queue.recent()) == 1
     assert len(results_for_study(queue.sessions, IDENTITY.study_uid)) == 1
 
-    serve[1].send_signal(signal.SIGTERM)
-    assert serve[1].wait(timeout=60) == 0
+    serve[2].send_signal(signal.SIGTERM)
+    assert serve[2].wait(timeout=60) == 0
     assert not state_path(settings).exists()
