@@ -34,6 +34,8 @@ CLASS_NAMES = {
 }
 
 CSF_SHELL_MM, SKULL_SHELL_MM, SCALP_SHELL_MM = 2.0, 7.0, 6.0
+CISTERN_CLOSING_MM = 6.0
+"""Closing radius that makes fissures and basal cisterns CSF rather than outside space."""
 NECK_TOP_MM = -25.0
 """Below this template z the head outline is extruded downwards (face, skull base, neck)."""
 SINUS_CENTRE_MM, SINUS_RADII_MM = (0.0, 14.0, -40.0), (13.0, 12.0, 10.0)
@@ -123,12 +125,12 @@ def load_head_model() -> HeadModel:
     structure_support[box] = atlas.probability[box].max(axis=3) >= 0.5
     brain = ndimage.binary_fill_holes(((gm + wm) >= 0.5) | structure_support)
     voxel_mm = np.linalg.norm(template.affine[:3, :3], axis=0)
-    distance_mm = ndimage.distance_transform_edt(~brain, sampling=voxel_mm)
+    intracranial = _intracranial_space(brain, voxel_mm)
+    distance_mm = ndimage.distance_transform_edt(~intracranial, sampling=voxel_mm)
     classes = np.full(brain.shape, AIR, dtype=np.uint8)
-    skull_start, scalp_start = CSF_SHELL_MM, CSF_SHELL_MM + SKULL_SHELL_MM
-    classes[distance_mm <= scalp_start + SCALP_SHELL_MM] = SOFT_TISSUE
-    classes[distance_mm <= scalp_start] = SKULL
-    classes[distance_mm <= skull_start] = CSF
+    classes[distance_mm <= SKULL_SHELL_MM + SCALP_SHELL_MM] = SOFT_TISSUE
+    classes[distance_mm <= SKULL_SHELL_MM] = SKULL
+    classes[intracranial] = CSF
     x, y, z = _world_grid(brain.shape, template.affine)
     neck_top = int(np.argmin(np.abs(z[0, 0, :] - NECK_TOP_MM)))
     outline = classes[:, :, neck_top] != AIR
@@ -140,7 +142,7 @@ def load_head_model() -> HeadModel:
         ((c - c0) / r) ** 2 for c, c0, r in zip((x, y, z), SINUS_CENTRE_MM, SINUS_RADII_MM,
                                                 strict=True)
     ) <= 1.0
-    classes[sinus & (distance_mm > skull_start + SINUS_BRAIN_CLEARANCE_MM)] = SINUS
+    classes[sinus & (distance_mm > SINUS_BRAIN_CLEARANCE_MM)] = SINUS
     in_brain = classes == CSF
     classes[in_brain & (gm + wm >= 0.5) & (gm >= wm)] = GREY_MATTER
     classes[in_brain & (gm + wm >= 0.5) & (gm < wm)] = WHITE_MATTER
@@ -154,6 +156,18 @@ def load_head_model() -> HeadModel:
         brain_mask=brain,
         affine=template.affine,
     )
+
+
+def _intracranial_space(brain: np.ndarray, voxel_mm: np.ndarray) -> np.ndarray:
+    """Brain plus every CSF space: cisterns and fissures (closing), and a thin outer shell.
+
+    Without the closing, wide CSF spaces open to the brain surface would be taken for
+    extracranial space and filled with bone.
+    """
+    outside_mm = ndimage.distance_transform_edt(~brain, sampling=voxel_mm)
+    dilated = outside_mm <= CISTERN_CLOSING_MM
+    closed = ndimage.distance_transform_edt(dilated, sampling=voxel_mm) > CISTERN_CLOSING_MM
+    return ndimage.binary_fill_holes(closed | brain) | (outside_mm <= CSF_SHELL_MM)
 
 
 def _structure_kind(name: str) -> str:
