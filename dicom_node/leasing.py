@@ -71,14 +71,21 @@ def _claimable(model: type[W], now: datetime) -> ColumnElement[bool]:
 
 
 def _fail_lost(session: Session, model: type[W], now: datetime) -> None:
-    """Rows whose worker vanished on their last allowed attempt will never be claimed: fail them."""
+    """Rows whose worker vanished on their last allowed attempt will never be claimed: fail them.
+
+    Looked up before updating so that idle polling stays read-only (an SQLite write would
+    take the database lock the listener needs for every stored instance).
+    """
+    lost = and_(
+        model.state == WorkState.RUNNING,
+        model.lease_expires_at < now,
+        model.attempts >= model.max_attempts,
+    )
+    if session.scalar(select(model.id).where(lost).limit(1)) is None:
+        return
     session.execute(
         update(model)
-        .where(
-            model.state == WorkState.RUNNING,
-            model.lease_expires_at < now,
-            model.attempts >= model.max_attempts,
-        )
+        .where(lost)
         .values(
             state=WorkState.FAILED, last_error=LOST_WORKER_REASON, lease_owner=None, updated_at=now
         )
