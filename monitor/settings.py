@@ -36,9 +36,9 @@ class ReconSettings(BaseModel):
     resharp_lambda: float = Field(1e-2, gt=0.0)
     resharp_iterations: int = Field(50, ge=1)
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
-    tv_lambda: float = Field(2e-4, gt=0.0)
-    tv_rho: float = Field(2e-2, gt=0.0)
-    tv_iterations: int = Field(60, ge=1)
+    tv_lambda: float = Field(5e-4, gt=0.0)
+    tv_rho: float = Field(0.1, gt=0.0)
+    tv_iterations: int = Field(40, ge=1)
     magnitude_edge_weighting: bool = True
     compilation_cache_dir: Path | None = None
     """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
