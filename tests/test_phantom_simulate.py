@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from monitor.phantom import FAST_CONFIG, PhantomConfig, forward_field_ppm, simulate_phantom
+from monitor.phantom import (
+    FAST_CONFIG,
+    PhantomConfig,
+    forward_field_ppm,
+    simulate_phantom,
+    with_structure_chi,
+)
 from monitor.phantom.geometry import random_warp
 from monitor.recon.fourier import dipole_kernel
 from monitor.types import b0_direction_in_voxel_axes
@@ -111,3 +119,18 @@ def test_random_warp_is_reproducible_and_bounded():
     assert not np.allclose(first, other)
     shift_mm = np.linalg.norm(first - points, axis=0)
     assert 0.5 < np.median(shift_mm) < 15
+
+
+@pytest.mark.slow
+def test_warped_subject_with_more_pallidal_iron(phantom):
+    config = with_structure_chi(
+        replace(FAST_CONFIG, warp_seed=5), globus_pallidus_left=0.3
+    )
+    subject = simulate_phantom(config, rng=0)
+    before, after = phantom.roi_masks(), subject.roi_masks()
+    assert np.mean(before["putamen_left"] != after["putamen_left"]) > 0
+    for name in ("thalamus_left", "putamen_right"):
+        assert 0.75 < after[name].sum() / before[name].sum() < 1.33
+    left = subject.chi_ppm[after["globus_pallidus_left"]].mean()
+    right = subject.chi_ppm[after["globus_pallidus_right"]].mean()
+    assert left > right + 0.1

@@ -19,9 +19,7 @@ import qsm_forward
 from scipy import ndimage
 
 from monitor.phantom.anatomy import (
-    CSF,
     DEFAULT_PROPERTIES,
-    HeadModel,
     TissueProperties,
     label_map,
     load_head_model,
@@ -142,6 +140,18 @@ def _smooth_phase(shape: tuple[int, ...], amplitude: float, rng: np.random.Gener
     )
 
 
+def _field_grid(config: PhantomConfig, affine: np.ndarray):
+    """The slab grown by the field margin (to 5-smooth sizes) and where the slab sits in it."""
+    margin = [int(np.ceil(config.field_margin_mm / v)) for v in config.voxel_mm]
+    shape = tuple(
+        next_smooth_size(n + 2 * m) for n, m in zip(config.shape, margin, strict=True)
+    )
+    field_affine = affine.copy()
+    field_affine[:3, 3] = affine[:3, :3] @ (-np.asarray(margin, dtype=float)) + affine[:3, 3]
+    inner = tuple(slice(m, m + n) for m, n in zip(margin, config.shape, strict=True))
+    return shape, field_affine, inner
+
+
 def simulate_phantom(
     config: PhantomConfig = FAST_CONFIG, rng: np.random.Generator | int | None = 0
 ) -> Phantom:
@@ -158,18 +168,11 @@ def simulate_phantom(
                          config.centre_mm)
     )
     supersample = tuple(max(1, round(v)) if config.supersample else 1 for v in voxel)
-    margin = tuple(int(np.ceil(config.field_margin_mm / v)) for v in voxel)
-    field_shape = tuple(
-        next_smooth_size(n + 2 * m) for n, m in zip(config.shape, margin, strict=True)
-    )
-    field_affine = affine.copy()
-    field_affine[:3, 3] = affine[:3, :3] @ (-np.asarray(margin, dtype=float)) + affine[:3, 3]
-    inner = tuple(slice(m, m + n) for m, n in zip(margin, config.shape, strict=True))
-
-    structure_chi = {**config.structure_chi_ppm}
+    field_shape, field_affine, inner = _field_grid(config, affine)
     properties = config.properties
     (chi_all,) = sample_on_grid(
-        [property_map(head, properties.chi_ppm, structure_chi)], head.affine, field_affine,
+        [property_map(head, properties.chi_ppm, config.structure_chi_ppm)], head.affine,
+        field_affine,
         field_shape, warp, order=1, supersample=supersample,
     )
     m0, r2star = sample_on_grid(
@@ -190,7 +193,7 @@ def simulate_phantom(
 
     acquisition = _signal(config, m0, r2star, total_field, affine, b0_dir, rng)
     present = set(np.unique(labels).tolist())
-    names = {k: v for k, v in _label_names(head).items() if k in present}
+    names = {k: v for k, v in head.label_names.items() if k in present}
     return Phantom(
         acquisition=acquisition,
         chi_ppm=chi,
@@ -200,10 +203,6 @@ def simulate_phantom(
         local_field_ppm=local_field,
         total_field_ppm=total_field,
     )
-
-
-def _label_names(head: HeadModel) -> dict[int, str]:
-    return {k: v for k, v in head.label_names.items() if k >= CSF or v}
 
 
 def _signal(config, m0, r2star, field_ppm, affine, b0_dir, rng) -> Acquisition:
