@@ -16,9 +16,11 @@ from scipy import ndimage
 
 from monitor.settings import ReconSettings
 
-BRIDGE_CUT_MM = 5.0
+BRIDGE_CUT_MM = 8.0
 """Erosion that separates brain from scalp: thicker than the bridges through the skull, thinner
-than the brain's narrowest lobes (which grow back afterwards)."""
+than the brain's narrowest lobes (which grow back afterwards). 8 mm also cuts the brainstem to
+neck connection of slabs reaching below the skull base, which 5 mm did not (head phantom:
+Dice 0.86 with 5 mm, 0.97 with 8 mm)."""
 DENOISE_SIGMA_MM = 1.0
 PHASE_QUALITY_THRESHOLD = 0.1
 """Reliability below which a voxel's field is not trusted (see FieldEstimate.reliability)."""
