@@ -19,7 +19,7 @@ from monitor import __version__
 from monitor.cli import compilation_cache_dir
 from monitor.nifti.writer import write_result
 from monitor.settings import Settings
-from monitor.types import InvalidAcquisitionError
+from monitor.types import Acquisition, InvalidAcquisitionError, QSMResult
 
 if TYPE_CHECKING:
     from dicom_node.assemble import AssembledAcquisition
@@ -38,7 +38,8 @@ class ProcessingResult:
     series_uids: tuple[str, ...]
     outputs: Mapping[str, Path]
     structures: Mapping[str, Any] = field(default_factory=dict)
-    """Per-structure measurements; empty until the measurement stage exists."""
+    """Deep grey matter statistics in ppb (`monitor.measure.report_block`); empty when the
+    segmentation QC withheld them (the reason is in ``qc["segmentation"]``)."""
     risk: Mapping[str, Any] | None = None
     """Longitudinal assessment; None until tracking exists."""
     qc: Mapping[str, Any] = field(default_factory=dict)
@@ -88,22 +89,26 @@ def output_dir(settings: Settings, idempotency_key: str) -> Path:
 def process_acquisition(
     assembled: AssembledAcquisition, settings: Settings, progress: Progress | None = None
 ) -> ProcessingResult:
-    """Reconstruct, write maps + QC record, return the record (raises on invalid input).
+    """Reconstruct, segment, measure, write maps + QC record; return the record.
 
-    Re-running for the same acquisition overwrites the same files atomically, so a retry after
-    a crash leaves exactly one set of outputs.
+    Raises on invalid input. Re-running for the same acquisition overwrites the same files
+    atomically, so a retry after a crash leaves exactly one set of outputs.
     """
     from monitor.recon.compile_cache import enable_compilation_cache
     from monitor.recon.pipeline import reconstruct  # JAX loads only when work arrives
 
     enable_compilation_cache(compilation_cache_dir(settings))
     qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
-    provenance = {
+    structures, segmentation_qc = _measure(assembled.acquisition, qsm, settings, progress)
+    qc = {**_plain_json(qsm.qc), "segmentation": segmentation_qc}
+    record = {
         "software": "qsm-monitor",
         "version": __version__,
         "acquisition": uid_hash(assembled.idempotency_key),
+        "structures": structures,
+        "segmentation": segmentation_qc,
     }
-    outputs = write_result(qsm, output_dir(settings, assembled.idempotency_key), provenance)
+    outputs = write_result(qsm, output_dir(settings, assembled.idempotency_key), record)
     return ProcessingResult(
         idempotency_key=assembled.idempotency_key,
         patient_id=assembled.source.patient_id,
@@ -111,13 +116,46 @@ def process_acquisition(
         study_date=assembled.source.study_date or None,
         series_uids=tuple(assembled.series_uids),
         outputs=outputs,
-        qc=_json_safe_qc(qsm.qc),
+        structures=structures,
+        qc=qc,
     )
 
 
-def _json_safe_qc(qc: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain JSON values: the record goes into a JSON column and the `--json` output."""
-    return json.loads(json.dumps(dict(qc), default=_plain))
+def _measure(
+    acq: Acquisition, qsm: QSMResult, settings: Settings, progress: Progress | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Deep grey matter statistics (ppb), or none with the reason when segmentation QC fails:
+    numbers from a failed segmentation must never reach a report."""
+    from monitor.measure import measure_structures, report_block
+    from monitor.segment.pipeline import segment_deep_grey  # SimpleITK: load on demand
+
+    if progress is not None:
+        progress("segmentation")
+    segmentation = segment_deep_grey(
+        acq.magnitude[..., 0], qsm.affine_ras, qsm.mask, settings.segmentation, qsm.chi_ppm
+    )
+    verdict = {
+        "method": segmentation.method,
+        "reportable": segmentation.reportable,
+        "reason": segmentation.reason,
+    }
+    if not segmentation.reportable:
+        return {}, verdict
+    measurements = measure_structures(
+        qsm.chi_ppm,
+        segmentation.labels,
+        segmentation.label_names,
+        qsm.mask,
+        qsm.voxel_mm,
+        qsm.reference,
+        settings.segmentation.roi_erode_voxels,
+    )
+    return _plain_json(report_block(measurements)), verdict
+
+
+def _plain_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain JSON values (NaN as null): records go into a JSON column and `--json` output."""
+    return json.loads(json.dumps(dict(values), default=_plain), parse_constant=lambda _: None)
 
 
 def _plain(value: Any) -> Any:

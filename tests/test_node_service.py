@@ -51,11 +51,18 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def write_config(tmp_path: Path, port: int, jax_cache: Path) -> Path:
-    """Service settings for tests: short leases and stability wait, few TV iterations."""
+def write_config(tmp_path: Path, port: int, jax_cache: Path, segmentation: str = "atlas") -> Path:
+    """Service settings for tests: short leases and stability wait, few TV iterations.
+
+    ``segmentation="external"`` without a label file makes segmentation decline at once: the
+    service test is about the queue, and atlas registration costs a minute on 2 loaded cores.
+    """
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(
         f"""
+[segmentation]
+method = "{segmentation}"
+
 [node]
 port = {port}
 stable_after_s = 1.0
@@ -99,7 +106,12 @@ def test_process_command_prints_one_record_per_study(
     assert record["patient_id"] == IDENTITY.patient_id
     assert record["study_uid"] == IDENTITY.study_uid
     assert record["study_date"] == IDENTITY.study_date
-    assert isinstance(record["structures"], dict)
+    verdict = record["qc"]["segmentation"]
+    assert verdict["method"] == "atlas"
+    if verdict["reportable"]:
+        assert record["structures"]["putamen"]["mean_ppb"] is not None
+    else:  # numbers from a segmentation that failed its QC are withheld, with the reason
+        assert record["structures"] == {} and verdict["reason"]
     assert record["risk"] is None
     outputs = {name: Path(path) for name, path in record["outputs"].items()}
     assert outputs["chi_ppm"].stat().st_size > 0
@@ -141,7 +153,7 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     tmp_path: Path, study_dir: Path, jax_cache: Path, serve: list[subprocess.Popen[bytes]]
 ) -> None:
     port = free_port()
-    config = write_config(tmp_path, port, jax_cache)
+    config = write_config(tmp_path, port, jax_cache, segmentation="external")
     settings = load_settings(config)
     queue = JobQueue(
         create_schema(make_engine(database_url(settings.storage.data_dir))), settings.jobs
