@@ -20,6 +20,7 @@ magnitude^2 (phase noise variance ~ 1/SNR^2), the SNR-optimal combination.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -134,29 +135,38 @@ def _template_quality(magnitude, phase_rad, te, mask) -> np.ndarray:
 
 
 def _romeo_echoes(magnitude, phase_rad, te, mask, voxel_mm, quality):
-    """Spatially unwrap the template, remove the phase offset, unwrap each echo in time.
+    """Spatially unwrap the template, then remove the offset and unwrap each echo in time."""
+    template, template_te, _ = _template(magnitude, phase_rad, te)
+    template_unwrapped = romeo_unwrap(np.asarray(template), quality, mask)
+    return _offset_and_temporal_unwrap(
+        jnp.asarray(template_unwrapped / template_te), jnp.asarray(magnitude),
+        jnp.asarray(phase_rad), jnp.asarray(mask), tuple(float(t) for t in te), voxel_mm,
+    )
+
+
+@partial(jax.jit, static_argnames=("te", "voxel_mm"))
+def _offset_and_temporal_unwrap(slope, magnitude, phase_rad, mask, te, voxel_mm):
+    """MCPC-3D-S offset from the template slope, then echo-by-echo temporal unwrapping.
 
     The smoothed offset is biased where the true offset curves; that bias would leak into the
     field through the fit, so it is refined with the intercept left over after fitting all
     echoes (smoothed again): each pass multiplies the bias by (1 - smoothing), which is small
     for every slowly varying offset.
     """
-    template, template_te, _ = _template(magnitude, phase_rad, te)
-    template_unwrapped = jnp.asarray(romeo_unwrap(np.asarray(template), quality, mask))
-    slope = template_unwrapped / template_te
+    te_array = np.asarray(te)
     offset = jnp.zeros_like(slope)
     weight = magnitude[..., 0] * mask
     if len(te) > 1:
         offset = _smooth_phase(phase_rad[..., 0] - slope * te[0], weight, voxel_mm)
     echoes = []
     for k in range(len(te)):
-        echoes.append(temporal_unwrap(jnp.asarray(phase_rad[..., k]) - offset, slope * te[k]))
+        echoes.append(temporal_unwrap(phase_rad[..., k] - offset, slope * te[k]))
         slope, _, _ = _weighted_fit(
-            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te[: k + 1], False
+            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te_array[: k + 1], False
         )
     unwrapped = jnp.stack(echoes, axis=-1)
     for _ in range(OFFSET_REFINEMENTS if len(te) > 1 else 0):
-        _, _, leftover = _weighted_fit(unwrapped, magnitude, te, True)
+        _, _, leftover = _weighted_fit(unwrapped, magnitude, te_array, True)
         correction = _smooth_phase(leftover, weight, voxel_mm)
         offset, unwrapped = offset + correction, unwrapped - correction[..., None]
     return unwrapped, offset
