@@ -8,12 +8,13 @@ processes (or nodes, with PostgreSQL). Claiming, leases and retries follow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, String, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dicom_node import leasing
 from dicom_node.db import Base
@@ -63,13 +64,24 @@ class JobQueue:
     def heartbeat(self, job_id: int, owner: str) -> bool:
         return leasing.heartbeat(self.sessions, Job, job_id, owner, self.settings.lease_s)
 
-    def complete(self, job: Job, owner: str, record: dict[str, Any]) -> bool:
-        """Store the result and mark done atomically; False if the lease was lost meanwhile."""
+    def complete(
+        self,
+        job: Job,
+        owner: str,
+        record: dict[str, Any],
+        also: Callable[[Session], object] | None = None,
+    ) -> bool:
+        """Store the result and mark done atomically; False if the lease was lost meanwhile.
+
+        `also` writes more rows in the same transaction (the job's deliveries).
+        """
         with self.sessions() as session:
             if not leasing.mark_done(session, Job, job.id, owner):
                 session.rollback()
                 return False
             add_result_once(session, job.idempotency_key, job.study_uid, record)
+            if also is not None:
+                also(session)
             session.commit()
             return True
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dicom_node import leasing
 from dicom_node.db import Base
@@ -49,29 +49,35 @@ class Outbox:
 
     def enqueue(self, source_key: str, files: Sequence[Path]) -> int:
         """Add missing rows (a re-run or resend adds nothing); returns how many were added."""
-        added = 0
         with self.sessions() as session:
-            for destination in self.settings.destinations:
-                for path in files:
-                    if not accepts(destination, path):
-                        continue
-                    exists = session.scalar(
-                        select(Delivery.id).where(
-                            Delivery.destination == destination.name,
-                            Delivery.file_path == str(path),
+            added = self.add(session, source_key, files)
+            session.commit()
+        return added
+
+    def add(self, session: Session, source_key: str, files: Sequence[Path]) -> int:
+        """`enqueue` inside the caller's transaction (a job commits its result and deliveries
+        together, so a crash between the two cannot deliver a result that never completed)."""
+        added = 0
+        for destination in self.settings.destinations:
+            for path in files:
+                if not accepts(destination, path):
+                    continue
+                exists = session.scalar(
+                    select(Delivery.id).where(
+                        Delivery.destination == destination.name,
+                        Delivery.file_path == str(path),
+                    )
+                )
+                if exists is None:
+                    session.add(
+                        Delivery(
+                            destination=destination.name,
+                            file_path=str(path),
+                            source_key=source_key,
+                            max_attempts=self.settings.outbox.max_attempts,
                         )
                     )
-                    if exists is None:
-                        session.add(
-                            Delivery(
-                                destination=destination.name,
-                                file_path=str(path),
-                                source_key=source_key,
-                                max_attempts=self.settings.outbox.max_attempts,
-                            )
-                        )
-                        added += 1
-            session.commit()
+                    added += 1
         return added
 
     def deliver_next(self, owner: str) -> bool:

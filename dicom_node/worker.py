@@ -119,8 +119,13 @@ class Worker:
                 **fields,
             )
             return True
-        self.outbox.enqueue(job.idempotency_key, list(result.outputs.values()))
-        done = self.queue.complete(job, self.owner, result.to_record())
+        files = list(result.outputs.values())
+        done = self.queue.complete(
+            job,
+            self.owner,
+            result.to_record(),
+            also=lambda session: self.outbox.add(session, job.idempotency_key, files),
+        )
         log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)
         return True
 

@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.jobs import JobQueue
 from dicom_node.leasing import LOST_WORKER_REASON, WorkState, backoff_delay_s, utcnow
+from dicom_node.outbox import Outbox
 from dicom_node.results import results_for_study
-from monitor.settings import JobsSettings
+from monitor.settings import JobsSettings, load_settings
 
 SETTINGS = JobsSettings(lease_s=60.0, max_attempts=3, backoff_s=10.0)
 
@@ -148,3 +150,25 @@ def test_permanent_failure_skips_remaining_attempts(tmp_path: Path) -> None:
     assert job is not None
     assert queue.fail(job.id, "w", "not a QSM acquisition", permanent=True) == WorkState.FAILED
     assert queue.claim("w", now=utcnow() + timedelta(days=1)) is None
+
+
+def test_deliveries_commit_only_with_the_result(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, destinations=[{"name": "archive", "kind": "folder", "path": str(tmp_path / "a")}]
+    )
+    queue = make_queue(tmp_path)
+    outbox = Outbox(queue.sessions, settings)
+    output = tmp_path / "chi.nii.gz"
+    output.write_bytes(b"map")
+    queue.enqueue("key-1", "1.2.3", {})
+    lost = queue.claim("worker-a")
+    retaken = queue.claim("worker-b", now=utcnow() + timedelta(seconds=SETTINGS.lease_s + 1))
+    assert lost is not None and retaken is not None
+
+    def deliveries(session: Session) -> int:
+        return outbox.add(session, "key-1", [output])
+
+    assert not queue.complete(lost, "worker-a", {}, also=deliveries)
+    assert outbox.rows() == []
+    assert queue.complete(retaken, "worker-b", {}, also=deliveries)
+    assert [row.destination for row in outbox.rows()] == ["archive"]
