@@ -8,6 +8,8 @@ one association to:
 - ``/usr/bin/storescp`` writing into a folder (no fsync: the reference speed of a C++ stack);
 - our `Listener` with its data directory on the same disk (fsync'd file + directory + SQLite
   commit per instance, as the node runs for real);
+- the same with the files split over 4 concurrent associations (several modalities sending:
+  their flushes overlap);
 - our `Listener` with its data directory on tmpfs (/dev/shm), where flushes cost nothing, to
   separate the cost of durability from the cost of the pynetdicom stack;
 - a bare pynetdicom storage SCP that decodes nothing and answers success: the ceiling of the
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
@@ -44,14 +47,18 @@ def rss_mib() -> float:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def send(port: int, files: list[Path]) -> float:
-    """Instances per second for one storescu association; raises if any store failed."""
+def send(port: int, files: list[Path], associations: int = 1) -> float:
+    """Instances per second, files split over concurrent storescu associations; raises if any
+    store failed."""
+    chunks = [files[i::associations] for i in range(associations)]
     start = time.perf_counter()
-    result = storescu(port, files, timeout=3600)
+    with ThreadPoolExecutor(associations) as pool:
+        results = list(pool.map(lambda chunk: storescu(port, chunk, timeout=3600), chunks))
     elapsed = time.perf_counter() - start
-    successes = result.stderr.count("Received Store Response (Success)")
-    if result.returncode != 0 or successes != len(files):
-        raise RuntimeError(f"storescu failed ({successes}/{len(files)}): {result.stderr[-500:]}")
+    successes = sum(r.stderr.count("Received Store Response (Success)") for r in results)
+    if any(r.returncode for r in results) or successes != len(files):
+        tail = results[-1].stderr[-500:]
+        raise RuntimeError(f"storescu failed ({successes}/{len(files)}): {tail}")
     return len(files) / elapsed
 
 
@@ -89,10 +96,10 @@ def start_listener(data_dir: Path) -> Listener:
     return listener
 
 
-def listener_rate(files: list[Path], data_dir: Path) -> float:
+def listener_rate(files: list[Path], data_dir: Path, associations: int = 1) -> float:
     listener = start_listener(data_dir)
     try:
-        return send(listener.settings.node.port, files)
+        return send(listener.settings.node.port, files, associations)
     finally:
         listener.stop()
 
@@ -135,16 +142,19 @@ def main() -> None:
         memory_files = write_series(work / "memory", args.memory_files, size=args.size)
         reference = storescp_rate(rate_files, work / "storescp")
         on_disk = listener_rate(rate_files, work / "node-disk")
+        parallel = listener_rate(rate_files, work / "node-parallel", associations=4)
         on_tmpfs = listener_rate(rate_files, Path(shm) / "node-tmpfs")
         bare = bare_pynetdicom_rate(rate_files)
         memory = listener_memory(memory_files, work / "node-memory", every=1000)
 
-    print(f"## Ingest over loopback, {args.rate_files} x {args.size}^2 MR, one association\n")
+    files = f"{args.rate_files} x {args.size}^2 MR"
+    print(f"## Ingest over loopback, {files}, one association unless noted\n")
     print("| receiver | instances/s | vs storescp |")
     print("|---|---:|---:|")
     for name, rate in [
         ("DCMTK storescp (no fsync)", reference),
         ("Listener, data dir on disk (durable)", on_disk),
+        ("Listener, on disk, 4 associations at once", parallel),
         ("Listener, data dir on tmpfs", on_tmpfs),
         ("bare pynetdicom SCP (no-op handler)", bare),
     ]:
