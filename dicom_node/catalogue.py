@@ -109,15 +109,16 @@ class InstanceHeader:
 
     @property
     def announced_total(self) -> int | None:
-        """Instances this series should hold, if the header says so for single-frame images.
+        """Instances this series should hold, if the header says so believably.
 
-        Multi-frame objects pack a variable number of frames per instance, so their instance
-        count cannot be predicted from one header.
+        Multi-frame objects pack a variable number of frames per instance, so their count
+        cannot be predicted; and a total that this instance's number does not fit in (some
+        vendors count slices of one echo only) is wrong for the series.
         """
-        if (self.number_of_frames or 1) > 1:
+        total, number = self.images_in_acquisition, self.instance_number
+        if (self.number_of_frames or 1) > 1 or total is None or number is None:
             return None
-        total = self.images_in_acquisition
-        return total if total is not None and total > 0 else None
+        return total if 1 <= number <= total else None
 
 
 def _first_int(value: Any) -> int:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node.catalogue import Series, SeriesState
+from dicom_node.catalogue import Instance, Series, SeriesState
 from dicom_node.leasing import utcnow
 from dicom_node.logging_utils import log_event, uid_hash
 
@@ -32,7 +32,11 @@ class SeriesKey(NamedTuple):
 
 
 def find_complete_series(session: Session, now: datetime, stable_after_s: float) -> list[SeriesKey]:
-    """Mark receiving series that are stable or fully counted as complete (caller commits)."""
+    """Mark receiving series that are stable or fully counted as complete (caller commits).
+
+    A count only completes a series when its instance numbers are all different, i.e. they
+    are exactly 1..total; repeated numbers mean the total described part of the series.
+    """
     cutoff = now - timedelta(seconds=stable_after_s)
     counted = and_(
         Series.expected_count.is_not(None), Series.instance_count >= Series.expected_count
@@ -41,11 +45,22 @@ def find_complete_series(session: Session, now: datetime, stable_after_s: float)
         Series.state == SeriesState.RECEIVING,
         or_(Series.last_received_at <= cutoff, counted),
     )
-    done = list(session.scalars(query))
+    done = [
+        series
+        for series in session.scalars(query)
+        if series.last_received_at <= cutoff or _numbers_distinct(session, series)
+    ]
     for series in done:
         series.state = SeriesState.COMPLETE
     session.flush()
     return [SeriesKey(s.study_uid, s.series_uid) for s in done]
+
+
+def _numbers_distinct(session: Session, series: Series) -> bool:
+    numbers = select(func.count(distinct(Instance.instance_number))).where(
+        Instance.series_uid == series.series_uid
+    )
+    return session.scalar(numbers) == series.instance_count
 
 
 def complete_series(session: Session) -> list[SeriesKey]:

@@ -23,13 +23,22 @@ def sessions(tmp_path: Path) -> sessionmaker:
 
 
 def receive(
-    sessions: sessionmaker, key: SeriesKey, at: datetime, announced_total: int | None = None
+    sessions: sessionmaker,
+    key: SeriesKey,
+    at: datetime,
+    announced_total: int | None = None,
+    number: int | None = None,
 ) -> None:
+    """One instance; numbered after those already received unless `number` is given."""
+    with sessions() as session:
+        series = session.get(Series, key.series_uid)
+        received = series.instance_count if series is not None else 0
     header = InstanceHeader(
         sop_uid=generate_uid(),
         sop_class=MRImageStorage,
         study_uid=key.study_uid,
         series_uid=key.series_uid,
+        instance_number=received + 1 if number is None else number,
         images_in_acquisition=announced_total,
     )
     with sessions() as session:
@@ -83,6 +92,20 @@ def test_inconsistent_or_exceeded_count_is_not_trusted(
     key = new_key()
     for total in totals:
         receive(sessions, key, T0, announced_total=total)
+    assert complete_at(sessions, T0 + timedelta(seconds=1)) == []
+    assert complete_at(sessions, T0 + timedelta(seconds=STABLE_S)) == [key]
+
+
+@pytest.mark.parametrize(
+    ("numbers", "total"), [([1, 2, 5], 3), ([1, 2, 1, 2], 4)], ids=["beyond-total", "repeated"]
+)
+def test_count_is_not_trusted_when_instance_numbers_do_not_fit(
+    sessions: sessionmaker, numbers: list[int], total: int
+) -> None:
+    """E.g. a total that counts the slices of one echo while the series holds all echoes."""
+    key = new_key()
+    for number in numbers:
+        receive(sessions, key, T0, announced_total=total, number=number)
     assert complete_at(sessions, T0 + timedelta(seconds=1)) == []
     assert complete_at(sessions, T0 + timedelta(seconds=STABLE_S)) == [key]
 
