@@ -76,7 +76,7 @@ def test_external_without_a_file_is_not_reportable():
         (np.ones((4, 4)), np.ones((4, 4), bool), "3-D"),
         (np.ones(SHAPE), np.ones((4, 4, 4), bool), "mask shape"),
         (np.full(SHAPE, np.nan), np.ones(SHAPE, bool), "NaN"),
-        (np.ones(SHAPE), np.zeros(SHAPE, bool), "brain mask smaller"),
+        (np.ones(SHAPE), np.zeros(SHAPE, bool), "smaller than 50 ml"),
     ],
 )
 def test_bad_input_becomes_not_reportable_with_a_reason(magnitude, mask, reason):

@@ -120,6 +120,9 @@ def _input_problem(
         return "affine must be an invertible 4x4 matrix"
     if not np.isfinite(magnitude).all():
         return "magnitude contains NaN or infinite values"
+    brain_ml = np.count_nonzero(mask) * abs(np.linalg.det(np.asarray(affine)[:3, :3])) / 1000.0
+    if brain_ml < MIN_BRAIN_ML:
+        return f"brain mask of {brain_ml:.0f} ml is smaller than {MIN_BRAIN_ML:.0f} ml"
     return ""
 
 
@@ -149,9 +152,6 @@ def _atlas_labels(
     settings: SegmentationSettings,
     chi_ppm: np.ndarray | None,
 ) -> tuple[np.ndarray, dict[str, Any], list[str]]:
-    voxel_mm = _voxel_mm(affine_ras)
-    if inside.sum() * np.prod(voxel_mm) / 1000.0 < MIN_BRAIN_ML:
-        raise ValueError(f"brain mask smaller than {MIN_BRAIN_ML:.0f} ml")
     template = registration_template(settings.registration_voxel_mm)
     params = RegistrationParameters(bspline_mesh_mm=settings.bspline_mesh_mm)
     grid_mm = settings.registration_voxel_mm
