@@ -22,6 +22,8 @@ than the brain's narrowest lobes (which grow back afterwards). 8 mm also cuts th
 neck connection of slabs reaching below the skull base, which 5 mm did not (head phantom:
 Dice 0.86 with 5 mm, 0.97 with 8 mm)."""
 DENOISE_SIGMA_MM = 1.0
+COARSENING = 4
+"""Large-radius morphology runs on a grid with cells up to radius/COARSENING wide."""
 PHASE_QUALITY_THRESHOLD = 0.1
 """Reliability below which a voxel's field is not trusted (see FieldEstimate.reliability)."""
 
@@ -105,14 +107,44 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def erode_mm(mask: np.ndarray, radius_mm: float, voxel_mm: tuple[float, float, float]):
-    """Erosion by a ball of `radius_mm` (voxels farther than the radius from the outside)."""
-    if radius_mm <= 0:
-        return np.asarray(mask, dtype=bool)
-    padded = np.pad(np.asarray(mask, bool), 1)  # the volume edge counts as outside
-    inside = ndimage.distance_transform_edt(padded, sampling=voxel_mm) > radius_mm
-    return inside[1:-1, 1:-1, 1:-1]
+    """Erosion by a ball of `radius_mm`; the outside of the volume counts as outside."""
+    padded = np.pad(np.asarray(mask, bool), 1)
+    return ~dilate_mm(~padded, radius_mm, voxel_mm)[1:-1, 1:-1, 1:-1]
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, voxel_mm: tuple[float, float, float]):
-    """Dilation by a ball of `radius_mm`."""
-    return ndimage.distance_transform_edt(~np.asarray(mask, bool), sampling=voxel_mm) <= radius_mm
+    """Dilation by a ball of `radius_mm`.
+
+    Small balls use a structuring element. Large ones use a distance transform on a grid
+    coarsened by up to radius/4 per axis (exact distance transforms of a full 256x256x128
+    volume cost ~3 s each), which is ample for cutting bridges of several millimetres.
+    """
+    mask = np.asarray(mask, bool)
+    if radius_mm <= 0 or not mask.any():
+        return mask
+    stride = tuple(max(1, int(radius_mm // (COARSENING * v))) for v in voxel_mm)
+    if stride == (1, 1, 1):
+        return ndimage.binary_dilation(mask, _ball(radius_mm, voxel_mm))
+    coarse = _block_any(mask, stride)
+    spacing = [v * s for v, s in zip(voxel_mm, stride, strict=True)]
+    near = ndimage.distance_transform_edt(~coarse, sampling=spacing) <= radius_mm
+    for axis, factor in enumerate(stride):
+        near = np.repeat(near, factor, axis=axis)
+    return near[tuple(slice(0, n) for n in mask.shape)]
+
+
+def _ball(radius_mm: float, voxel_mm: tuple[float, float, float]) -> np.ndarray:
+    """Structuring element of the voxels within `radius_mm` of the centre (anisotropic)."""
+    axes = [np.arange(-int(radius_mm // v), int(radius_mm // v) + 1) * v for v in voxel_mm]
+    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+    return x**2 + y**2 + z**2 <= radius_mm**2
+
+
+def _block_any(mask: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
+    """Coarse grid whose cell is set if any voxel of its block is (a dilation never loses)."""
+    widths = [(0, -n % s) for n, s in zip(mask.shape, stride, strict=True)]
+    padded = np.pad(mask, widths)
+    blocks = padded.reshape(
+        [d for n, s in zip(padded.shape, stride, strict=True) for d in (n // s, s)]
+    )
+    return blocks.any(axis=(1, 3, 5))
