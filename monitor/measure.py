@@ -7,9 +7,9 @@ here, once. Two rules keep partial-volume voxels out of the numbers:
 * each structure is eroded by ``erode_voxels`` voxels *in-plane* (within the two finely sampled
   axes, never across the thick slice axis) before statistics are taken. With 1x1x2 mm voxels
   one in-plane voxel removes the 1 mm rim where a structure's susceptibility blends with the
-  white matter or CSF around it, while eroding across 2 mm slices would remove a third of a
-  pallidum. The reported ``volume_ml`` is the segmented (un-eroded) volume; ``voxel_count`` is
-  the number of voxels behind the statistics.
+  white matter or CSF around it, while eroding across 2 mm slices would also drop the top and
+  bottom 2 mm of a pallidum only about ten slices high. The reported ``volume_ml`` is the
+  segmented (un-eroded) volume; ``voxel_count`` is the number of voxels behind the statistics.
 
 Values are re-referenced here so the report states exactly what zero means: "whole_brain" sets
 the mean over the brain mask to zero, "csf" the mean over the (eroded) lateral ventricles.
