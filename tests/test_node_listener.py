@@ -14,7 +14,15 @@ import numpy as np
 import pydicom
 import pytest
 from node_helpers import echoscu, free_port, mr_dataset, storescu, write_series
-from pydicom.uid import CTImageStorage, JPEGLSLossless, RLELossless, generate_uid
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import AE
 from sqlalchemy import func, select
 
@@ -188,18 +196,26 @@ def test_non_mr_objects_are_acknowledged_and_dropped(
 
 
 @pytest.mark.parametrize(
-    ("syntax", "propose"), [(JPEGLSLossless, "-xt"), (RLELossless, "-xr")], ids=["jpeg-ls", "rle"]
+    ("syntax", "propose"),
+    [
+        (JPEGLSLossless, "-xt"),
+        (RLELossless, "-xr"),
+        (JPEG2000Lossless, "-xv"),
+        (DeflatedExplicitVRLittleEndian, "-xd"),
+    ],
+    ids=["jpeg-ls", "rle", "j2k", "deflated"],
 )
 def test_compressed_instance_is_kept_as_sent_and_decodes(
-    start_listener: StartListener, tmp_path: Path, syntax: str, propose: str
+    start_listener: StartListener, tmp_path: Path, syntax: UID, propose: str
 ) -> None:
     listener = start_listener()
-    ds = mr_dataset(generate_uid(), generate_uid(), size=16)
+    ds = mr_dataset(generate_uid(), generate_uid(), size=32)  # OpenJPEG: 6 levels need >= 32 px
     original = ds.pixel_array.copy()
-    ds.compress(syntax)
+    if syntax.is_compressed:
+        ds.compress(syntax)  # storescu sends compressed files as stored
     path = tmp_path / "compressed.dcm"
     ds.save_as(path, enforce_file_format=True)
-    result = storescu(port_of(listener), [path], propose)  # storescu sends as stored
+    result = storescu(port_of(listener), [path], propose)
     assert "Received Store Response (Success)" in result.stderr, result.stderr
     with listener.sessions() as session:
         spooled = Path(session.scalars(select(Instance.path)).one())
