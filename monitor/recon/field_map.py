@@ -196,9 +196,11 @@ def _smooth_phase(phase_rad, weight, voxel_mm) -> jnp.ndarray:
     """Weighted spherical-mean smoothing of a phase image, done on the complex exponential."""
     shape = phase_rad.shape
     padded = fourier.padded_shape(shape, voxel_mm, margin_mm=OFFSET_SMOOTHING_MM)
-    kernel = fourier.smv_kernel(padded, voxel_mm, OFFSET_SMOOTHING_MM)
+    kernel = fourier.half_spectrum(fourier.smv_kernel(padded, voxel_mm, OFFSET_SMOOTHING_MM))
     signal = fourier.pad(jnp.asarray(weight) * jnp.exp(1j * jnp.asarray(phase_rad)), padded)
-    smoothed = fourier.convolve(signal.real, kernel) + 1j * fourier.convolve(signal.imag, kernel)
+    smoothed = fourier.convolve_half(signal.real, kernel) + 1j * fourier.convolve_half(
+        signal.imag, kernel
+    )
     return jnp.angle(fourier.crop(smoothed, shape))
 
 

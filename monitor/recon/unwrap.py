@@ -28,13 +28,14 @@ from scipy import ndimage
 from monitor.recon import fourier
 
 TWO_PI = 2.0 * np.pi
-PASSABLE_FRACTIONS = (0.5, 0.65, 0.8, 0.9, 0.95, 0.98)
+PASSABLE_FRACTIONS = (0.9, 0.97)
 """Share of in-mask edges passable at each quality level before the final level (all edges).
 
-Levels start at the median quality, not higher: below about a quarter of passable edges (the
-bond-percolation threshold of a cubic grid) the growth winds through random clusters and
-needs many sweeps while gaining nothing, because the ordering only matters for the poorest
-edges (noise, vessels, boundaries), which are left to the last levels."""
+The ordering only matters for the poorest edges (noise, vessels, steep boundaries), so the
+first level already passes 90%. Stricter early levels block random edges everywhere: lines
+then break every few voxels and the growth winds through clusters, needing many sweeps for
+nothing (head phantom, 4M-voxel box: 21 s CPU with levels from the median, 4 s with these,
+same result)."""
 
 
 def wrap(phase_rad: jnp.ndarray) -> jnp.ndarray:
