@@ -9,7 +9,7 @@ Measures on a simulated 1 mm head (the built-in phantom) written as dcm2niix-sty
   cache, then again with the cache that first run filled;
 - the warm total divided by the time of one complex64 FFT of the padded volume, measured in the
   same run, so figures from loaded or different machines stay comparable;
-- peak resident memory of the CLI processes (``wait4`` rusage of each child) and of this one.
+- peak resident memory of each CLI process (``wait4`` rusage) and of this one.
 
 Prints a markdown table with the targets (2 CPU cores): warm <= 60 s, cold CLI <= 120 s,
 <= 400 FFT equivalents, peak memory <= 6 GB.
@@ -131,8 +131,19 @@ def _warm_in_process(
     return list(result.qc["seconds"].items()), total
 
 
+SPAWNER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+"""Starts the CLI from a small process. Linux children inherit their parent's peak-RSS mark
+across fork and exec, so a CLI forked straight from this (large) process would report this
+process's peak, not its own."""
+
+
 def _cli_run(magnitudes: list[Path], phases: list[Path], work: Path, cache: Path) -> ChildRun:
-    """One fresh `qsm-monitor recon` process; rusage of exactly this child via wait4."""
+    """One fresh `qsm-monitor recon` process: wall time and its own peak resident memory."""
     config = work / "bench.toml"
     config.write_text(f'[recon]\ncompilation_cache_dir = "{cache}"\n', encoding="utf-8")
     command = [str(Path(sys.executable).with_name("qsm-monitor")), "recon", "--out", str(work)]
@@ -141,12 +152,14 @@ def _cli_run(magnitudes: list[Path], phases: list[Path], work: Path, cache: Path
     log = work / "cli-stderr.txt"
     with log.open("wb") as stderr:
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(child.pid, 0)
+        spawned = subprocess.run(
+            [sys.executable, "-c", SPAWNER, *command], stdout=subprocess.PIPE, stderr=stderr
+        )
         seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    exit_code, max_rss_kb = spawned.stdout.split()
+    if int(exit_code) != 0:
         raise SystemExit(f"qsm-monitor recon failed:\n{log.read_text()[-2000:]}")
-    return ChildRun(seconds, usage.ru_maxrss / 1024**2)
+    return ChildRun(seconds, int(max_rss_kb) / 1024**2)
 
 
 def _print_table(args: argparse.Namespace, m: Measurements) -> None:
