@@ -38,7 +38,7 @@ class ReconSettings(BaseModel):
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
     tv_lambda: float = Field(5e-4, gt=0.0)
     tv_rho: float = Field(0.1, gt=0.0)
-    tv_iterations: int = Field(40, ge=1)
+    tv_iterations: int = Field(30, ge=1)
     magnitude_edge_weighting: bool = True
     compilation_cache_dir: Path | None = None
     """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
