@@ -29,7 +29,7 @@ class ReconSettings(BaseModel):
     """0 selects an automatic (Otsu) threshold on the magnitude."""
     mask_erode_mm: float = Field(2.0, ge=0.0)
     phase_quality_mask: bool = True
-    vsharp_radii_mm: list[float] = Field(default_factory=lambda: [12.0, 10.0, 8.0, 6.0, 4.0, 3.0])
+    vsharp_radii_mm: list[float] = Field(default_factory=lambda: [8.0, 6.0, 4.0, 3.0])
     vsharp_threshold: float = Field(0.05, gt=0.0, lt=1.0)
     pdf_iterations: int = Field(100, ge=1)
     resharp_radius_mm: float = Field(4.0, gt=0.0)
