@@ -60,20 +60,16 @@ def csf_mask_from_magnitude(
     Returns an empty mask when nothing qualifies (e.g. a single echo with no decay
     information); `apply_reference` then refuses the CSF reference with a clear message.
     """
-    magnitude = np.asarray(magnitude, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if magnitude.ndim != 4 or len(te_s) != magnitude.shape[3]:
+    if np.ndim(magnitude) != 4 or len(te_s) != np.shape(magnitude)[3]:
         raise ValueError("magnitude must be (x, y, z, echo) with one echo time per echo")
     if len(te_s) < 2 or not mask.any():
         return np.zeros(mask.shape, dtype=bool)
-    r2star = r2star_per_s(magnitude, te_s)
-    late = magnitude[..., -1]
+    late = np.asarray(magnitude[..., -1])
     deep = erode_mm(mask, CSF_DEPTH_MM, voxel_mm)
-    candidates = (
-        deep
-        & (r2star < CSF_R2STAR_MAX_PER_S)
-        & (late > np.median(late[mask]))
-    )
+    candidates = deep & (late > np.median(late[mask]))
+    slow_decay = r2star_per_s(np.asarray(magnitude[candidates]), te_s) < CSF_R2STAR_MAX_PER_S
+    candidates[candidates] = slow_decay  # R2* only where it can matter: a fraction of voxels
     candidates = ndimage.binary_opening(candidates)  # drop isolated noisy voxels
     labels, count = ndimage.label(candidates)
     if count == 0:

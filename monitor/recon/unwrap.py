@@ -73,9 +73,9 @@ def laplacian_unwrap(
         both_inside = inside & jnp.roll(inside, -1, axis=axis)
         gradient = jnp.where(both_inside, wrap(jnp.roll(padded, -1, axis=axis) - padded), 0.0)
         source = source + (gradient - jnp.roll(gradient, 1, axis=axis)) / spacing**2
-    kernel = fourier.laplacian_kernel(grid, voxel_mm)
+    kernel = fourier.half_spectrum(fourier.laplacian_kernel(grid, voxel_mm))
     inverse = jnp.where(kernel == 0, 0.0, 1.0 / jnp.where(kernel == 0, 1.0, kernel))
-    return fourier.crop(fourier.convolve(source, inverse), shape)
+    return fourier.crop(fourier.convolve_half(source, inverse), shape)
 
 
 @jax.jit
