@@ -8,10 +8,11 @@ Two spatial methods:
   are not preserved.
 * `romeo_unwrap`: quality-guided region growing in the spirit of ROMEO (Dymerska et al., MRM
   2021). A sequential priority queue over millions of voxels is far too slow in Python, so the
-  growth runs in parallel: quality levels go from high to low and at each level every line
-  along every axis is swept with a prefix sum of wrapped differences, carrying known values
-  across all edges whose quality is at least the level. Each result is congruent with the data
-  (wrapped value + 2*pi*k), so the field is recovered exactly wherever the path is right.
+  growth runs in parallel: quality levels go from high to low and at each level every axis is
+  swept forward and backward (a `lax.scan` over slices, vectorised within each slice), carrying
+  known values along whole lines across all edges whose quality is at least the level, until
+  nothing grows. Each result is congruent with the data (wrapped value + 2*pi*k), so the field
+  is recovered exactly wherever the path is right.
 
 `temporal_unwrap` then fixes each echo's 2*pi multiple against a prediction from other echoes.
 """
