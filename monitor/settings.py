@@ -10,7 +10,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -82,14 +89,113 @@ class StorageSettings(BaseModel):
     """Empty: SQLite inside data_dir. A PostgreSQL URL lets several nodes share the queue."""
 
 
+DestinationKind = Literal["dicom", "fhir", "folder", "webhook"]
+
+DICOM_OUTPUTS = (
+    "sr",
+    "qsm_parametric_map",
+    "qsm_mr_series",
+    "key_image_segmentation",
+    "trend_plot",
+)
+"""Record outputs that are DICOM objects (a Part 10 file or a folder of them)."""
+OUTPUT_NAMES = frozenset(
+    {
+        *DICOM_OUTPUTS,
+        "key_image_segmentation_png",
+        "trend_plot_png",
+        "fhir_bundle",
+        "alert",
+        "chi_ppm",
+        "mask",
+        "qc",
+    }
+)
+"""Every name the pipeline may list in ``record["outputs"]`` (dicom_node.pipeline/emit)."""
+DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "dicom": DICOM_OUTPUTS,
+    "fhir": ("fhir_bundle",),
+    "folder": (*DICOM_OUTPUTS, "fhir_bundle"),
+    "webhook": ("alert",),
+}
+"""What each kind of destination receives unless its ``outputs`` says otherwise."""
+ALLOWED_OUTPUTS: dict[str, frozenset[str]] = {
+    "dicom": frozenset(DICOM_OUTPUTS),
+    "fhir": frozenset({"fhir_bundle"}),
+    "folder": OUTPUT_NAMES,
+    "webhook": frozenset({"alert"}),
+}
+
+
+class DestinationAuthSettings(BaseModel):
+    """HTTP authorisation for `fhir` and `webhook` destinations: a static bearer token, or
+    SMART Backend Services (client-credentials grant with a signed JWT; `fhir` only)."""
+
+    bearer_token: SecretStr | None = None
+    token_url: str | None = None
+    """SMART token endpoint; set together with client_id and private_key_file."""
+    client_id: str | None = None
+    private_key_file: Path | None = None
+    """PEM private key whose public half the FHIR server knows (JWKS)."""
+    key_id: str | None = None
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    scope: str = "system/Observation.write system/DiagnosticReport.write"
+
+    @model_validator(mode="after")
+    def _one_complete_method(self) -> DestinationAuthSettings:
+        smart = (self.token_url, self.client_id, self.private_key_file)
+        if any(smart) and not all(smart):
+            raise ValueError("SMART auth needs token_url, client_id and private_key_file")
+        if all(smart) and self.bearer_token is not None:
+            raise ValueError("choose either bearer_token or SMART auth, not both")
+        return self
+
+    @property
+    def smart(self) -> bool:
+        return self.token_url is not None
+
+
 class DestinationSettings(BaseModel):
-    name: str
-    kind: Literal["dicom", "fhir", "folder"]
+    """One place results go; `outputs` (record output names) defaults per kind."""
+
+    name: str = Field(min_length=1, max_length=64)
+    kind: DestinationKind
     host: str | None = None
-    port: int | None = None
-    ae_title: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    ae_title: str | None = Field(None, min_length=1, max_length=16)
     base_url: str | None = None
+    """FHIR: the server's base URL (the transaction Bundle is POSTed there)."""
+    url: str | None = None
+    """Webhook: the URL the alert JSON is POSTed to."""
     path: Path | None = None
+    """Folder: files go to ``<path>/<study ref>/<acquisition ref>/``."""
+    auth: DestinationAuthSettings = Field(default_factory=DestinationAuthSettings)
+    timeout_s: float = Field(30.0, gt=0.0)
+    """HTTP request timeout (fhir, webhook); DICOM uses ``node.network_timeout_s``."""
+    outputs: list[str] | None = None
+    """Which record outputs go here; None: `DEFAULT_OUTPUTS` for the kind."""
+
+    @model_validator(mode="after")
+    def _complete_for_kind(self) -> DestinationSettings:
+        needed = {
+            "dicom": ("host", "port", "ae_title"),
+            "fhir": ("base_url",),
+            "folder": ("path",),
+            "webhook": ("url",),
+        }[self.kind]
+        missing = [field for field in needed if getattr(self, field) is None]
+        if missing:
+            raise ValueError(f"{self.kind} destination {self.name!r} needs {', '.join(missing)}")
+        wrong = sorted(set(self.outputs or ()) - ALLOWED_OUTPUTS[self.kind])
+        if wrong:
+            raise ValueError(f"{self.kind} destination {self.name!r} cannot take {wrong}")
+        if self.auth.smart and self.kind != "fhir":
+            raise ValueError(f"SMART auth is for fhir destinations, not {self.kind}")
+        return self
+
+    @property
+    def routed_outputs(self) -> frozenset[str]:
+        return frozenset(DEFAULT_OUTPUTS[self.kind] if self.outputs is None else self.outputs)
 
 
 class JobsSettings(BaseModel):
@@ -108,6 +214,7 @@ class OutboxSettings(BaseModel):
     """Deliveries to destinations: retried with exponential backoff (dicom_node.outbox)."""
 
     max_attempts: int = Field(8, ge=1)
+    """After this many failed attempts a delivery is dead-lettered (`qsm-monitor resend`)."""
     backoff_s: float = Field(30.0, ge=0.0)
     lease_s: float = Field(300.0, gt=0.0)
     poll_interval_s: float = Field(1.0, gt=0.0)
@@ -171,6 +278,18 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_destination_names(
+        cls, destinations: list[DestinationSettings]
+    ) -> list[DestinationSettings]:
+        """Outbox rows refer to destinations by name, so two with one name would share rows."""
+        names = [d.name for d in destinations]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"destination names must be unique: {duplicated}")
+        return destinations
 
     @classmethod
     def settings_customise_sources(  # noqa: PLR0913 - signature fixed by pydantic-settings
