@@ -15,8 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from dicom_node.assemble_scan import FrameRecord, ImageKind, StudySource, scan_headers
-from dicom_node.assemble_volume import build_acquisition
+from dicom_node.assemble_volume import _TE_DECIMALS, build_acquisition
+from dicom_node.geometry import slice_normal
 from monitor.types import Acquisition, InvalidAcquisitionError
 
 
@@ -41,6 +44,9 @@ class AssembledAcquisition:
     sop_instance_uids: tuple[str, ...] = field(repr=False)
     source: StudySource = field(repr=False)
     """Study UID, patient ID, birth date, sex and study date: for tracking, never for logs."""
+    reference_paths: tuple[Path, ...] = field(default=(), repr=False)
+    """Files of the first-echo magnitude (or real) images in slice order (z = 0, 1, ...): the
+    source whose identity, frame of reference and geometry derived DICOM objects copy."""
 
     @property
     def study_uid(self) -> str:
@@ -166,4 +172,16 @@ def _assembled(
         idempotency_key=hashlib.sha256("\n".join(sop_uids).encode()).hexdigest(),
         sop_instance_uids=sop_uids,
         source=first.source,
+        reference_paths=_reference_paths(used, kinds[0]),
     )
+
+
+def _reference_paths(records: list[FrameRecord], kind: ImageKind) -> tuple[Path, ...]:
+    """First-echo files of `kind` sorted along the slice normal, as the volume builder orders z;
+    an Enhanced MR object holds every slice in one file, so each path appears once."""
+    echoes = {id(r): round(r.te_ms, _TE_DECIMALS) for r in records if r.kind == kind and r.te_ms}
+    first_te = min(echoes.values())
+    stack = [r for r in records if echoes.get(id(r)) == first_te]
+    normal = slice_normal(stack[0].orientation)
+    stack.sort(key=lambda r: float(np.dot(r.position_lps, normal)))
+    return tuple(dict.fromkeys(r.path for r in stack))

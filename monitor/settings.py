@@ -264,6 +264,26 @@ class SegmentationSettings(BaseModel):
     """Plausible volume per side (ml); see monitor.segment.qc for the sources."""
 
 
+class OutputsSettings(BaseModel):
+    """DICOM objects written for each processed study (docs/dicom-outputs.md)."""
+
+    qsm_maps: list[Literal["parametric_map", "mr_derived"]] = Field(
+        default_factory=lambda: ["parametric_map", "mr_derived"]
+    )
+    """Parametric Map (float, exact ppb) and/or an MR series with integer pixels rescaled to ppb
+    for viewers that cannot show parametric maps."""
+    series_number_base: int = Field(9900, ge=1, le=2**31 - 10)
+    """SR = base, parametric map +1, MR derived +2, segmentation key image +3, trend plot +4."""
+    display_window_ppb: tuple[float, float] = (-100.0, 200.0)
+    """Initial viewer window (low, high) of the QSM series; deep grey matter iron fits inside."""
+
+    @model_validator(mode="after")
+    def _window_is_increasing(self) -> OutputsSettings:
+        if self.display_window_ppb[1] <= self.display_window_ppb[0]:
+            raise ValueError("display_window_ppb must be (low, high) with high > low")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -278,6 +298,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    outputs: OutputsSettings = Field(default_factory=OutputsSettings)
 
     @field_validator("destinations")
     @classmethod
