@@ -284,6 +284,44 @@ class OutputsSettings(BaseModel):
         return self
 
 
+class NormsSettings(BaseModel):
+    """Which normative model scores measurements (docs/norms.md)."""
+
+    model_path: Path | None = None
+    """A site model from `qsm-monitor norms fit`; None uses the shipped literature default."""
+
+
+class RiskRuleSettings(BaseModel):
+    """One risk rule: a structure whose value beyond ``z_threshold`` in ``direction`` flags risk."""
+
+    structure: Literal["thalamus", "caudate", "putamen", "globus_pallidus"]
+    direction: Literal["low", "high"]
+    z_threshold: float
+
+
+class RiskSettings(BaseModel):
+    """Risk rules and reliable change (docs/norms.md); defaults follow the seed study's direction."""
+
+    rules: list[RiskRuleSettings] = Field(
+        default_factory=lambda: [
+            RiskRuleSettings(structure="thalamus", direction="low", z_threshold=-2.0),
+            RiskRuleSettings(structure="globus_pallidus", direction="high", z_threshold=2.0),
+        ]
+    )
+    retest_sd_ppb: dict[str, float] = Field(
+        default_factory=lambda: {
+            "thalamus": 2.4,
+            "caudate": 2.4,
+            "putamen": 2.4,
+            "globus_pallidus": 2.4,
+        }
+    )
+    """Scan-rescan SD per structure (ppb); default: mean within-site SDw of deep grey matter
+    at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
+    reliable_change_factor: float = Field(1.96 * 2**0.5, gt=0.0)
+    """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -298,6 +336,8 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    norms: NormsSettings = Field(default_factory=NormsSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
 
     @field_validator("destinations")
