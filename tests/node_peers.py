@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from node_helpers import free_port
@@ -39,9 +40,14 @@ class OrthancPeer:
 
 @contextmanager
 def running_orthanc(
-    tmp_path: Path, modalities: dict[str, tuple[str, int]]
+    tmp_path: Path,
+    modalities: dict[str, tuple[str, int]],
+    extra_config: dict[str, Any] | None = None,
 ) -> Iterator[OrthancPeer]:
-    """Start Orthanc on free loopback ports with its own config; modalities: name -> (AE, port)."""
+    """Start Orthanc on free loopback ports with its own config; modalities: name -> (AE, port).
+
+    `extra_config` adds or overrides configuration keys (e.g. LuaScripts, StableAge).
+    """
     http_port, dicom_port = free_port(), free_port()
     root = tmp_path / "orthanc"
     root.mkdir()
@@ -57,6 +63,7 @@ def running_orthanc(
         "DicomCheckCalledAet": False,
         "Plugins": [],
         "DicomModalities": {name: [ae, LOOPBACK, port] for name, (ae, port) in modalities.items()},
+        **(extra_config or {}),
     }
     (root / "orthanc.json").write_text(json.dumps(config))
     log = (root / "orthanc.log").open("wb")
