@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -322,6 +323,29 @@ class RiskSettings(BaseModel):
     """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans)."""
 
 
+class FhirSettings(BaseModel):
+    """How FHIR resources name the patient and the study (monitor.fhir, docs/fhir.md)."""
+
+    patient_identifier_system: str = "https://qsm-monitor.org/fhir/sid/dicom-patient-id"
+    """The EHR's identifier system for the DICOM Patient ID (set the site's MRN system URI)."""
+    create_patient: bool = True
+    """True: conditionally create the Patient; False: reference an existing one by identifier."""
+    create_imaging_study: bool = True
+    """True: conditionally create the ImagingStudy; False: logical reference by Study UID."""
+    timezone: str | None = None
+    """IANA zone of the scanners' clock (DICOM times are naive); None reports the date only."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -339,6 +363,7 @@ class Settings(BaseSettings):
     norms: NormsSettings = Field(default_factory=NormsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
+    fhir: FhirSettings = Field(default_factory=FhirSettings)
 
     @field_validator("destinations")
     @classmethod
