@@ -70,12 +70,19 @@ def process(
     paths: Annotated[list[Path], typer.Argument(help="DICOM files or folders (searched deeply).")],
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    segmentation: Annotated[
+        Path | None,
+        typer.Option(help="External labels: label NIfTI or DICOM SEG on the same frame."),
+    ] = None,
 ) -> None:
     """Process DICOM studies now, through the same pipeline the service uses."""
     from dicom_node.batch import process_paths
 
     settings = _settings(config)
-    missing = [str(p) for p in paths if not p.exists()]
+    if segmentation is not None:
+        external = {"method": "external", "external_path": segmentation}
+        settings.segmentation = settings.segmentation.model_copy(update=external)
+    missing = [str(p) for p in [*paths, segmentation] if p is not None and not p.exists()]
     if missing:
         typer.echo(f"error: not found: {', '.join(missing)}", err=True)
         raise typer.Exit(INPUT_ERROR_EXIT_CODE)
@@ -108,8 +115,41 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         typer.echo(f"deliveries: {report['delivery_counts']}")
         for job in report["jobs"]:
             typer.echo(f"  job {job['id']} {job['state']} {job['error'] or ''}".rstrip())
+        if report["dead_letters"]:
+            typer.echo("dead letters (qsm-monitor resend STUDY_UID delivers them again):")
+        for dead in report["dead_letters"]:
+            typer.echo(
+                f"  {dead['study_uid']} {dead['output']} -> {dead['destination']} "
+                f"after {dead['attempts']} attempts: {dead['error']}"
+            )
     if not listener["healthy"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def resend(
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID whose results to resend.")],
+    config: ConfigOption = None,
+) -> None:
+    """Queue a study's outputs for delivery again (delivered and dead-lettered alike).
+
+    Receivers get no duplicates: the same SOP Instance UIDs, FHIR conditional creates and
+    file names. A running service delivers them; otherwise they wait for the next `serve`.
+    """
+    from dicom_node.db import create_schema, database_url, make_engine
+    from dicom_node.outbox import Outbox
+
+    settings = _settings(config)
+    storage = settings.storage
+    engine = make_engine(database_url(storage.data_dir, storage.database_url))
+    try:
+        queued = Outbox(create_schema(engine), settings).requeue_study(study_uid)
+    finally:
+        engine.dispose()
+    if queued == 0:
+        typer.echo("error: no deliveries for this study (no result, or no destination)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{queued} deliveries queued")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from monitor import __version__
 from monitor.cli import compilation_cache_dir
 from monitor.nifti.writer import write_result
 from monitor.settings import Settings
-from monitor.types import Acquisition, InvalidAcquisitionError, QSMResult
+from monitor.types import InvalidAcquisitionError, QSMResult
 
 if TYPE_CHECKING:
     from dicom_node.assemble import AssembledAcquisition
@@ -99,7 +99,7 @@ def process_acquisition(
 
     enable_compilation_cache(compilation_cache_dir(settings))
     qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
-    structures, segmentation_qc = _measure(assembled.acquisition, qsm, settings, progress)
+    structures, segmentation_qc = _measure(assembled, qsm, settings, progress)
     qc = {**_plain_json(qsm.qc), "segmentation": segmentation_qc}
     record = {
         "software": "qsm-monitor",
@@ -122,17 +122,35 @@ def process_acquisition(
 
 
 def _measure(
-    acq: Acquisition, qsm: QSMResult, settings: Settings, progress: Progress | None
+    assembled: AssembledAcquisition,
+    qsm: QSMResult,
+    settings: Settings,
+    progress: Progress | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Deep grey matter statistics (ppb), or none with the reason when segmentation QC fails:
     numbers from a failed segmentation must never reach a report."""
+    from dicom_node.seg_input import SegInputError, load_external_segmentation
     from monitor.measure import measure_structures, report_block
     from monitor.segment.pipeline import segment_deep_grey  # SimpleITK: load on demand
 
     if progress is not None:
         progress("segmentation")
+    external = None
+    config = settings.segmentation
+    if config.method == "external" and config.external_path is not None:
+        try:
+            external = load_external_segmentation(
+                config.external_path, assembled.frame_of_reference_uid, config
+            )
+        except SegInputError as exc:
+            return {}, {"method": "external", "reportable": False, "reason": str(exc)}
     segmentation = segment_deep_grey(
-        acq.magnitude[..., 0], qsm.affine_ras, qsm.mask, settings.segmentation, qsm.chi_ppm
+        assembled.acquisition.magnitude[..., 0],
+        qsm.affine_ras,
+        qsm.mask,
+        config,
+        qsm.chi_ppm,
+        external,
     )
     verdict = {
         "method": segmentation.method,

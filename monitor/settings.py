@@ -225,7 +225,9 @@ class SegmentationSettings(BaseModel):
     """Deep grey matter segmentation and ROI measurement (docs/segmentation.md)."""
 
     method: Literal["atlas", "external"] = "atlas"
-    """"atlas": register the built-in template; "external": a label NIfTI on the same frame."""
+    """"atlas": register the built-in template; "external": `external_path` on the same frame."""
+    external_path: Path | None = None
+    """Label NIfTI or DICOM SEG for "external" (`qsm-monitor process --segmentation FILE`)."""
     probability_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     """Minimum atlas probability for a voxel to take its most probable structure."""
     registration_voxel_mm: float = Field(2.0, ge=1.0, le=4.0)

@@ -1,14 +1,17 @@
 """An externally computed segmentation (e.g. FastSurfer/FreeSurfer aseg) mapped to our labels.
 
-The file must share the acquisition's frame of reference; if its grid differs (e.g. a
-conformed 1 mm FreeSurfer volume) labels are carried over by nearest neighbour in world
-coordinates. Label values are mapped to structure names by configuration
-(`SegmentationSettings.external_labels`, FreeSurfer aseg numbers by default).
-DICOM SEG input is not supported yet.
+Two sources give the same thing, an `ExternalLabels`: a label NIfTI read here (values mapped by
+`SegmentationSettings.external_labels`, FreeSurfer aseg numbers by default) or a DICOM SEG read
+by the DICOM adapter (`dicom_node.seg_input`, segments matched by their codes). Either must
+share the acquisition's frame of reference; if its grid differs (a conformed 1 mm FreeSurfer
+volume, a SEG without its empty frames) labels are carried over by nearest neighbour in world
+coordinates, so one resampling rule serves both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -21,7 +24,19 @@ from monitor.settings import SegmentationSettings
 SAME_GRID_TOLERANCE_MM = 1e-3
 
 
-def map_external_labels(external: np.ndarray, label_map: dict[str, list[int]]) -> np.ndarray:
+@dataclass(frozen=True)
+class ExternalLabels:
+    """Integer label values on their own grid, and which values make up each structure."""
+
+    values: np.ndarray
+    """3-D integer array (e.g. aseg numbers or DICOM segment numbers)."""
+    affine_ras: np.ndarray
+    """Voxel index of `values` -> RAS+ mm, in the acquisition's frame of reference."""
+    label_map: Mapping[str, list[int]]
+    """Structure name (``thalamus_left`` ...) -> the values that belong to it."""
+
+
+def map_external_labels(external: np.ndarray, label_map: Mapping[str, list[int]]) -> np.ndarray:
     """Translate external label values to our ids; unknown structure names are an error."""
     unknown = sorted(set(label_map) - set(LABEL_IDS))
     if unknown:
@@ -32,21 +47,37 @@ def map_external_labels(external: np.ndarray, label_map: dict[str, list[int]]) -
     return labels
 
 
-def read_external_labels(
-    path: Path,
-    affine_ras: np.ndarray,
-    shape: tuple[int, ...],
-    settings: SegmentationSettings,
+def labels_on_grid(
+    external: ExternalLabels, affine_ras: np.ndarray, shape: tuple[int, ...]
 ) -> np.ndarray:
-    """Our label map on the acquisition grid from a label NIfTI in the same frame of reference."""
-    image = nib.load(path)
-    values = np.asarray(image.dataobj)
+    """Our label map on the acquisition grid (nearest neighbour when the grids differ)."""
+    values = np.asarray(external.values)
     if values.ndim != 3:
         raise ValueError(f"external segmentation must be 3-D, got shape {values.shape}")
     if values.shape != tuple(shape) or not np.allclose(
-        image.affine, affine_ras, atol=SAME_GRID_TOLERANCE_MM
+        external.affine_ras, affine_ras, atol=SAME_GRID_TOLERANCE_MM
     ):
+        # One empty voxel around the source keeps target voxel centres that land a rounding
+        # error beyond the outermost source centre inside it (scipy's constant mode would
+        # drop them), while anything farther out still reads as background.
+        padded_affine = np.asarray(external.affine_ras) @ _shift(-1.0)
         values = resample_volume(
-            values.astype(np.float32), image.affine, np.asarray(affine_ras), tuple(shape), order=0
+            np.pad(values.astype(np.float32), 1),
+            padded_affine,
+            np.asarray(affine_ras),
+            tuple(shape),
+            order=0,
         )
-    return map_external_labels(np.rint(values).astype(np.int32), settings.external_labels)
+    return map_external_labels(np.rint(values).astype(np.int32), external.label_map)
+
+
+def read_nifti_labels(path: Path, settings: SegmentationSettings) -> ExternalLabels:
+    """A label NIfTI whose values are mapped by ``settings.external_labels``."""
+    image = nib.load(path)
+    return ExternalLabels(np.asarray(image.dataobj), image.affine, settings.external_labels)
+
+
+def _shift(voxels: float) -> np.ndarray:
+    translation = np.eye(4)
+    translation[:3, 3] = voxels
+    return translation

@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from monitor.segment.atlas import max_probability_labels, warp_probabilities
-from monitor.segment.external import read_external_labels
+from monitor.segment.external import ExternalLabels, labels_on_grid, read_nifti_labels
 from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk
 from monitor.segment.qc import (
     coverage_failures,
@@ -58,14 +58,14 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
     mask: np.ndarray,
     settings: SegmentationSettings,
     chi_ppm: np.ndarray | None = None,
-    external_labels: Path | None = None,
+    external_labels: Path | ExternalLabels | None = None,
 ) -> Segmentation:
     """Label thalamus, caudate, putamen and globus pallidus (left/right) on the acquisition grid.
 
     `magnitude_3d` is the first-echo or echo-combined magnitude, `mask` the brain mask from
     reconstruction, `affine_ras` the voxel-to-RAS+ affine. With ``settings.method ==
-    "external"`` the labels come from `external_labels` (a NIfTI in the same frame of
-    reference) instead of the atlas.
+    "external"`` the labels come from `external_labels` (a label NIfTI, or labels the DICOM
+    adapter read from a DICOM SEG, in the same frame of reference) instead of the atlas.
     """
     start = time.perf_counter()
     shape = tuple(np.shape(magnitude_3d))
@@ -77,7 +77,9 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         if settings.method == "external":
             if external_labels is None:
                 return _failed(shape, "external", "external segmentation configured, none given")
-            labels = read_external_labels(external_labels, affine_ras, shape, settings)
+            if not isinstance(external_labels, ExternalLabels):
+                external_labels = read_nifti_labels(external_labels, settings)
+            labels = labels_on_grid(external_labels, affine_ras, shape)
             qc: dict[str, Any] = {}
             failures: list[str] = []
         else:
