@@ -1,18 +1,22 @@
-"""Deliver files to one destination: C-STORE to a DICOM peer, or an atomic copy into a folder.
+"""Deliver one output to one destination: C-STORE, folder copy, FHIR transaction, webhook.
 
-Each call either delivers every file or raises `DeliveryError` with one plain reason; retries
-and backoff belong to the outbox, not here.
+Each call either delivers the whole output or raises `DeliveryError` with one plain reason;
+retries and backoff belong to the outbox, not here. Every kind is idempotent on resend:
+a PACS keeps one copy per SOP Instance UID, the FHIR Bundle creates conditionally, the
+folder copy lands on the same names, a webhook alert carries a stable ``alert_id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pynetdicom import AE
 
+from dicom_node.logging_utils import uid_hash
 from dicom_node.spool import write_durably
 from monitor.settings import DestinationSettings
 
@@ -24,6 +28,24 @@ class DeliveryError(RuntimeError):
     """A delivery attempt failed; the message is one plain reason fit for `last_error`."""
 
 
+@dataclass(frozen=True)
+class DeliveryItem:
+    """One record output on its way: a file, or a folder delivered as one unit (a series)."""
+
+    output: str
+    path: Path
+    study_uid: str
+
+    def files(self) -> list[Path]:
+        """The file itself, or the folder's visible files in name order."""
+        if not self.path.exists():
+            raise DeliveryError(f"output {self.output!r} is missing ({self.path.name})")
+        if self.path.is_dir():
+            found = (p for p in self.path.rglob("*") if p.is_file())
+            return sorted(p for p in found if not p.name.startswith("."))
+        return [self.path]
+
+
 def is_dicom_file(path: Path) -> bool:
     """Part 10 files carry ``DICM`` after a 128-byte preamble; nothing else goes to a PACS."""
     with path.open("rb") as handle:
@@ -31,14 +53,19 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def deliver(
-    files: Sequence[Path], destination: DestinationSettings, calling_ae: str, timeout_s: float
+    item: DeliveryItem, destination: DestinationSettings, calling_ae: str, timeout_s: float
 ) -> None:
     if destination.kind == "dicom":
-        send_dicom(files, destination, calling_ae, timeout_s)
+        dicom_files = [p for p in item.files() if is_dicom_file(p)]
+        if not dicom_files:
+            raise DeliveryError(f"output {item.output!r} has no DICOM files")
+        send_dicom(dicom_files, destination, calling_ae, timeout_s)
     elif destination.kind == "folder":
-        copy_to_folder(files, destination)
+        copy_to_folder(item, destination)
     else:
-        raise DeliveryError(f"destination kind {destination.kind!r} is not supported yet")
+        from dicom_node.http_sender import post_output  # httpx/FHIR: load only when used
+
+        post_output(item, destination)
 
 
 def send_dicom(
@@ -74,15 +101,19 @@ def send_dicom(
         assoc.release()
 
 
-def copy_to_folder(files: Sequence[Path], destination: DestinationSettings) -> None:
-    """Copy each file to ``<path>/<its folder name>/<its name>``, keeping per-study folders.
+def copy_to_folder(item: DeliveryItem, destination: DestinationSettings) -> None:
+    """Copy the output to ``<path>/<study ref>/<acquisition ref>/``, each file atomically.
 
-    Output files are small (maps, reports), so reading each whole is fine.
+    Folder names are hashes, as in the data directory: UIDs stay inside the files, where the
+    integration engine reads them. Output files are small (maps, reports), so reading each
+    whole is fine.
     """
     if destination.path is None:
         raise DeliveryError(f"folder destination {destination.name!r} needs a path")
-    for path in files:
+    acquisition_dir = item.path.parent
+    target = destination.path / uid_hash(item.study_uid) / acquisition_dir.name
+    for path in item.files():
         try:
-            write_durably(destination.path / path.parent.name / path.name, path.read_bytes())
+            write_durably(target / path.relative_to(acquisition_dir), path.read_bytes())
         except OSError as exc:
             raise DeliveryError(f"cannot copy {path.name} to {destination.name!r}: {exc}") from exc

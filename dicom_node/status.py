@@ -105,11 +105,25 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
             }
             for job in queue.recent(recent)
         ]
+        outbox = Outbox(sessions, settings)
+        dead_letters = [
+            {
+                "id": row.id,
+                "study_uid": row.study_uid,
+                "destination": row.destination,
+                "output": row.output,
+                "attempts": row.attempts,
+                "error": row.last_error,
+                "updated_at": row.updated_at.isoformat(timespec="seconds") + "Z",
+            }
+            for row in outbox.dead_letters(recent)
+        ]
         return {
             "listener": listener_status(settings),
             "job_counts": queue.counts(),
-            "delivery_counts": Outbox(sessions, settings).counts(),
+            "delivery_counts": outbox.counts(),
             "jobs": jobs,
+            "dead_letters": dead_letters,
         }
     finally:
         engine.dispose()

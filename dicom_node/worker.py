@@ -119,12 +119,13 @@ class Worker:
                 **fields,
             )
             return True
-        files = list(result.outputs.values())
         done = self.queue.complete(
             job,
             self.owner,
             result.to_record(),
-            also=lambda session: self.outbox.add(session, job.idempotency_key, files),
+            also=lambda session: self.outbox.add(
+                session, job.idempotency_key, job.study_uid, result.outputs
+            ),
         )
         log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)
         return True

@@ -154,7 +154,10 @@ def test_permanent_failure_skips_remaining_attempts(tmp_path: Path) -> None:
 
 def test_deliveries_commit_only_with_the_result(tmp_path: Path) -> None:
     settings = load_settings(
-        None, destinations=[{"name": "archive", "kind": "folder", "path": str(tmp_path / "a")}]
+        None,
+        destinations=[
+            {"name": "archive", "kind": "folder", "path": tmp_path / "a", "outputs": ["chi_ppm"]}
+        ],
     )
     queue = make_queue(tmp_path)
     outbox = Outbox(queue.sessions, settings)
@@ -166,7 +169,7 @@ def test_deliveries_commit_only_with_the_result(tmp_path: Path) -> None:
     assert lost is not None and retaken is not None
 
     def deliveries(session: Session) -> int:
-        return outbox.add(session, "key-1", [output])
+        return outbox.add(session, "key-1", "1.2.3", {"chi_ppm": output})
 
     assert not queue.complete(lost, "worker-a", {}, also=deliveries)
     assert outbox.rows() == []

@@ -1,0 +1,75 @@
+"""Destination configuration: each kind states what it needs and what it may receive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.settings import DEFAULT_OUTPUTS, ConfigError, load_settings
+
+
+def destination(**fields: object) -> list[dict[str, object]]:
+    return [{"name": "d", **fields}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "dicom", "host": "h", "port": 104}, "needs ae_title"),
+        ({"kind": "fhir"}, "needs base_url"),
+        ({"kind": "folder"}, "needs path"),
+        ({"kind": "webhook"}, "needs url"),
+        ({"kind": "email", "url": "x"}, "Input should be"),
+        ({"kind": "webhook", "url": "x", "outputs": ["sr"]}, "cannot take ['sr']"),
+        (
+            {"kind": "dicom", "host": "h", "port": 1, "ae_title": "A", "outputs": ["alert"]},
+            "cannot take ['alert']",
+        ),  # fmt: skip
+        ({"kind": "fhir", "base_url": "x", "auth": {"token_url": "t"}}, "SMART auth needs"),
+        (
+            {
+                "kind": "webhook",
+                "url": "x",
+                "auth": {"token_url": "t", "client_id": "c", "private_key_file": "k"},
+            },
+            "SMART auth is for fhir",
+        ),  # fmt: skip
+    ],
+)
+def test_incomplete_or_wrong_destinations_are_refused(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match="destinations.0") as error:
+        load_settings(None, destinations=destination(**fields))
+    assert message in str(error.value)
+
+
+def test_destination_names_are_unique() -> None:
+    twice = [{"name": "a", "kind": "folder", "path": "x"}] * 2
+    with pytest.raises(ConfigError, match="destination names must be unique"):
+        load_settings(None, destinations=twice)
+
+
+def test_routing_defaults_per_kind_and_explicit_override(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        """
+[[destinations]]
+name = "ehr"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+auth = { bearer_token = "abc" }
+
+[[destinations]]
+name = "drop"
+kind = "folder"
+path = "/srv/drop"
+outputs = ["sr", "trend_plot_png"]
+"""
+    )
+    ehr, drop = load_settings(config).destinations
+    assert ehr.routed_outputs == {"fhir_bundle"} == set(DEFAULT_OUTPUTS["fhir"])
+    assert ehr.auth.bearer_token is not None
+    assert "abc" not in repr(ehr)  # secrets never printed with the settings
+    assert drop.routed_outputs == {"sr", "trend_plot_png"}
