@@ -1,0 +1,283 @@
+"""TID 1500 Measurement Report (Comprehensive 3D SR) of one processed study.
+
+One measurement group per structure and side (left, right, both together), each with the mean
+magnetic susceptibility (its normative z-score, percentile and normal range as measurement
+properties), median, SD, volume and change since the previous study, plus one group for the
+progression risk with its reasons. Values absent from the record (no norms for the age, no
+previous study at baseline) are left out rather than invented.
+
+The groups are TID 1501 measurement groups with finding site and laterality: a TID 1411
+volumetric ROI group must reference the ROI itself (a DICOM SEG, contours or a surface), which
+we do not export yet. Every group references the QSM map it was measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from highdicom.sr import (
+    AlgorithmIdentification,
+    CodeContentItem,
+    CodedConcept,
+    Comprehensive3DSR,
+    DeviceObserverIdentifyingAttributes,
+    FindingSite,
+    Measurement,
+    MeasurementProperties,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    MeasurementStatisticalProperties,
+    NormalRangeProperties,
+    NumContentItem,
+    ObservationContext,
+    ObserverContext,
+    QualitativeEvaluation,
+    RelationshipTypeValues,
+    SourceImageForMeasurementGroup,
+    TextContentItem,
+    TrackingIdentifier,
+)
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from dicom_node.outputs import concepts as c
+from dicom_node.outputs.common import (
+    MANUFACTURER,
+    MODEL_NAME,
+    check_sources,
+    derived_uid,
+    producing_version,
+    series_number,
+    stable_uid,
+)
+from monitor.settings import Settings
+
+STRUCTURES: tuple[str, ...] = ("thalamus", "caudate", "putamen", "globus_pallidus")
+SIDES: tuple[str, ...] = ("left", "right", "bilateral")
+SERIES_DESCRIPTION = "QSM deep grey matter iron report"
+
+
+def build_measurement_report(
+    record: Mapping[str, Any],
+    sources: Sequence[Dataset],
+    qsm_reference: Sequence[Dataset] | None = None,
+    *,
+    settings: Settings,
+) -> Dataset:
+    """The SR for `record`, in the study of `sources` (the first-echo magnitude images).
+
+    `qsm_reference` are the QSM map objects the numbers were measured on (the parametric map, or
+    the MR derived slices); each group references them and they join the SR's evidence.
+    """
+    check_sources(record, sources)
+    if record.get("error"):
+        raise ValueError("the record is a failure: there are no measurements to report")
+    references = list(qsm_reference or ())
+    algorithm = AlgorithmIdentification(name=MODEL_NAME, version=producing_version(record))
+    groups = [
+        group
+        for structure in STRUCTURES
+        for side in SIDES
+        if (group := _structure_group(record, structure, side, algorithm, references))
+    ]
+    risk = _risk_group(record, algorithm)
+    if risk is not None:
+        groups.append(risk)
+    if not groups:
+        raise ValueError("the record has no structure measurements and no risk to report")
+    report = MeasurementReport(
+        observation_context=ObservationContext(
+            observer_device_context=ObserverContext(
+                observer_type=codes.DCM.Device,
+                observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+                    uid=stable_uid("device", settings.node.ae_title),
+                    name=MODEL_NAME,
+                    manufacturer_name=MANUFACTURER,
+                    model_name=f"{MODEL_NAME} {producing_version(record)}",
+                    serial_number=settings.node.ae_title,
+                ),
+            )
+        ),
+        procedure_reported=c.IMAGING_PROCEDURE,
+        imaging_measurements=groups,
+    )
+    return Comprehensive3DSR(
+        evidence=[*sources, *references],
+        content=report[0],
+        series_instance_uid=derived_uid(record, "sr", "series"),
+        series_number=series_number(settings, "sr"),
+        sop_instance_uid=derived_uid(record, "sr", "instance"),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        is_final=True,
+        series_description=SERIES_DESCRIPTION,
+        manufacturer_model_name=MODEL_NAME,
+        software_versions=producing_version(record),
+        device_serial_number=settings.node.ae_title,
+        coding_schemes=[c.PRIVATE_SCHEME_ITEM],
+    )
+
+
+def side_values(record: Mapping[str, Any], structure: str, side: str) -> Mapping[str, Any]:
+    """The record's numbers for one structure and side ("bilateral" = both sides together).
+
+    Records from before per-side statistics carry only ``left_ppb``/``right_ppb``; those give
+    the side means and nothing else.
+    """
+    block = (record.get("structures") or {}).get(structure)
+    if not isinstance(block, Mapping):
+        return {}
+    if side == "bilateral":
+        return block
+    sides = block.get("sides")
+    if isinstance(sides, Mapping):
+        return sides.get(side) or {}
+    return {"mean_ppb": block.get(f"{side}_ppb")}
+
+
+def _structure_group(
+    record: Mapping[str, Any],
+    structure: str,
+    side: str,
+    algorithm: AlgorithmIdentification,
+    references: Sequence[Dataset],
+) -> MeasurementsAndQualitativeEvaluations | None:
+    values = side_values(record, structure, side)
+    measurements = _measurements(values)
+    if not measurements:
+        return None
+    site = FindingSite(anatomic_location=c.FINDING_SITES[structure], laterality=c.LATERALITY[side])
+    reliable = values.get("reliable_change")
+    evaluations = (
+        [QualitativeEvaluation(c.RELIABLE_CHANGE, c.YES if reliable else c.NO)]
+        if reliable is not None
+        else None
+    )
+    label = f"{side} {structure.replace('_', ' ')}"
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=_tracking_uid(record, structure, side), identifier=label
+        ),
+        algorithm_id=algorithm,
+        finding_sites=[site],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+        source_images=[SourceImageForMeasurementGroup.from_source_image(ds) for ds in references]
+        or None,
+    )
+    region = _reference_region(record)
+    if region is not None:
+        group[0].ContentSequence.append(
+            CodeContentItem(
+                name=c.REFERENCE_REGION,
+                value=region,
+                relationship_type=RelationshipTypeValues.HAS_CONCEPT_MOD,
+            )
+        )
+    return group
+
+
+def _tracking_uid(record: Mapping[str, Any], structure: str, side: str) -> str:
+    """The same per patient, structure and side in every study, so viewers can follow a
+    region across visits; the patient ID only enters a one-way hash."""
+    return stable_uid("tracking", str(record.get("patient_id")), structure, side)
+
+
+def _measurements(values: Mapping[str, Any]) -> list[Measurement]:
+    """Every number the record has for one structure and side, in a fixed order."""
+    plain = [
+        (c.MAGNETIC_SUSCEPTIBILITY, "mean_ppb", c.PPB, c.MEAN),
+        (c.MAGNETIC_SUSCEPTIBILITY, "median_ppb", c.PPB, c.MEDIAN),
+        (c.MAGNETIC_SUSCEPTIBILITY, "sd_ppb", c.PPB, c.STANDARD_DEVIATION),
+        (c.VOLUME, "volume_ml", c.MILLILITRE, None),
+        (c.CHANGE_SINCE_PREVIOUS, "change_ppb", c.PPB, None),
+        (c.PERCENT_CHANGE_SINCE_PREVIOUS, "change_pct", c.PERCENT, None),
+        (c.ANNUAL_CHANGE, "annual_change_ppb_per_year", c.PPB_PER_YEAR, None),
+    ]
+    measurements = []
+    for name, key, unit, derivation in plain:
+        value = values.get(key)
+        if value is None:
+            continue
+        measurements.append(
+            Measurement(
+                name=name,
+                value=float(value),
+                unit=unit,
+                derivation=derivation,
+                properties=_normative_properties(values) if key == "mean_ppb" else None,
+            )
+        )
+    return measurements
+
+
+def _normative_properties(values: Mapping[str, Any]) -> MeasurementProperties | None:
+    """Where the mean lies in the normative population: z-score, percentile, normal range."""
+    ranking = [
+        NumContentItem(
+            name=name,
+            value=float(values[key]),
+            unit=unit,
+            relationship_type=RelationshipTypeValues.HAS_PROPERTIES,
+        )
+        for name, key, unit in (
+            (c.Z_SCORE, "z", c.NO_UNITS),
+            (c.PERCENTILE, "percentile", c.PERCENT),
+        )
+        if values.get(key) is not None
+    ]
+    limits = values.get("reference_range_ppb") or [None, None]
+    bounds = [
+        NumContentItem(
+            name=name,
+            value=float(limit),
+            unit=c.PPB,
+            relationship_type=RelationshipTypeValues.HAS_PROPERTIES,
+        )
+        for name, limit in zip((c.NORMAL_RANGE_LOWER, c.NORMAL_RANGE_UPPER), limits, strict=True)
+        if limit is not None
+    ]
+    normality = c.NORMALITY.get(str(values.get("interpretation")))
+    if not (ranking or bounds or normality):
+        return None
+    return MeasurementProperties(
+        normality=normality,
+        measurement_statistical_properties=MeasurementStatisticalProperties(ranking)
+        if ranking
+        else None,
+        normal_range_properties=NormalRangeProperties(bounds) if bounds else None,
+    )
+
+
+def _reference_region(record: Mapping[str, Any]) -> CodedConcept | None:
+    name = record.get("reference_region") or (record.get("structures") or {}).get("reference")
+    return c.REFERENCE_REGIONS.get(str(name)) if name else None
+
+
+def _risk_group(
+    record: Mapping[str, Any], algorithm: AlgorithmIdentification
+) -> MeasurementsAndQualitativeEvaluations | None:
+    """The progression risk as a coded evaluation, each reason as plain text beside it."""
+    risk = record.get("risk")
+    if not isinstance(risk, Mapping) or risk.get("level") not in c.RISK_LEVELS:
+        return None
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=derived_uid(record, "risk"), identifier="progression risk"
+        ),
+        algorithm_id=algorithm,
+        qualitative_evaluations=[
+            QualitativeEvaluation(c.PROGRESSION_RISK, c.RISK_LEVELS[risk["level"]])
+        ],
+    )
+    for reason in risk.get("reasons") or ():
+        group[0].ContentSequence.append(
+            TextContentItem(
+                name=c.RISK_BASIS,
+                value=str(reason),
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return group

@@ -1,0 +1,185 @@
+"""TID 1500 SR: valid for dciodvfy and dsrdump, and its numbers are the record's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from outputs_support import (
+    STRUCTURES,
+    assembled_study,
+    dsrdump,
+    make_record,
+    save,
+    validator_errors,
+    walk,
+)
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from dicom_node.assemble import AssembledAcquisition
+from dicom_node.outputs.common import read_sources
+from dicom_node.outputs.sr import build_measurement_report
+from monitor.settings import Settings
+
+FINDING_SITE = "363698007"
+LATERALITY = "272741003"
+DERIVATION = "121401"
+SITE_CODES = {"42695009": "thalamus", "11000004": "caudate", "89278009": "putamen"}
+SITE_CODES["14738005"] = "globus_pallidus"
+SIDE_CODES = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
+DERIVATIONS = {"373098007": "mean_ppb", "373099004": "median_ppb", "386136009": "sd_ppb"}
+PLAIN_NUMBERS = {
+    "118565006": "volume_ml",
+    "CHI-CHANGE": "change_ppb",
+    "CHI-CHANGE-PCT": "change_pct",
+    "CHI-RATE": "annual_change_ppb_per_year",
+}
+PROPERTIES = {
+    "121416": "z",
+    "121415": "percentile",
+    "385524004": "range_low",
+    "371933006": "range_high",
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> AssembledAcquisition:
+    return assembled_study(tmp_path_factory.mktemp("source"))
+
+
+def build(study: AssembledAcquisition, record: dict[str, Any]) -> Dataset:
+    sources = read_sources(study.reference_paths)
+    return build_measurement_report(record, sources, settings=Settings())
+
+
+def code(item: Dataset, keyword: str) -> str:
+    return str(getattr(item, keyword)[0].CodeValue)
+
+
+def reported_numbers(ds: Dataset) -> dict[tuple[str, str], dict[str, float]]:
+    """(structure, side) -> every number in its group, read back independently of highdicom."""
+    groups: dict[tuple[str, str], dict[str, float]] = {}
+    for group in walk(ds.ContentSequence):
+        if group.ValueType != "CONTAINER" or code(group, "ConceptNameCodeSequence") != "125007":
+            continue
+        children = list(group.ContentSequence)
+        sites = [i for i in children if code(i, "ConceptNameCodeSequence") == FINDING_SITE]
+        if not sites:
+            continue
+        laterality = next(
+            i for i in sites[0].ContentSequence if code(i, "ConceptNameCodeSequence") == LATERALITY
+        )
+        key = (
+            SITE_CODES[code(sites[0], "ConceptCodeSequence")],
+            SIDE_CODES[code(laterality, "ConceptCodeSequence")],
+        )
+        numbers: dict[str, float] = {}
+        for item in children:
+            if item.ValueType != "NUM":
+                continue
+            value = float(item.MeasuredValueSequence[0].NumericValue)
+            name = code(item, "ConceptNameCodeSequence")
+            modifiers = {
+                code(m, "ConceptNameCodeSequence"): m for m in item.get("ContentSequence", [])
+            }
+            if name == "126396":
+                numbers[DERIVATIONS[code(modifiers[DERIVATION], "ConceptCodeSequence")]] = value
+                for concept, field in PROPERTIES.items():
+                    if concept in modifiers:
+                        numbers[field] = float(
+                            modifiers[concept].MeasuredValueSequence[0].NumericValue
+                        )
+            else:
+                numbers[PLAIN_NUMBERS[name]] = value
+        groups[key] = numbers
+    return groups
+
+
+def record_side(record: dict[str, Any], structure: str, side: str) -> dict[str, Any]:
+    block = record["structures"][structure]
+    return block if side == "bilateral" else block["sides"][side]
+
+
+@pytest.mark.parametrize("risk_level", ["elevated", "not elevated", "indeterminate"])
+def test_sr_passes_dciodvfy_and_dsrdump(
+    study: AssembledAcquisition, tmp_path: Path, risk_level: str
+) -> None:
+    path = save(build(study, make_record(study, risk_level=risk_level)), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    dump = dsrdump(path)
+    assert dump.returncode == 0, dump.stderr
+    assert not [line for line in dump.stderr.splitlines() if line.startswith(("E:", "F:"))]
+    assert "Magnetic Susceptibility" in dump.stdout
+    assert risk_level.capitalize() in dump.stdout
+
+
+def test_sr_numbers_equal_the_record(study: AssembledAcquisition, tmp_path: Path) -> None:
+    record = make_record(study)
+    reported = reported_numbers(dcmread(save(build(study, record), tmp_path / "sr.dcm")))
+    assert set(reported) == {(s, side) for s in STRUCTURES for side in SIDE_CODES.values()}
+    for (structure, side), numbers in reported.items():
+        want = record_side(record, structure, side)
+        expected = {k: want[k] for k in [*DERIVATIONS.values(), *PLAIN_NUMBERS.values()]}
+        expected |= {"z": want["z"], "percentile": want["percentile"]}
+        expected |= dict(zip(("range_low", "range_high"), want["reference_range_ppb"], strict=True))
+        assert numbers == pytest.approx(expected, rel=1e-9), (structure, side)
+
+
+def test_baseline_sr_has_no_change_but_keeps_norms(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    record = make_record(study, follow_up=False)
+    path = save(build(study, record), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    reported = reported_numbers(dcmread(path))
+    for numbers in reported.values():
+        assert not {"change_ppb", "change_pct", "annual_change_ppb_per_year"} & set(numbers)
+        assert {"mean_ppb", "z", "range_low"} <= set(numbers)
+
+
+def test_record_with_side_means_only(study: AssembledAcquisition) -> None:
+    """Records from before per-side statistics still report each side's mean."""
+    record = make_record(study)
+    for name in STRUCTURES:
+        del record["structures"][name]["sides"]
+    reported = reported_numbers(build(study, record))
+    left = reported[("putamen", "left")]
+    assert left == {"mean_ppb": pytest.approx(record["structures"]["putamen"]["left_ppb"])}
+
+
+def test_identity_study_and_references_come_from_the_source(study: AssembledAcquisition) -> None:
+    sr = build(study, make_record(study))
+    source = dcmread(study.reference_paths[0])
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID"):
+        assert sr.get(keyword) == source.get(keyword), keyword
+    assert sr.AccessionNumber == source.AccessionNumber
+    assert sr.SeriesInstanceUID not in study.series_uids
+    assert sr.SeriesNumber == Settings().outputs.series_number_base
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+    referenced = {str(s.SeriesInstanceUID) for s in evidence}
+    assert referenced == {str(source.SeriesInstanceUID)}
+    assert len(evidence[0].ReferencedSOPSequence) == len(study.reference_paths)
+
+
+def test_same_record_gives_same_uids_new_version_new_ones(study: AssembledAcquisition) -> None:
+    record = make_record(study)
+    first, again = build(study, record), build(study, record)
+    assert (first.SOPInstanceUID, first.SeriesInstanceUID) == (
+        again.SOPInstanceUID,
+        again.SeriesInstanceUID,
+    )
+    newer = build(study, {**record, "pipeline_version": "9.9.9"})
+    assert newer.SOPInstanceUID != first.SOPInstanceUID
+
+
+def test_bad_inputs_fail_with_one_reason(study: AssembledAcquisition) -> None:
+    record = make_record(study)
+    sources = read_sources(study.reference_paths)
+    with pytest.raises(ValueError, match="study"):
+        build_measurement_report({**record, "study_uid": "1.2.3"}, sources, settings=Settings())
+    with pytest.raises(ValueError, match="failure"):
+        build_measurement_report({**record, "error": "no phase"}, sources, settings=Settings())
+    with pytest.raises(ValueError, match="no source images"):
+        build_measurement_report(record, [], settings=Settings())
