@@ -1,0 +1,1 @@
+"""Patient history: comparable visits, change since earlier visits and the risk flag."""

@@ -1,0 +1,134 @@
+"""Risk levels and their plain-language reasons for constructed cases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from monitor.norms import default_model
+from monitor.settings import RiskSettings
+from monitor.tracking.change import VisitValue, compute_change
+from monitor.tracking.risk import StructureEvidence, assess_risk
+
+AGE = 50.0
+MODEL = default_model()
+RISK = RiskSettings()
+
+
+def evidence(structure: str, z: float, change_ppb: float | None = None) -> StructureEvidence:
+    """A measurement at ``z`` SDs from the age norm; optionally ``change_ppb`` over a year."""
+    curve = MODEL.curve(structure)
+    value = curve.mean_ppb(AGE) + z * curve.sd_ppb(AGE)
+    change = None
+    if change_ppb is not None:
+        before = VisitValue("prior", datetime(2024, 1, 1), value - change_ppb)
+        now = VisitValue("now", datetime(2024, 1, 1) + timedelta(days=365), value)
+        change = compute_change([before], now, RISK.retest_sd_ppb[structure])
+    return StructureEvidence(value, MODEL.score(structure, "bilateral", value, AGE), change)
+
+
+def assess(thalamus: StructureEvidence, pallidus: StructureEvidence, **kwargs):
+    return assess_risk(
+        {"thalamus": thalamus, "globus_pallidus": pallidus}, RISK, age_years=AGE, **kwargs
+    )
+
+
+def test_normal_values_without_change_are_not_elevated() -> None:
+    result = assess(evidence("thalamus", 0.0, 1.0), evidence("globus_pallidus", 0.5, -1.0))
+    assert result.level == "not elevated"
+    text = " ".join(result.reasons)
+    assert "z = 0.00" in text and "z = 0.50" in text
+    assert "no reliable fall" in text and "no reliable rise" in text
+    assert "not a diagnosis" in result.reasons[-1]
+
+
+def test_low_thalamus_z_is_elevated_and_names_the_numbers() -> None:
+    result = assess(evidence("thalamus", -2.3), evidence("globus_pallidus", 0.0))
+    assert result.level == "elevated"
+    assert result.reasons[0].startswith("Thalamus susceptibility")
+    assert "z = -2.30" in result.reasons[0] and "z <= -2" in result.reasons[0]
+
+
+def test_high_pallidus_z_is_elevated() -> None:
+    result = assess(evidence("thalamus", 0.0), evidence("globus_pallidus", 2.1))
+    assert result.level == "elevated"
+    assert any("Globus pallidus" in r and "z = 2.10" in r for r in result.reasons)
+
+
+def test_reliable_thalamic_fall_is_elevated_even_with_normal_z() -> None:
+    result = assess(evidence("thalamus", -1.0, change_ppb=-8.0), evidence("globus_pallidus", 0.0))
+    assert result.level == "elevated"
+    assert any("fell reliably" in r and "-8.0 ppb" in r and "6.7 ppb" in r for r in result.reasons)
+
+
+def test_reliable_change_against_the_rule_direction_does_not_fire() -> None:
+    result = assess(
+        evidence("thalamus", 0.0, change_ppb=8.0), evidence("globus_pallidus", 0.0, -9.0)
+    )
+    assert result.level == "not elevated"
+
+
+def test_reliable_pallidal_rise_is_elevated() -> None:
+    result = assess(evidence("thalamus", 0.0), evidence("globus_pallidus", 1.0, change_ppb=9.0))
+    assert result.level == "elevated"
+    assert any("rose reliably" in r and "+9.0 ppb" in r for r in result.reasons)
+
+
+def test_qc_failure_is_indeterminate_whatever_the_values() -> None:
+    result = assess(
+        evidence("thalamus", -4.0),
+        evidence("globus_pallidus", 4.0),
+        qc_failures=["brain mask too small"],
+    )
+    assert result.level == "indeterminate"
+    assert "brain mask too small" in result.reasons[0]
+
+
+def test_not_comparable_normal_visit_is_indeterminate() -> None:
+    result = assess(
+        evidence("thalamus", 0.0),
+        evidence("globus_pallidus", 0.0),
+        not_comparable_reason="field strength 1.5 T vs 3 T",
+    )
+    assert result.level == "indeterminate"
+    assert any("1.5 T vs 3 T" in r for r in result.reasons)
+
+
+def test_not_comparable_but_abnormal_z_is_still_elevated() -> None:
+    result = assess(
+        evidence("thalamus", -2.5),
+        evidence("globus_pallidus", 0.0),
+        not_comparable_reason="echo times differ",
+    )
+    assert result.level == "elevated"
+
+
+def test_no_norms_for_the_age_is_indeterminate() -> None:
+    young = 12.0
+    value = -1.0
+    no_norms = StructureEvidence(value, MODEL.score("thalamus", "bilateral", value, young), None)
+    assert no_norms.score is None
+    result = assess_risk(
+        {"thalamus": no_norms, "globus_pallidus": evidence("globus_pallidus", 0.0)},
+        RISK,
+        age_years=young,
+    )
+    assert result.level == "indeterminate"
+    assert any("age 12 years" in r for r in result.reasons)
+
+
+def test_missing_structure_is_indeterminate() -> None:
+    result = assess_risk({"thalamus": evidence("thalamus", 0.0)}, RISK, age_years=AGE)
+    assert result.level == "indeterminate"
+    assert any("No globus pallidus measurement" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize("threshold", [-1.5, -3.0])
+def test_rules_come_from_settings(threshold: float) -> None:
+    settings = RiskSettings(
+        rules=[{"structure": "thalamus", "direction": "low", "z_threshold": threshold}]
+    )
+    result = assess_risk({"thalamus": evidence("thalamus", -2.0)}, settings, age_years=AGE)
+    assert result.level == ("elevated" if threshold >= -2.0 else "not elevated")
+    assert result.as_record()["level"] == result.level
