@@ -24,6 +24,7 @@ from dicom_node.cli import app
 from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.jobs import JobQueue
 from dicom_node.leasing import WorkState
+from dicom_node.logging_utils import uid_hash
 from dicom_node.results import results_for_study
 from dicom_node.status import echo, state_path
 from dicom_node.synthetic_modules import PatientIdentity
@@ -84,6 +85,7 @@ compilation_cache_dir = "{jax_cache}"
 name = "archive"
 kind = "folder"
 path = "{tmp_path / "archive"}"
+outputs = ["chi_ppm"]
 """
     )
     return config
@@ -192,7 +194,7 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     assert done.attempts == 2
     (result,) = results_for_study(queue.sessions, IDENTITY.study_uid)
     chi = Path(result.record["outputs"]["chi_ppm"])
-    delivered = tmp_path / "archive" / chi.parent.name / chi.name
+    delivered = tmp_path / "archive" / uid_hash(IDENTITY.study_uid) / chi.parent.name / chi.name
     wait_for(delivered.exists, 30.0, "the outbox to copy the map to the folder destination")
     assert delivered.read_bytes() == chi.read_bytes()
 
