@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 for command in domain_app.registered_commands:
     app.registered_commands.append(command)
+app.registered_groups.extend(domain_app.registered_groups)
 
 
 @app.callback()

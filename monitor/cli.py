@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +15,14 @@ from monitor.nifti.writer import write_result
 from monitor.settings import ConfigError, Settings, load_settings
 from monitor.types import InvalidAcquisitionError, QSMResult
 
+if TYPE_CHECKING:
+    from monitor.norms import NormativeModel
+
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+norms_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Normative model: fit a site model, show one."
+)
+app.add_typer(norms_app, name="norms")
 
 INPUT_ERROR_EXIT_CODE = 2
 """Same code the argument parser uses for a bad command line: the input, not the program."""
@@ -98,3 +105,59 @@ def _reconstruct(loaded: LoadedInput, settings: Settings, console: Console) -> Q
 def compilation_cache_dir(settings: Settings) -> Path:
     """Configured JAX cache folder, else one inside the data directory (shared by all runs)."""
     return settings.recon.compilation_cache_dir or settings.storage.data_dir / "jax-cache"
+
+
+@norms_app.command("fit")
+def norms_fit(
+    controls: Annotated[Path, typer.Argument(help="Controls CSV (format: docs/norms.md).")],
+    out: Annotated[Path, typer.Option("--out", help="Site model JSON to write.")],
+    name: Annotated[str, typer.Option("--name", help="Model name in reports.")] = "site",
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed.")] = 0,
+) -> None:
+    """Fit a site normative model from local controls processed by this pipeline."""
+    from monitor.norms import NormsError, save_model
+    from monitor.norms.controls_csv import read_controls_csv
+    from monitor.norms.fit import fit_site_model
+
+    console = Console(highlight=False)
+    try:
+        report = fit_site_model(
+            read_controls_csv(controls), name=name, n_bootstrap=bootstrap, seed=seed
+        )
+    except NormsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    save_model(report.model, out)
+    _print_model(report.model, console)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    console.print(f"wrote {out}; set [norms] model_path to use it", soft_wrap=True, markup=False)
+
+
+@norms_app.command("show")
+def norms_show(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model JSON; default: the configured one.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Print a normative model: expected values by age, parameters and their intervals."""
+    from monitor.norms import NormsError, load_model
+
+    try:
+        path = model if model is not None else load_settings(config).norms.model_path
+        loaded = load_model(path)
+    except (ConfigError, NormsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    _print_model(loaded, Console(highlight=False))
+
+
+def _print_model(model: NormativeModel, console: Console) -> None:
+    from monitor.norms.table import band_table, model_table
+
+    console.print(model_table(model))
+    bands = band_table(model)
+    if bands is not None:
+        console.print(bands)
