@@ -1,0 +1,101 @@
+"""The emit step: outputs written under fixed names, identical on a re-run, alert only when
+elevated, and an output that cannot exist for a record left out with its reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from outputs_support import assembled_study, make_record
+from pydicom import dcmread
+
+from dicom_node.assemble import AssembledAcquisition
+from dicom_node.emit import EmitInput, Emitted, emit_outputs
+from dicom_node.logging_utils import uid_hash
+from monitor.settings import Settings, load_settings
+from monitor.types import QSMResult
+
+
+@pytest.fixture(scope="module")
+def assembled(tmp_path_factory: pytest.TempPathFactory) -> AssembledAcquisition:
+    return assembled_study(tmp_path_factory.mktemp("study"))
+
+
+def emit_input(assembled: AssembledAcquisition, **record_fields: object) -> EmitInput:
+    acq = assembled.acquisition
+    shape = acq.magnitude.shape[:3]
+    rng = np.random.default_rng(3)
+    labels = np.zeros(shape, dtype=np.int16)
+    labels[8:14, 6:12, 2:6] = 1
+    labels[18:24, 6:12, 2:6] = 2
+    qsm = QSMResult(
+        chi_ppm=rng.normal(0.0, 0.05, shape).astype(np.float32),
+        mask=np.ones(shape, dtype=bool),
+        local_field_ppm=np.zeros(shape),
+        total_field_ppm=np.zeros(shape),
+        affine_ras=acq.affine_ras,
+        voxel_mm=acq.voxel_mm,
+        reference="whole_brain",
+    )
+    record = {**make_record(assembled), **record_fields}
+    return EmitInput(record, assembled.reference_paths, qsm, acq.magnitude[..., 0], labels)
+
+
+def run(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitted:
+    return emit_outputs(inputs, out_dir, settings)
+
+
+def test_rerun_gives_identical_objects_and_uids(
+    tmp_path: Path, assembled: AssembledAcquisition
+) -> None:
+    settings = load_settings(None)
+    inputs = emit_input(assembled)
+    first = run(inputs, tmp_path / "a", settings)
+    second = run(inputs, tmp_path / "b", settings)
+    assert first.skipped == {}
+    assert set(first.outputs) == {"sr", "key_image_segmentation_png", "fhir_bundle", "alert"}
+    for name in ("fhir_bundle", "alert", "key_image_segmentation_png"):
+        assert first.outputs[name].read_bytes() == second.outputs[name].read_bytes(), name
+    assert all(path.parent == tmp_path / "a" for path in first.outputs.values())
+    sr, sr_again = dcmread(first.outputs["sr"]), dcmread(second.outputs["sr"])
+    assert sr.StudyInstanceUID == assembled.study_uid
+    assert (sr.SeriesInstanceUID, sr.SOPInstanceUID) == (
+        sr_again.SeriesInstanceUID,
+        sr_again.SOPInstanceUID,
+    )  # creation times differ; a PACS keeps one copy per SOP Instance UID
+    assert first.outputs["key_image_segmentation_png"].read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
+
+
+def test_alert_carries_no_identity_and_only_exists_when_elevated(
+    tmp_path: Path, assembled: AssembledAcquisition
+) -> None:
+    settings = load_settings(None)
+    elevated = run(emit_input(assembled), tmp_path, settings)
+    alert_text = elevated.outputs["alert"].read_text()
+    alert = json.loads(alert_text)
+    record = make_record(assembled)
+    assert alert["level"] == "elevated"
+    assert alert["reasons"] == record["risk"]["reasons"]
+    assert alert["study_ref"] == uid_hash(assembled.study_uid)
+    for identifying in (record["patient_id"], record["study_uid"], record["study_date"]):
+        assert identifying not in alert_text
+
+    calm = emit_input(assembled, risk={"level": "not elevated", "reasons": ["within norms"]})
+    again = run(calm, tmp_path, settings)
+    assert "alert" not in again.outputs
+    assert again.skipped == {"alert": "risk is not elevated"}
+    assert not (tmp_path / "alert.json").exists()  # the earlier alert is not left behind
+
+
+def test_record_without_measurements_skips_sr_and_bundle_with_reasons(
+    tmp_path: Path, assembled: AssembledAcquisition
+) -> None:
+    empty = emit_input(assembled, structures={}, risk=None)
+    emitted = run(empty, tmp_path, load_settings(None))
+    assert set(emitted.outputs) == {"key_image_segmentation_png"}
+    assert set(emitted.skipped) == {"sr", "fhir_bundle", "alert"}
+    assert "no structure measurements" in emitted.skipped["sr"]
+    assert "no structure measurements" in emitted.skipped["fhir_bundle"]
