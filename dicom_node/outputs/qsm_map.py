@@ -1,0 +1,278 @@
+"""The susceptibility map as DICOM on the source grid: a Parametric Map and/or an MR series.
+
+The Parametric Map keeps exact float values in ppb (real-world value mapping, slope 1); the MR
+derived series stores integers with a power-of-ten rescale slope to ppb, for viewers that cannot
+show parametric maps. Both lie on the source frame of reference with the acquisition's geometry.
+
+Axes: our arrays are (x = DICOM column, y = DICOM row, z = slice in ascending order along the
+slice normal), as `dicom_node.assemble_volume` builds them; so DICOM frame ``z`` is
+``volume[:, :, z].T`` and its position is `SliceGeometry.position_lps(z)` from the same affine
+the acquisition carries (`dicom_node.geometry`, shared with the assembler and the writers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from highdicom import (
+    CoordinateSystemNames,
+    PixelMeasuresSequence,
+    PlaneOrientationSequence,
+    PlanePositionSequence,
+    VOILUTTransformation,
+)
+from highdicom.pm import ParametricMap, RealWorldValueMapping
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicom_node.geometry import SliceGeometry, geometry_from_affine
+from dicom_node.outputs import concepts as c
+from dicom_node.outputs.common import check_sources, derived_uid, equipment, series_number
+from dicom_node.synthetic_modules import MR_IMAGE_STORAGE, new_dataset
+from monitor.settings import Settings
+from monitor.types import QSMResult
+
+OUTPUT_NAMES = {"parametric_map": "qsm_parametric_map", "mr_derived": "qsm_mr_series"}
+"""Setting value -> the record's `outputs` name of that series."""
+BODY_PART = "HEAD"
+"""Unpaired, so Laterality (type 2C) is rightly absent."""
+_POSITION_TOL_MM = 0.01
+_INT16_MAX = 32767
+_COPIED_FROM_SOURCE = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+    "PatientPosition",
+    "MagneticFieldStrength",
+)
+
+
+def build_qsm_maps(
+    record: Mapping[str, Any], sources: Sequence[Dataset], qsm: QSMResult, *, settings: Settings
+) -> dict[str, list[Dataset]]:
+    """The map series chosen in ``settings.outputs.qsm_maps``, keyed by their output name."""
+    builders = {"parametric_map": build_parametric_map, "mr_derived": build_mr_derived_series}
+    return {
+        OUTPUT_NAMES[kind]: builders[kind](
+            record, sources, qsm.chi_ppm, qsm.affine_ras, settings=settings
+        )
+        for kind in settings.outputs.qsm_maps
+    }
+
+
+def build_parametric_map(
+    record: Mapping[str, Any],
+    sources: Sequence[Dataset],
+    chi_ppm: np.ndarray,
+    affine_ras: np.ndarray,
+    *,
+    settings: Settings,
+) -> list[Dataset]:
+    """One multi-frame Parametric Map instance (float32 ppb), frames in slice order."""
+    geometry = _checked_geometry(record, sources, chi_ppm, affine_ras)
+    frames = _frames_ppb(chi_ppm).astype(np.float32)
+    low, high = settings.outputs.display_window_ppb
+    mapping = RealWorldValueMapping(
+        lut_label="chi_ppb",
+        lut_explanation="Magnetic susceptibility",
+        unit=c.PPB,
+        value_range=(float(frames.min()), float(frames.max())),
+        slope=1.0,
+        intercept=0.0,
+        quantity_definition=c.MAGNETIC_SUSCEPTIBILITY,
+    )
+    pm = ParametricMap(
+        source_images=list(sources),
+        pixel_array=frames,
+        series_instance_uid=derived_uid(record, "parametric_map", "series"),
+        series_number=series_number(settings, "parametric_map"),
+        sop_instance_uid=derived_uid(record, "parametric_map", "instance"),
+        instance_number=1,
+        **equipment(record, settings),
+        contains_recognizable_visual_features=False,
+        real_world_value_mappings=[mapping],
+        voi_lut_transformations=[
+            VOILUTTransformation(
+                window_center=(low + high) / 2,
+                window_width=high - low,
+                window_explanation="deep grey matter iron",
+            )
+        ],
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        content_label="QSM",
+        content_description="Magnetic susceptibility (ppb)",
+        pixel_measures=PixelMeasuresSequence(
+            pixel_spacing=geometry.pixel_spacing_mm,
+            slice_thickness=geometry.slice_spacing_mm,
+            spacing_between_slices=geometry.slice_spacing_mm,
+        ),
+        plane_orientation=PlaneOrientationSequence(
+            CoordinateSystemNames.PATIENT, geometry.image_orientation
+        ),
+        plane_positions=[
+            PlanePositionSequence(CoordinateSystemNames.PATIENT, geometry.position_lps(z))
+            for z in range(frames.shape[0])
+        ],
+    )
+    pm.SeriesDescription = _series_description(record)
+    pm.BodyPartExamined = BODY_PART
+    return [pm]
+
+
+def build_mr_derived_series(
+    record: Mapping[str, Any],
+    sources: Sequence[Dataset],
+    chi_ppm: np.ndarray,
+    affine_ras: np.ndarray,
+    *,
+    settings: Settings,
+) -> list[Dataset]:
+    """One single-frame MR image per slice: int16 pixels, RescaleSlope/Intercept give ppb."""
+    geometry = _checked_geometry(record, sources, chi_ppm, affine_ras)
+    frames = _frames_ppb(chi_ppm)
+    slope = rescale_slope_ppb(frames)
+    codes = np.round(frames / slope).astype(np.int16)
+    series_uid = derived_uid(record, "mr_derived", "series")
+    now = datetime.now(UTC)
+    return [
+        _mr_slice(record, sources, geometry, codes[z], slope, z, series_uid, now, settings)
+        for z in range(codes.shape[0])
+    ]
+
+
+def rescale_slope_ppb(frames_ppb: np.ndarray) -> float:
+    """The smallest power of ten that fits the largest magnitude in int16: values read as exact
+    decimals (0.01, 0.1 or 1 ppb steps), and the error is at most half a step."""
+    peak = float(np.max(np.abs(frames_ppb), initial=0.0))
+    if peak == 0.0:
+        return 1.0
+    return 10.0 ** math.ceil(math.log10(peak / _INT16_MAX))
+
+
+def _frames_ppb(chi_ppm: np.ndarray) -> np.ndarray:
+    """(x, y, z) ppm -> (z, row, column) ppb, the order of DICOM frames and pixels."""
+    chi_ppb = np.asarray(chi_ppm, dtype=np.float64) * 1000.0
+    return np.ascontiguousarray(np.transpose(chi_ppb, (2, 1, 0)))
+
+
+def _checked_geometry(
+    record: Mapping[str, Any],
+    sources: Sequence[Dataset],
+    chi_ppm: np.ndarray,
+    affine_ras: np.ndarray,
+) -> SliceGeometry:
+    """The map's slice geometry, after checking it is the grid the sources were acquired on."""
+    check_sources(record, sources)
+    chi = np.asarray(chi_ppm)
+    if chi.ndim != 3 or not np.all(np.isfinite(chi)):
+        raise ValueError("the susceptibility map must be a finite 3-D array")
+    first = sources[0]
+    if (int(first.Columns), int(first.Rows)) != chi.shape[:2]:
+        raise ValueError("the susceptibility map's matrix differs from the source images")
+    geometry = geometry_from_affine(affine_ras)
+    if "ImagePositionPatient" in first:  # classic images: one per slice, in slice order
+        if len(sources) != chi.shape[2]:
+            raise ValueError("the susceptibility map's slice count differs from the sources")
+        for z, ds in enumerate(sources):
+            offset = np.subtract(
+                [float(v) for v in ds.ImagePositionPatient], geometry.position_lps(z)
+            )
+            if np.linalg.norm(offset) > _POSITION_TOL_MM:
+                raise ValueError("the susceptibility map's geometry differs from the sources")
+    return geometry
+
+
+def _series_description(record: Mapping[str, Any]) -> str:
+    reference = record.get("reference_region") or (record.get("structures") or {}).get("reference")
+    suffix = f", ref {str(reference).replace('_', ' ')}" if reference else ""
+    return f"QSM chi ppb{suffix}"
+
+
+def _mr_slice(  # noqa: PLR0913 - one slice needs the series context
+    record: Mapping[str, Any],
+    sources: Sequence[Dataset],
+    geometry: SliceGeometry,
+    codes: np.ndarray,
+    slope: float,
+    z: int,
+    series_uid: str,
+    now: datetime,
+    settings: Settings,
+) -> Dataset:
+    source = sources[z] if len(sources) > z else sources[0]
+    ds = new_dataset(MR_IMAGE_STORAGE)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = derived_uid(
+        record, "mr_derived", "instance", str(z)
+    )
+    for keyword in _COPIED_FROM_SOURCE:
+        if keyword in source:
+            setattr(ds, keyword, source[keyword].value)
+    made = equipment(record, settings)
+    ds.Manufacturer = made["manufacturer"]
+    ds.ManufacturerModelName = made["manufacturer_model_name"]
+    ds.SoftwareVersions = made["software_versions"]
+    ds.DeviceSerialNumber = made["device_serial_number"]
+    ds.Modality = "MR"
+    ds.BodyPartExamined = BODY_PART
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number(settings, "mr_derived")
+    ds.SeriesDescription = _series_description(record)
+    ds.InstanceNumber = z + 1
+    ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
+    ds.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+    ds.DerivationDescription = "Quantitative susceptibility map (qsm-monitor), ppb"
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = source.SOPClassUID
+    reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    ds.SourceImageSequence = [reference]
+    _fill_mr_image(ds, source)
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in geometry.position_lps(z)]
+    ds.ImageOrientationPatient = [f"{v:.8f}" for v in geometry.image_orientation]
+    ds.PixelSpacing = [f"{v:.6g}" for v in geometry.pixel_spacing_mm]
+    ds.SliceThickness = f"{geometry.slice_spacing_mm:.6g}"
+    ds.SpacingBetweenSlices = f"{geometry.slice_spacing_mm:.6g}"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = codes.shape
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleSlope = f"{slope:g}"
+    ds.RescaleIntercept = "0"
+    low, high = settings.outputs.display_window_ppb
+    ds.WindowCenter = f"{(low + high) / 2:g}"
+    ds.WindowWidth = f"{high - low:g}"
+    ds.PixelData = np.ascontiguousarray(codes, dtype=np.int16).tobytes()
+    return ds
+
+
+def _fill_mr_image(ds: Dataset, source: Dataset) -> None:
+    """MR Image module: the acquisition's own sequence attributes where the source has them at
+    the top level (classic images); a derived map has no single echo time, so that stays empty."""
+    defaults = {
+        "ScanningSequence": "GR",
+        "SequenceVariant": "NONE",
+        "ScanOptions": "",
+        "MRAcquisitionType": "3D",
+        "RepetitionTime": "",
+        "EchoTrainLength": "",
+        "ImagedNucleus": "1H",
+    }
+    for keyword, default in defaults.items():
+        setattr(ds, keyword, source[keyword].value if keyword in source else default)
+    ds.EchoTime = ""
