@@ -28,6 +28,8 @@ _SERIES_OFFSET: dict[OutputKind, int] = {
 }
 MANUFACTURER = "qsm-monitor"
 MODEL_NAME = "qsm-monitor"
+BODY_PART = "HEAD"
+"""Unpaired, so General Series Laterality (type 2C) is rightly absent from our images."""
 
 
 def producing_version(record: Mapping[str, Any]) -> str:

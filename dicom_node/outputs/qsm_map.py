@@ -31,15 +31,19 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicom_node.geometry import SliceGeometry, geometry_from_affine
 from dicom_node.outputs import concepts as c
-from dicom_node.outputs.common import check_sources, derived_uid, equipment, series_number
+from dicom_node.outputs.common import (
+    BODY_PART,
+    check_sources,
+    derived_uid,
+    equipment,
+    series_number,
+)
 from dicom_node.synthetic_modules import MR_IMAGE_STORAGE, new_dataset
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
 OUTPUT_NAMES = {"parametric_map": "qsm_parametric_map", "mr_derived": "qsm_mr_series"}
 """Setting value -> the record's `outputs` name of that series."""
-BODY_PART = "HEAD"
-"""Unpaired, so Laterality (type 2C) is rightly absent."""
 _POSITION_TOL_MM = 0.01
 _INT16_MAX = 32767
 _COPIED_FROM_SOURCE = (
