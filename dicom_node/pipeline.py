@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from dicom_node.logging_utils import uid_hash
 from monitor import __version__
@@ -99,7 +101,7 @@ def process_acquisition(
 
     enable_compilation_cache(compilation_cache_dir(settings))
     qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
-    structures, segmentation_qc = _measure(assembled, qsm, settings, progress)
+    structures, segmentation_qc, labels = _measure(assembled, qsm, settings, progress)
     qc = {**_plain_json(qsm.qc), "segmentation": segmentation_qc}
     record = {
         "software": "qsm-monitor",
@@ -109,7 +111,7 @@ def process_acquisition(
         "segmentation": segmentation_qc,
     }
     outputs = write_result(qsm, output_dir(settings, assembled.idempotency_key), record)
-    return ProcessingResult(
+    result = ProcessingResult(
         idempotency_key=assembled.idempotency_key,
         patient_id=assembled.source.patient_id,
         study_uid=assembled.study_uid,
@@ -119,6 +121,36 @@ def process_acquisition(
         structures=structures,
         qc=qc,
     )
+    return _emit(result, assembled, qsm, labels, settings, progress)
+
+
+def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
+    result: ProcessingResult,
+    assembled: AssembledAcquisition,
+    qsm: QSMResult,
+    labels: np.ndarray | None,
+    settings: Settings,
+    progress: Progress | None,
+) -> ProcessingResult:
+    """Last step: the clinical outputs (SR, maps, key images, FHIR, alert) from the finished
+    record; the worker then queues them for the destinations."""
+    from dicom_node.emit import EmitInput, emit_outputs
+
+    if progress is not None:
+        progress("outputs")
+    inputs = EmitInput(
+        result.to_record(),
+        assembled.reference_paths,
+        qsm,
+        assembled.acquisition.magnitude[..., 0],
+        labels,
+    )
+    emitted = emit_outputs(inputs, output_dir(settings, result.idempotency_key), settings)
+    return replace(
+        result,
+        outputs={**result.outputs, **emitted.outputs},
+        qc={**result.qc, "emit": {"skipped": emitted.skipped}},
+    )
 
 
 def _measure(
@@ -126,9 +158,10 @@ def _measure(
     qsm: QSMResult,
     settings: Settings,
     progress: Progress | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray | None]:
     """Deep grey matter statistics (ppb), or none with the reason when segmentation QC fails:
-    numbers from a failed segmentation must never reach a report."""
+    numbers from a failed segmentation must never reach a report. The labels (even failed
+    ones) go on to the key image, where a reader sees what went wrong."""
     from dicom_node.seg_input import SegInputError, load_external_segmentation
     from monitor.measure import measure_structures, report_block
     from monitor.segment.pipeline import segment_deep_grey  # SimpleITK: load on demand
@@ -143,7 +176,7 @@ def _measure(
                 config.external_path, assembled.frame_of_reference_uid, config
             )
         except SegInputError as exc:
-            return {}, {"method": "external", "reportable": False, "reason": str(exc)}
+            return {}, {"method": "external", "reportable": False, "reason": str(exc)}, None
     segmentation = segment_deep_grey(
         assembled.acquisition.magnitude[..., 0],
         qsm.affine_ras,
@@ -158,7 +191,7 @@ def _measure(
         "reason": segmentation.reason,
     }
     if not segmentation.reportable:
-        return {}, verdict
+        return {}, verdict, segmentation.labels
     measurements = measure_structures(
         qsm.chi_ppm,
         segmentation.labels,
@@ -168,7 +201,7 @@ def _measure(
         qsm.reference,
         settings.segmentation.roi_erode_voxels,
     )
-    return _plain_json(report_block(measurements)), verdict
+    return _plain_json(report_block(measurements)), verdict, segmentation.labels
 
 
 def _plain_json(values: Mapping[str, Any]) -> dict[str, Any]:
