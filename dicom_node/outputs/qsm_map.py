@@ -4,10 +4,7 @@ The Parametric Map keeps exact float values in ppb (real-world value mapping, sl
 derived series stores integers with a power-of-ten rescale slope to ppb, for viewers that cannot
 show parametric maps. Both lie on the source frame of reference with the acquisition's geometry.
 
-Axes: our arrays are (x = DICOM column, y = DICOM row, z = slice in ascending order along the
-slice normal), as `dicom_node.assemble_volume` builds them; so DICOM frame ``z`` is
-``volume[:, :, z].T`` and its position is `SliceGeometry.position_lps(z)` from the same affine
-the acquisition carries (`dicom_node.geometry`, shared with the assembler and the writers).
+Axes and geometry checks: `dicom_node.outputs.grid`.
 """
 
 from __future__ import annotations
@@ -18,33 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from highdicom import (
-    CoordinateSystemNames,
-    PixelMeasuresSequence,
-    PlaneOrientationSequence,
-    PlanePositionSequence,
-    VOILUTTransformation,
-)
+from highdicom import VOILUTTransformation
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicom_node.geometry import SliceGeometry, geometry_from_affine
+from dicom_node.geometry import SliceGeometry
 from dicom_node.outputs import concepts as c
-from dicom_node.outputs.common import (
-    BODY_PART,
-    check_sources,
-    derived_uid,
-    equipment,
-    series_number,
-)
+from dicom_node.outputs.common import BODY_PART, derived_uid, equipment, series_number
+from dicom_node.outputs.grid import checked_geometry, dicom_frames, plane_arguments
 from dicom_node.synthetic_modules import MR_IMAGE_STORAGE, new_dataset
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
 OUTPUT_NAMES = {"parametric_map": "qsm_parametric_map", "mr_derived": "qsm_mr_series"}
 """Setting value -> the record's `outputs` name of that series."""
-_POSITION_TOL_MM = 0.01
 _INT16_MAX = 32767
 _COPIED_FROM_SOURCE = (
     "PatientName",
@@ -87,7 +72,7 @@ def build_parametric_map(
     settings: Settings,
 ) -> list[Dataset]:
     """One multi-frame Parametric Map instance (float32 ppb), frames in slice order."""
-    geometry = _checked_geometry(record, sources, chi_ppm, affine_ras)
+    geometry = checked_geometry(record, sources, chi_ppm, affine_ras)
     frames = _frames_ppb(chi_ppm).astype(np.float32)
     low, high = settings.outputs.display_window_ppb
     mapping = RealWorldValueMapping(
@@ -119,18 +104,7 @@ def build_parametric_map(
         transfer_syntax_uid=ExplicitVRLittleEndian,
         content_label="QSM",
         content_description="Magnetic susceptibility (ppb)",
-        pixel_measures=PixelMeasuresSequence(
-            pixel_spacing=geometry.pixel_spacing_mm,
-            slice_thickness=geometry.slice_spacing_mm,
-            spacing_between_slices=geometry.slice_spacing_mm,
-        ),
-        plane_orientation=PlaneOrientationSequence(
-            CoordinateSystemNames.PATIENT, geometry.image_orientation
-        ),
-        plane_positions=[
-            PlanePositionSequence(CoordinateSystemNames.PATIENT, geometry.position_lps(z))
-            for z in range(frames.shape[0])
-        ],
+        **plane_arguments(geometry, frames.shape[0]),
     )
     pm.SeriesDescription = _series_description(record)
     pm.BodyPartExamined = BODY_PART
@@ -146,7 +120,7 @@ def build_mr_derived_series(
     settings: Settings,
 ) -> list[Dataset]:
     """One single-frame MR image per slice: int16 pixels, RescaleSlope/Intercept give ppb."""
-    geometry = _checked_geometry(record, sources, chi_ppm, affine_ras)
+    geometry = checked_geometry(record, sources, chi_ppm, affine_ras)
     frames = _frames_ppb(chi_ppm)
     slope = rescale_slope_ppb(frames)
     codes = np.round(frames / slope).astype(np.int16)
@@ -168,36 +142,7 @@ def rescale_slope_ppb(frames_ppb: np.ndarray) -> float:
 
 
 def _frames_ppb(chi_ppm: np.ndarray) -> np.ndarray:
-    """(x, y, z) ppm -> (z, row, column) ppb, the order of DICOM frames and pixels."""
-    chi_ppb = np.asarray(chi_ppm, dtype=np.float64) * 1000.0
-    return np.ascontiguousarray(np.transpose(chi_ppb, (2, 1, 0)))
-
-
-def _checked_geometry(
-    record: Mapping[str, Any],
-    sources: Sequence[Dataset],
-    chi_ppm: np.ndarray,
-    affine_ras: np.ndarray,
-) -> SliceGeometry:
-    """The map's slice geometry, after checking it is the grid the sources were acquired on."""
-    check_sources(record, sources)
-    chi = np.asarray(chi_ppm)
-    if chi.ndim != 3 or not np.all(np.isfinite(chi)):
-        raise ValueError("the susceptibility map must be a finite 3-D array")
-    first = sources[0]
-    if (int(first.Columns), int(first.Rows)) != chi.shape[:2]:
-        raise ValueError("the susceptibility map's matrix differs from the source images")
-    geometry = geometry_from_affine(affine_ras)
-    if "ImagePositionPatient" in first:  # classic images: one per slice, in slice order
-        if len(sources) != chi.shape[2]:
-            raise ValueError("the susceptibility map's slice count differs from the sources")
-        for z, ds in enumerate(sources):
-            offset = np.subtract(
-                [float(v) for v in ds.ImagePositionPatient], geometry.position_lps(z)
-            )
-            if np.linalg.norm(offset) > _POSITION_TOL_MM:
-                raise ValueError("the susceptibility map's geometry differs from the sources")
-    return geometry
+    return dicom_frames(np.asarray(chi_ppm, dtype=np.float64) * 1000.0)
 
 
 def _series_description(record: Mapping[str, Any]) -> str:
