@@ -34,13 +34,17 @@ from monitor.settings import Settings
 from monitor.types import QSMResult
 
 FILE_NAMES: dict[str, str] = {
+    "qsm_parametric_map": "qsm_parametric_map",
+    "qsm_mr_series": "qsm_mr_series",
     "sr": "sr.dcm",
     "key_image_segmentation_png": "key_image_segmentation.png",
+    "key_image_segmentation": "key_image_segmentation.dcm",
     "fhir_bundle": "fhir-bundle.json",
     "alert": "alert.json",
 }
 """Record output name -> name in the acquisition's output folder (stable across versions:
-folder destinations and integration engines match on them)."""
+folder destinations and integration engines match on them). The QSM map series are folders
+of ``NNNN.dcm`` (instance number), everything else one file."""
 
 ALERT_EVENT = "qsm-monitor.risk.elevated"
 KEY_IMAGE_TITLE = "qsm-monitor: deep grey matter segmentation"
@@ -74,10 +78,16 @@ def emit_outputs(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitte
     Builders signal "not for this record" with ValueError; anything else is a fault and
     propagates, so the job is retried and, if it persists, fails visibly.
     """
+    from dicom_node.outputs.common import read_sources
+
     emitted = Emitted()
+    sources = read_sources(inputs.reference_paths)
+    maps = _qsm_maps(inputs, sources, out_dir, settings, emitted)
+    png = out_dir / FILE_NAMES["key_image_segmentation_png"]
     steps: list[tuple[str, Callable[[], Path]]] = [
-        ("key_image_segmentation_png", lambda: _key_image_png(inputs, out_dir)),
-        ("sr", lambda: _sr(inputs, out_dir, settings)),
+        ("key_image_segmentation_png", lambda: _key_image_png(inputs, png)),
+        ("key_image_segmentation", lambda: _key_image_sc(inputs, sources, png, out_dir, settings)),
+        ("sr", lambda: _sr(inputs, sources, maps, out_dir, settings)),
         ("fhir_bundle", lambda: _fhir_bundle(inputs.record, out_dir, settings)),
         ("alert", lambda: _alert(inputs.record, out_dir)),
     ]
@@ -114,12 +124,38 @@ def write_json(content: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
+def _qsm_maps(
+    inputs: EmitInput,
+    sources: Sequence[Dataset],
+    out_dir: Path,
+    settings: Settings,
+    emitted: Emitted,
+) -> list[Dataset]:
+    """Write the configured map series; returns the objects the SR should reference (the
+    Parametric Map when made: it holds the exact values the numbers were measured on)."""
+    from dicom_node.outputs.qsm_map import OUTPUT_NAMES, build_qsm_maps
+
+    try:
+        series = build_qsm_maps(inputs.record, sources, inputs.qsm, settings=settings)
+    except ValueError as exc:
+        series = {}
+        for kind in settings.outputs.qsm_maps:
+            emitted.skipped[OUTPUT_NAMES[kind]] = " ".join(str(exc).split())
+    for name, datasets in series.items():
+        folder = out_dir / FILE_NAMES[name]
+        for ds in datasets:
+            write_dataset(ds, folder / f"{int(ds.InstanceNumber):04d}.dcm")
+        emitted.outputs[name] = folder
+    for name in set(OUTPUT_NAMES.values()) - set(series):
+        _remove_stale(out_dir / FILE_NAMES[name])
+    return series.get("qsm_parametric_map") or series.get("qsm_mr_series") or []
+
+
+def _key_image_png(inputs: EmitInput, path: Path) -> Path:
     from monitor.segment.keyimage import write_key_image  # matplotlib: load on demand
 
     if inputs.labels is None or not inputs.labels.any():
         raise ValueError("no segmentation labels to show")
-    path = out_dir / FILE_NAMES["key_image_segmentation_png"]
     tmp = path.with_name(f".tmp-{path.name}")
     write_key_image(
         tmp, inputs.magnitude, inputs.qsm.chi_ppm, inputs.labels, inputs.qsm.voxel_mm,
@@ -130,12 +166,27 @@ def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
     return path
 
 
-def _sr(inputs: EmitInput, out_dir: Path, settings: Settings) -> Path:
-    from dicom_node.outputs.common import read_sources
+def _key_image_sc(
+    inputs: EmitInput, sources: Sequence[Dataset], png: Path, out_dir: Path, settings: Settings
+) -> Path:
+    from dicom_node.outputs.key_images import build_key_image
+
+    if not png.exists():
+        raise ValueError("no key image PNG was drawn")
+    sc = build_key_image(inputs.record, sources, png, "key_image_segmentation", settings=settings)
+    return write_dataset(sc, out_dir / FILE_NAMES["key_image_segmentation"])
+
+
+def _sr(
+    inputs: EmitInput,
+    sources: Sequence[Dataset],
+    maps: Sequence[Dataset],
+    out_dir: Path,
+    settings: Settings,
+) -> Path:
     from dicom_node.outputs.sr import build_measurement_report
 
-    sources = read_sources(inputs.reference_paths)
-    report = build_measurement_report(inputs.record, sources, settings=settings)
+    report = build_measurement_report(inputs.record, sources, maps, settings=settings)
     return write_dataset(report, out_dir / FILE_NAMES["sr"])
 
 
