@@ -206,7 +206,15 @@ def _fit_saturating(
     lower = [-np.inf, -np.inf, TAU_BOUNDS_YEARS[0]] + ([-np.inf] if with_sex else [])
     upper = [np.inf, np.inf, TAU_BOUNDS_YEARS[1]] + ([np.inf] if with_sex else [])
     x0[2] = float(np.clip(x0[2], *TAU_BOUNDS_YEARS))
-    solution = least_squares(lambda x: predict(x) - data.value, x0, bounds=(lower, upper))
+
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        decay = np.exp(-data.age / x[2])
+        columns = [np.ones_like(data.age), -decay, -x[1] * decay * data.age / x[2] ** 2]
+        return np.column_stack([*columns, data.male] if with_sex else columns)
+
+    solution = least_squares(
+        lambda x: predict(x) - data.value, x0, jac=jacobian, bounds=(lower, upper)
+    )
     x = solution.x
     params = {"plateau_ppb": float(x[0]), "rise_ppb": float(x[1]), "tau_years": float(x[2])}
     if with_sex:
