@@ -1,0 +1,185 @@
+"""The transaction Bundle an EHR receives for one processed acquisition.
+
+Every entry is a conditional create (POST with ``ifNoneExist`` on its business identifier), so
+delivering the same bundle twice creates nothing the second time; the server resolves our
+``urn:uuid`` references to the resources it created or found.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fhir.resources.R4B.bundle import Bundle
+
+from monitor import __version__
+from monitor.fhir.codes import DCM_MR, DICOM_DCM
+from monitor.fhir.ids import ResultKeys, identifier_query, study_identifier
+from monitor.fhir.observations import Context, Entry, structure_observations
+from monitor.fhir.report import diagnostic_report, elevated_flag, risk_assessment
+from monitor.settings import FhirSettings
+
+_GENDERS = {"F": "female", "M": "male", "O": "other"}
+
+
+@dataclass(frozen=True)
+class PatientRef:
+    """Who the results are about, as the EHR knows them (identifier), plus optional
+    demographics used only when the Patient has to be created."""
+
+    system: str
+    value: str
+    birth_date: date | None = None
+    sex: str | None = None
+    """DICOM sex code F, M or O."""
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], settings: FhirSettings) -> PatientRef:
+        """The DICOM Patient ID under the site's identifier system (settings.fhir)."""
+        if not record.get("patient_id"):
+            raise ValueError("record has no patient_id; FHIR resources need a patient")
+        return cls(
+            system=settings.patient_identifier_system,
+            value=str(record["patient_id"]),
+            sex=record.get("sex"),
+        )
+
+    @property
+    def identifier(self) -> dict[str, Any]:
+        return {"system": self.system, "value": self.value}
+
+
+def build_bundle(
+    record: dict[str, Any], patient: PatientRef, settings: FhirSettings
+) -> dict[str, Any]:
+    """Transaction Bundle (FHIR R4 JSON) with every result resource of ``record``.
+
+    Raises ValueError for a record that holds no results (failed processing, no study).
+    """
+    if record.get("error"):
+        raise ValueError("record is a failed processing result; there is nothing to report")
+    keys = ResultKeys(str(record.get("study_uid") or ""), record.get("idempotency_key"))
+    entries: list[Entry] = []
+    subject = _subject(patient, keys, settings, entries)
+    context = Context(
+        keys=keys,
+        subject=subject,
+        imaging_study=_imaging_study(record, subject, keys, settings, entries),
+        effective=effective_datetime(record, settings.timezone),
+        reference_region=str(record.get("reference_region") or "whole_brain"),
+        method_text=_method_text(record),
+        norms_text=_norms_text(record.get("norms")),
+    )
+    observations = structure_observations(record.get("structures") or {}, context)
+    if not observations:
+        raise ValueError("record has no structure measurements to report")
+    entries += observations
+    entries.append(diagnostic_report(record, observations, context))
+    risk = record.get("risk")
+    if risk:
+        assessment = risk_assessment(risk, observations, context)
+        entries.append(assessment)
+        if risk.get("level") == "elevated":
+            entries.append(elevated_flag(assessment, context))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [_entry(e) for e in entries],
+    }
+    # Round trip through the R4B models: a structural mistake fails here, not at the EHR.
+    return json.loads(Bundle.model_validate(bundle).model_dump_json())
+
+
+def effective_datetime(record: dict[str, Any], timezone: str | None) -> str:
+    """Scan time as a FHIR dateTime; FHIR needs a zone with a time, so a naive DICOM time gets
+    the site's zone, or falls back to the date alone when none is configured."""
+    text = record.get("study_datetime")
+    if text:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None and timezone:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+        if moment.tzinfo is not None:
+            return moment.isoformat()
+        return moment.date().isoformat()
+    study_date = record.get("study_date")
+    if study_date:
+        return datetime.strptime(str(study_date), "%Y%m%d").date().isoformat()
+    raise ValueError("record has neither study_datetime nor study_date")
+
+
+def _entry(entry: Entry) -> dict[str, Any]:
+    resource_type = entry.resource["resourceType"]
+    return {
+        "fullUrl": entry.full_url,
+        "resource": entry.resource,
+        "request": {
+            "method": "POST",
+            "url": resource_type,
+            "ifNoneExist": identifier_query(entry.identifier),
+        },
+    }
+
+
+def _subject(
+    patient: PatientRef, keys: ResultKeys, settings: FhirSettings, entries: list[Entry]
+) -> dict[str, Any]:
+    """Conditionally create the Patient, or (EHR owns the patient index) reference it by a
+    conditional reference the server resolves inside the transaction."""
+    if not settings.create_patient:
+        return {"reference": f"Patient?{identifier_query(patient.identifier)}"}
+    resource: dict[str, Any] = {"resourceType": "Patient", "identifier": [patient.identifier]}
+    if patient.sex in _GENDERS:
+        resource["gender"] = _GENDERS[patient.sex]
+    if patient.birth_date is not None:
+        resource["birthDate"] = patient.birth_date.isoformat()
+    entry = Entry(keys.full_url("patient"), resource, patient.identifier)
+    entries.append(entry)
+    return {"reference": entry.full_url}
+
+
+def _imaging_study(
+    record: dict[str, Any],
+    subject: dict[str, Any],
+    keys: ResultKeys,
+    settings: FhirSettings,
+    entries: list[Entry],
+) -> dict[str, Any]:
+    """Reference the source study; created conditionally so the link resolves even in an EHR
+    that has no ImagingStudy yet, or only as a logical (identifier) reference."""
+    identifier = study_identifier(keys.study_uid)
+    if not settings.create_imaging_study:
+        return {"type": "ImagingStudy", "identifier": identifier}
+    series = [
+        {
+            "uid": uid,
+            "modality": {"system": DICOM_DCM, "code": DCM_MR, "display": "Magnetic Resonance"},
+        }
+        for uid in record.get("series_uids") or []
+    ]
+    resource: dict[str, Any] = {
+        "resourceType": "ImagingStudy",
+        "identifier": [identifier],
+        "status": "available",
+        "subject": subject,
+    }
+    if series:
+        resource["numberOfSeries"] = len(series)
+        resource["series"] = series
+    entry = Entry(keys.full_url("imaging-study"), resource, identifier)
+    entries.append(entry)
+    return {"reference": entry.full_url, "type": "ImagingStudy", "identifier": identifier}
+
+
+def _method_text(record: dict[str, Any]) -> str:
+    version = record.get("pipeline_version") or __version__
+    region = str(record.get("reference_region") or "whole_brain").replace("_", " ")
+    return f"Quantitative susceptibility mapping (qsm-monitor {version}), relative to {region}"
+
+
+def _norms_text(norms: dict[str, Any] | None) -> str | None:
+    if not norms or not norms.get("name"):
+        return None
+    return f"Normative range for age and sex ({norms['name']}, {norms.get('source', 'default')})"

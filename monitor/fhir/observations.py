@@ -1,0 +1,162 @@
+"""One Observation per deep grey matter structure and side, from the processing record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.fhir.codes import (
+    INTERPRETATION,
+    INTERPRETATIONS,
+    LATERALITY,
+    OBSERVATION_CATEGORY,
+    REFERENCE_RANGE_MEANING,
+    SIDES,
+    SNOMED,
+    STRUCTURE_NAMES,
+    STRUCTURES,
+    coding,
+    measure_code,
+    ppb,
+    product_concept,
+    ucum_quantity,
+)
+from monitor.fhir.ids import ResultKeys
+
+BODY_SITE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/bodySite"
+BODY_STRUCTURE_ID = "site"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A resource with the full URL and business identifier its transaction entry needs."""
+
+    full_url: str
+    resource: dict[str, Any]
+    identifier: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every result resource of one acquisition shares."""
+
+    keys: ResultKeys
+    subject: dict[str, Any]
+    imaging_study: dict[str, Any]
+    effective: str
+    reference_region: str
+    method_text: str
+    norms_text: str | None
+
+
+def structure_observations(structures: dict[str, Any], context: Context) -> list[Entry]:
+    """Observations for every measured structure and side, in a fixed order."""
+    entries = []
+    for structure in STRUCTURES:
+        block = structures.get(structure)
+        if not isinstance(block, dict):
+            continue
+        for side in SIDES:
+            values = block if side == "bilateral" else (block.get("sides") or {}).get(side)
+            if values and values.get("mean_ppb") is not None:
+                entries.append(_observation(structure, side, values, context))
+    return entries
+
+
+def _observation(structure: str, side: str, values: dict[str, Any], ctx: Context) -> Entry:
+    identifier = ctx.keys.identifier("observation", structure, side)
+    body_site, body_structure = _body_site(structure, side, ctx.subject)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "contained": [body_structure],
+        "identifier": [identifier],
+        "status": "final",
+        "category": [
+            {"coding": [coding(OBSERVATION_CATEGORY, "imaging", "Imaging")], "text": "Imaging"}
+        ],
+        "code": product_concept(measure_code(structure, side)),
+        "subject": ctx.subject,
+        "effectiveDateTime": ctx.effective,
+        "valueQuantity": ppb(values["mean_ppb"]),
+        "bodySite": body_site,
+        "method": product_concept(f"reference-{ctx.reference_region}", ctx.method_text),
+        "derivedFrom": [ctx.imaging_study],
+    }
+    interpretation = values.get("interpretation")
+    if interpretation in INTERPRETATIONS:
+        resource["interpretation"] = [
+            {"coding": [coding(INTERPRETATION, interpretation, INTERPRETATIONS[interpretation])]}
+        ]
+    reference_range = _reference_range(values.get("reference_range_ppb"), ctx.norms_text)
+    if reference_range:
+        resource["referenceRange"] = [reference_range]
+    components = _components(values)
+    if components:
+        resource["component"] = components
+    return Entry(ctx.keys.full_url("observation", structure, side), resource, identifier)
+
+
+def _body_site(structure: str, side: str, subject: dict[str, Any]) -> tuple[dict, dict]:
+    """The SNOMED CT structure as the searchable bodySite code, with laterality in a contained
+    BodyStructure (R4's place for a location qualifier) linked by the core bodySite extension.
+
+    R4 Observation has no laterality element, and a second coding in bodySite would claim an
+    equivalent meaning; this keeps ``bodySite`` matching a plain search on the structure code.
+    """
+    structure_code, structure_display = STRUCTURES[structure]
+    side_code, side_display = LATERALITY[side]
+    location = {"coding": [coding(SNOMED, structure_code, structure_display)]}
+    body_structure = {
+        "resourceType": "BodyStructure",
+        "id": BODY_STRUCTURE_ID,
+        "location": location,
+        "locationQualifier": [{"coding": [coding(SNOMED, side_code, side_display)]}],
+        "patient": subject,
+    }
+    where = "both sides" if side == "bilateral" else side
+    body_site = {
+        **location,
+        "text": f"{STRUCTURE_NAMES[structure]}, {where}",
+        "extension": [
+            {"url": BODY_SITE_EXTENSION, "valueReference": {"reference": f"#{BODY_STRUCTURE_ID}"}}
+        ],
+    }
+    return body_site, body_structure
+
+
+def _reference_range(bounds: Any, norms_text: str | None) -> dict[str, Any] | None:
+    if not bounds or len(bounds) != 2 or None in bounds:
+        return None
+    low, high = bounds
+    result: dict[str, Any] = {
+        "low": ppb(low),
+        "high": ppb(high),
+        "type": {"coding": [coding(REFERENCE_RANGE_MEANING, "normal", "Normal Range")]},
+    }
+    if norms_text:
+        result["text"] = norms_text
+    return result
+
+
+def _components(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Normative and longitudinal context; absent values (e.g. at baseline) are left out."""
+    quantities = (
+        ("z-score", "z", "{SD}", "SD"),
+        ("percentile", "percentile", "%", "%"),
+        ("change-since-previous", "change_ppb", "[ppb]", "ppb"),
+        ("change-since-previous-percent", "change_pct", "%", "%"),
+        ("annualised-change", "annual_change_ppb_per_year", "[ppb]/a", "ppb/year"),
+    )
+    components = [
+        {"code": product_concept(code), "valueQuantity": ucum_quantity(values[key], ucum, unit)}
+        for code, key, ucum, unit in quantities
+        if values.get(key) is not None
+    ]
+    if values.get("reliable_change") is not None:
+        components.append(
+            {
+                "code": product_concept("reliable-change"),
+                "valueBoolean": bool(values["reliable_change"]),
+            }
+        )
+    return components

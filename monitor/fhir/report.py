@@ -1,0 +1,127 @@
+"""DiagnosticReport, RiskAssessment and Flag: the summary an EHR user reads first.
+
+Wording is decision support: it states measurements against norms and history and leaves the
+clinical judgement to the reader; it never names a disease.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.fhir.codes import (
+    DIAGNOSTIC_SERVICE_SECTION,
+    FLAG_CATEGORY,
+    STRUCTURES,
+    coding,
+    product_concept,
+)
+from monitor.fhir.observations import Context, Entry
+
+DISCLAIMER = (
+    "Decision support, not a diagnosis: interpret together with the clinical picture and "
+    "the images."
+)
+_RANGE_WORDS = {
+    "L": "below the normative range",
+    "N": "within the normative range",
+    "H": "above the normative range",
+}
+
+
+def diagnostic_report(record: dict[str, Any], observations: list[Entry], context: Context) -> Entry:
+    identifier = context.keys.identifier("diagnostic-report")
+    resource = {
+        "resourceType": "DiagnosticReport",
+        "identifier": [identifier],
+        "status": "final",
+        "category": [{"coding": [coding(DIAGNOSTIC_SERVICE_SECTION, "RAD", "Radiology")]}],
+        "code": product_concept("qsm-report"),
+        "subject": context.subject,
+        "effectiveDateTime": context.effective,
+        "result": [{"reference": entry.full_url} for entry in observations],
+        "imagingStudy": [context.imaging_study],
+        "conclusion": conclusion(record),
+    }
+    return Entry(context.keys.full_url("diagnostic-report"), resource, identifier)
+
+
+def conclusion(record: dict[str, Any]) -> str:
+    """Plain-language summary: each structure (both sides), the change, the risk level."""
+    region = str(record.get("reference_region") or "whole_brain").replace("_", " ")
+    lines = [f"Brain iron (QSM) in deep grey matter, relative to the {region}."]
+    structures = record.get("structures") or {}
+    for structure in STRUCTURES:
+        block = structures.get(structure)
+        if isinstance(block, dict) and block.get("mean_ppb") is not None:
+            lines.append(_structure_sentence(structure, block))
+    if not record.get("previous_study_uid"):
+        lines.append("First visit: there is no earlier scan to compare with.")
+    elif record.get("comparable") is False:
+        reason = record.get("not_comparable_reason") or "acquisition differs"
+        lines.append(f"Change since the previous visit not assessed: {reason}.")
+    risk = record.get("risk")
+    if risk:
+        lines.append(f"Progression-risk level: {risk['level']}.")
+        if risk.get("reasons"):
+            lines.append("Basis: " + "; ".join(risk["reasons"]) + ".")
+    lines.append(DISCLAIMER)
+    return " ".join(lines)
+
+
+def _structure_sentence(structure: str, block: dict[str, Any]) -> str:
+    name = structure.replace("_", " ").capitalize()
+    parts = [f"{name} {block['mean_ppb']:.0f} ppb"]
+    if block.get("z") is not None:
+        words = _RANGE_WORDS.get(block.get("interpretation"), "")
+        parts.append(f"z {block['z']:+.1f}" + (f", {words}" if words else ""))
+    if block.get("change_ppb") is not None:
+        change = f"{block['change_ppb']:+.0f} ppb since the previous visit"
+        if block.get("annual_change_ppb_per_year") is not None:
+            change += f" ({block['annual_change_ppb_per_year']:+.1f} ppb/year)"
+        parts.append(change)
+    return "; ".join(parts) + "."
+
+
+def risk_assessment(risk: dict[str, Any], observations: list[Entry], context: Context) -> Entry:
+    """The progression-risk level with its basis: the observations and the stated reasons."""
+    identifier = context.keys.identifier("risk-assessment")
+    level_code = "risk-" + risk["level"].replace(" ", "-")
+    prediction: dict[str, Any] = {
+        "outcome": product_concept("iron-progression"),
+        "qualitativeRisk": product_concept(level_code),
+    }
+    if risk.get("reasons"):
+        prediction["rationale"] = "; ".join(risk["reasons"])
+    resource = {
+        "resourceType": "RiskAssessment",
+        "identifier": [identifier],
+        "status": "final",
+        "code": product_concept("iron-progression"),
+        "subject": context.subject,
+        "occurrenceDateTime": context.effective,
+        "basis": [{"reference": entry.full_url} for entry in observations],
+        "prediction": [prediction],
+        "note": [{"text": DISCLAIMER}],
+    }
+    return Entry(context.keys.full_url("risk-assessment"), resource, identifier)
+
+
+def elevated_flag(risk_entry: Entry, context: Context) -> Entry:
+    """An EHR banner for elevated risk, pointing at the assessment behind it."""
+    identifier = context.keys.identifier("flag")
+    resource = {
+        "resourceType": "Flag",
+        "identifier": [identifier],
+        "status": "active",
+        "category": [{"coding": [coding(FLAG_CATEGORY, "clinical", "Clinical")]}],
+        "code": product_concept("iron-progression-flag"),
+        "subject": context.subject,
+        "period": {"start": context.effective},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/flag-detail",
+                "valueReference": {"reference": risk_entry.full_url},
+            }
+        ],
+    }
+    return Entry(context.keys.full_url("flag"), resource, identifier)
