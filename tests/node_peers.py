@@ -33,6 +33,7 @@ class OrthancPeer:
     http_url: str
     dicom_port: int
     ae_title: str
+    log_path: Path
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.http_url, timeout=30.0)
@@ -68,7 +69,9 @@ def running_orthanc(
     (root / "orthanc.json").write_text(json.dumps(config))
     log = (root / "orthanc.log").open("wb")
     proc = subprocess.Popen([str(ORTHANC), str(root / "orthanc.json")], stdout=log, stderr=log)
-    peer = OrthancPeer(f"http://{LOOPBACK}:{http_port}", dicom_port, "TESTPACS")
+    peer = OrthancPeer(
+        f"http://{LOOPBACK}:{http_port}", dicom_port, "TESTPACS", root / "orthanc.log"
+    )
     try:
         with peer.client() as client:
             wait_for(lambda: _answers(client), 30.0, "Orthanc to answer HTTP")

@@ -6,27 +6,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from deploy_files import ORTHANC_CONFIG
 from node_acquisitions import small_acquisition
 from node_helpers import free_port, mr_dataset
 from node_peers import ORTHANC, running_orthanc, wait_for
+from outputs_support import make_record, save
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
+from dicom_node.assemble import assemble_study
 from dicom_node.catalogue import Series
 from dicom_node.listener import Listener
+from dicom_node.outputs.common import read_sources
+from dicom_node.outputs.qsm_map import build_mr_derived_series, build_parametric_map
+from dicom_node.outputs.sr import build_measurement_report
 from dicom_node.synthetic_modules import PatientIdentity
 from dicom_node.synthetic_series import write_acquisition_series
-from monitor.settings import load_settings
+from monitor.settings import Settings, load_settings
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not ORTHANC.exists(), reason="Orthanc (Debian package) not installed"),
 ]
 
-ORTHANC_DIR = Path(__file__).resolve().parents[1] / "deploy" / "orthanc"
-ROUTING_SCRIPT = ORTHANC_DIR / "route-gre.lua"
+ROUTING_SCRIPT = ORTHANC_CONFIG.parent / "route-gre.lua"
 
 
 def _other_series(
@@ -53,12 +59,25 @@ def _other_series(
     return paths
 
 
+def _our_results(gre: list[Path], folder: Path) -> list[Path]:
+    """qsm-monitor's own results for the GRE study, as its `pacs` destination stores them."""
+    (assembled,) = assemble_study(gre).acquisitions
+    record, sources = make_record(assembled), read_sources(assembled.reference_paths)
+    chi_ppm = np.random.default_rng(3).normal(0.0, 0.05, assembled.acquisition.shape)
+    affine, settings = assembled.acquisition.affine_ras, Settings()
+    parametric_map = build_parametric_map(record, sources, chi_ppm, affine, settings=settings)
+    mr_series = build_mr_derived_series(record, sources, chi_ppm, affine, settings=settings)
+    report = build_measurement_report(record, sources, parametric_map, settings=settings)
+    objects = [*parametric_map, *mr_series, report]
+    return [save(ds, folder / f"{number:03d}.dcm") for number, ds in enumerate(objects)]
+
+
 def _series_uids(paths: list[Path]) -> set[str]:
     return {str(dcmread(p, stop_before_pixels=True).SeriesInstanceUID) for p in paths}
 
 
 def test_orthanc_routes_only_multi_echo_gre_to_the_listener(tmp_path: Path) -> None:
-    deploy_config = json.loads((ORTHANC_DIR / "orthanc.json").read_text())
+    deploy_config = json.loads(ORTHANC_CONFIG.read_text())
     routing = deploy_config["QsmMonitorRouting"]
     identity = PatientIdentity()
     acquisition = small_acquisition(shape=(16, 12, 4, 3))
@@ -69,9 +88,10 @@ def test_orthanc_routes_only_multi_echo_gre_to_the_listener(tmp_path: Path) -> N
         *_other_series(tmp_path / "flash", identity.study_uid, "GR", [4.0, 4.0]),
         *_other_series(tmp_path / "epi", identity.study_uid, "GR\\EP", [12.0, 35.0]),
         *_other_series(tmp_path / "swi", identity.study_uid, "GR", [5.0, 20.0], derived=True),
+        *_our_results(classic, tmp_path / "results"),
     ]
     wanted = _series_uids(classic) | _series_uids(enhanced)
-    assert len(wanted) == 3 and len(_series_uids(others)) == 4
+    assert len(wanted) == 3 and len(_series_uids(others)) == 7
 
     node_port = free_port()
     settings = load_settings(
@@ -106,6 +126,10 @@ def test_orthanc_routes_only_multi_echo_gre_to_the_listener(tmp_path: Path) -> N
         )
         jobs = [client.get(f"/jobs/{job}").json() for job in client.get("/jobs").json()]
         arrived = received()
+    # A failing Lua callback would also forward nothing: the decoys must be judged, not crash.
+    assert "Lua" not in "".join(
+        line for line in pacs.log_path.read_text().splitlines() if line.startswith("E")
+    )
     assert set(arrived) == wanted
     assert sum(arrived.values()) == expected_instances
     assert len(jobs) == len(wanted)
