@@ -303,7 +303,7 @@ class RiskRuleSettings(BaseModel):
 
 
 class RiskSettings(BaseModel):
-    """Risk rules and reliable change (docs/norms.md); defaults follow the seed study's direction."""
+    """Risk rules and reliable change (docs/norms.md); defaults follow the seed study."""
 
     rules: list[RiskRuleSettings] = Field(
         default_factory=lambda: [
@@ -323,6 +323,14 @@ class RiskSettings(BaseModel):
     at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
     reliable_change_factor: float = Field(1.96 * 2**0.5, gt=0.0)
     """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans)."""
+
+    @model_validator(mode="after")
+    def _retest_sd_for_every_rule(self) -> RiskSettings:
+        for rule in self.rules:
+            sd = self.retest_sd_ppb.get(rule.structure)
+            if sd is None or not sd > 0:
+                raise ValueError(f"retest_sd_ppb needs a positive value for {rule.structure}")
+        return self
 
 
 class FhirSettings(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from monitor.norms import default_model
-from monitor.settings import RiskSettings
+from monitor.settings import ConfigError, RiskSettings, load_settings
 from monitor.tracking.change import VisitValue, compute_change
 from monitor.tracking.risk import StructureEvidence, assess_risk
 
@@ -132,3 +132,8 @@ def test_rules_come_from_settings(threshold: float) -> None:
     result = assess_risk({"thalamus": evidence("thalamus", -2.0)}, settings, age_years=AGE)
     assert result.level == ("elevated" if threshold >= -2.0 else "not elevated")
     assert result.as_record()["level"] == result.level
+
+
+def test_every_rule_needs_a_positive_retest_sd() -> None:
+    with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for thalamus"):
+        load_settings(None, risk={"retest_sd_ppb": {"thalamus": 0.0, "globus_pallidus": 2.0}})
