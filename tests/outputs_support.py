@@ -100,3 +100,72 @@ def walk(items: Any) -> Iterator[Dataset]:
     for item in items:
         yield item
         yield from walk(item.get("ContentSequence", []))
+
+
+FINDING_SITE = "363698007"
+LATERALITY = "272741003"
+DERIVATION = "121401"
+SITE_CODES = {"42695009": "thalamus", "11000004": "caudate", "89278009": "putamen"}
+SITE_CODES["14738005"] = "globus_pallidus"
+SIDE_CODES = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
+DERIVATIONS = {"373098007": "mean_ppb", "373099004": "median_ppb", "386136009": "sd_ppb"}
+PLAIN_NUMBERS = {
+    "118565006": "volume_ml",
+    "CHI-CHANGE": "change_ppb",
+    "CHI-CHANGE-PCT": "change_pct",
+    "CHI-RATE": "annual_change_ppb_per_year",
+}
+PROPERTIES = {
+    "121416": "z",
+    "121415": "percentile",
+    "385524004": "range_low",
+    "371933006": "range_high",
+}
+
+
+def code(item: Dataset, keyword: str) -> str:
+    return str(getattr(item, keyword)[0].CodeValue)
+
+
+def reported_numbers(ds: Dataset) -> dict[tuple[str, str], dict[str, float]]:
+    """(structure, side) -> every number in its group, read back independently of highdicom."""
+    groups: dict[tuple[str, str], dict[str, float]] = {}
+    for group in walk(ds.ContentSequence):
+        if group.ValueType != "CONTAINER" or code(group, "ConceptNameCodeSequence") != "125007":
+            continue
+        children = list(group.ContentSequence)
+        sites = [i for i in children if code(i, "ConceptNameCodeSequence") == FINDING_SITE]
+        if not sites:
+            continue
+        laterality = next(
+            i for i in sites[0].ContentSequence if code(i, "ConceptNameCodeSequence") == LATERALITY
+        )
+        key = (
+            SITE_CODES[code(sites[0], "ConceptCodeSequence")],
+            SIDE_CODES[code(laterality, "ConceptCodeSequence")],
+        )
+        numbers: dict[str, float] = {}
+        for item in children:
+            if item.ValueType != "NUM":
+                continue
+            value = float(item.MeasuredValueSequence[0].NumericValue)
+            name = code(item, "ConceptNameCodeSequence")
+            modifiers = {
+                code(m, "ConceptNameCodeSequence"): m for m in item.get("ContentSequence", [])
+            }
+            if name == "126396":
+                numbers[DERIVATIONS[code(modifiers[DERIVATION], "ConceptCodeSequence")]] = value
+                for concept, field in PROPERTIES.items():
+                    if concept in modifiers:
+                        numbers[field] = float(
+                            modifiers[concept].MeasuredValueSequence[0].NumericValue
+                        )
+            else:
+                numbers[PLAIN_NUMBERS[name]] = value
+        groups[key] = numbers
+    return groups
+
+
+def record_side(record: dict[str, Any], structure: str, side: str) -> dict[str, Any]:
+    block = record["structures"][structure]
+    return block if side == "bilateral" else block["sides"][side]

@@ -18,13 +18,16 @@ from pydicom.uid import generate_uid
 from monitor import __version__
 from monitor.settings import Settings
 
-OutputKind = Literal["sr", "parametric_map", "mr_derived", "key_image_segmentation", "trend_plot"]
+OutputKind = Literal[
+    "sr", "parametric_map", "mr_derived", "key_image_segmentation", "trend_plot", "segmentation"
+]
 _SERIES_OFFSET: dict[OutputKind, int] = {
     "sr": 0,
     "parametric_map": 1,
     "mr_derived": 2,
     "key_image_segmentation": 3,
     "trend_plot": 4,
+    "segmentation": 5,
 }
 MANUFACTURER = "qsm-monitor"
 MODEL_NAME = "qsm-monitor"
@@ -40,6 +43,12 @@ def producing_version(record: Mapping[str, Any]) -> str:
 def stable_uid(*parts: str) -> str:
     """A UID hashed from `parts` (one way, so identifiers inside cannot be read back)."""
     return str(generate_uid(entropy_srcs=["qsm-monitor", *parts]))
+
+
+def tracking_uid(record: Mapping[str, Any], structure: str, side: str) -> str:
+    """The same per patient, structure and side in every study (SEG segment and SR group share
+    it), so a viewer can follow a region across visits; the patient ID is hashed one way."""
+    return stable_uid("tracking", str(record.get("patient_id")), structure, side)
 
 
 def derived_uid(record: Mapping[str, Any], *parts: str) -> str:

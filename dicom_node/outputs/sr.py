@@ -6,9 +6,10 @@ properties), median, SD, volume and change since the previous study, plus one gr
 progression risk with its reasons. Values absent from the record (no norms for the age, no
 previous study at baseline) are left out rather than invented.
 
-The groups are TID 1501 measurement groups with finding site and laterality: a TID 1411
-volumetric ROI group must reference the ROI itself (a DICOM SEG, contours or a surface), which
-we do not export yet. Every group references the QSM map it was measured on.
+Given the DICOM SEG of the labels, each side's group is a TID 1411 volumetric ROI group on its
+segment (TID 1411 needs the region itself, not only its name); without a SEG, and for both
+sides together (no single segment), groups are TID 1501 with finding site and laterality.
+Susceptibility values reference the QSM map they were measured on.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from highdicom.sr import (
     ObservationContext,
     ObserverContext,
     QualitativeEvaluation,
+    ReferencedSegment,
     RelationshipTypeValues,
+    SourceImageForMeasurement,
     SourceImageForMeasurementGroup,
     TextContentItem,
     TrackingIdentifier,
+    VolumetricROIMeasurementsAndQualitativeEvaluations,
 )
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -50,11 +54,13 @@ from dicom_node.outputs.common import (
     producing_version,
     series_number,
     stable_uid,
+    tracking_uid,
 )
+from dicom_node.outputs.segmentation import SEGMENT_NUMBERS
+from monitor.segment.structures import SIDES, STRUCTURES
 from monitor.settings import Settings
 
-STRUCTURES: tuple[str, ...] = ("thalamus", "caudate", "putamen", "globus_pallidus")
-SIDES: tuple[str, ...] = ("left", "right", "bilateral")
+REPORTED_SIDES: tuple[str, ...] = (*SIDES, "bilateral")
 SERIES_DESCRIPTION = "QSM deep grey matter iron report"
 
 
@@ -64,22 +70,31 @@ def build_measurement_report(
     qsm_reference: Sequence[Dataset] | None = None,
     *,
     settings: Settings,
+    segmentation: Dataset | None = None,
 ) -> Dataset:
     """The SR for `record`, in the study of `sources` (the first-echo magnitude images).
 
     `qsm_reference` are the QSM map objects the numbers were measured on (the parametric map, or
-    the MR derived slices); each group references them and they join the SR's evidence.
+    the MR derived slices); the measurements reference them and they join the SR's evidence.
+    With `segmentation` (`dicom_node.outputs.segmentation.build_segmentation`) each side's group
+    is a TID 1411 volumetric ROI group on its segment; without it, or for both sides together
+    (no single segment), a TID 1501 group named by finding site and laterality.
     """
     check_sources(record, sources)
     if record.get("error"):
         raise ValueError("the record is a failure: there are no measurements to report")
     references = list(qsm_reference or ())
     algorithm = AlgorithmIdentification(name=MODEL_NAME, version=producing_version(record))
+    segments = _referenced_segments(segmentation)
     groups = [
         group
         for structure in STRUCTURES
-        for side in SIDES
-        if (group := _structure_group(record, structure, side, algorithm, references))
+        for side in REPORTED_SIDES
+        if (
+            group := _structure_group(
+                record, (structure, side), algorithm, references, segments.get((structure, side))
+            )
+        )
     ]
     risk = _risk_group(record, algorithm)
     if risk is not None:
@@ -103,7 +118,7 @@ def build_measurement_report(
         imaging_measurements=groups,
     )
     return Comprehensive3DSR(
-        evidence=[*sources, *references],
+        evidence=[*sources, *references, *([segmentation] if segmentation else [])],
         content=report[0],
         series_instance_uid=derived_uid(record, "sr", "series"),
         series_number=series_number(settings, "sr"),
@@ -137,36 +152,66 @@ def side_values(record: Mapping[str, Any], structure: str, side: str) -> Mapping
     return {"mean_ppb": block.get(f"{side}_ppb")}
 
 
+def _referenced_segments(segmentation: Dataset | None) -> dict[tuple[str, str], ReferencedSegment]:
+    """(structure, side) -> reference to its segment, for segments that have any frames."""
+    if segmentation is None:
+        return {}
+    present = {
+        int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        for frame in segmentation.PerFrameFunctionalGroupsSequence
+    }
+    return {
+        key: ReferencedSegment.from_segmentation(segmentation, number)
+        for key, number in SEGMENT_NUMBERS.items()
+        if number in present
+    }
+
+
 def _structure_group(
     record: Mapping[str, Any],
-    structure: str,
-    side: str,
+    where: tuple[str, str],
     algorithm: AlgorithmIdentification,
     references: Sequence[Dataset],
-) -> MeasurementsAndQualitativeEvaluations | None:
+    segment: ReferencedSegment | None,
+) -> (
+    MeasurementsAndQualitativeEvaluations
+    | VolumetricROIMeasurementsAndQualitativeEvaluations
+    | None
+):
+    structure, side = where
     values = side_values(record, structure, side)
-    measurements = _measurements(values)
+    measurements = _measurements(values, references if segment is not None else ())
     if not measurements:
         return None
-    site = FindingSite(anatomic_location=c.FINDING_SITES[structure], laterality=c.LATERALITY[side])
     reliable = values.get("reliable_change")
-    evaluations = (
-        [QualitativeEvaluation(c.RELIABLE_CHANGE, c.YES if reliable else c.NO)]
-        if reliable is not None
-        else None
-    )
     label = f"{side} {structure.replace('_', ' ')}"
-    group = MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(
-            uid=_tracking_uid(record, structure, side), identifier=label
+    common: dict[str, Any] = {
+        "tracking_identifier": TrackingIdentifier(
+            uid=tracking_uid(record, structure, side), identifier=label
         ),
-        algorithm_id=algorithm,
-        finding_sites=[site],
-        measurements=measurements,
-        qualitative_evaluations=evaluations,
-        source_images=[SourceImageForMeasurementGroup.from_source_image(ds) for ds in references]
-        or None,
-    )
+        "algorithm_id": algorithm,
+        "finding_sites": [
+            FindingSite(anatomic_location=c.FINDING_SITES[structure], laterality=c.LATERALITY[side])
+        ],
+        "measurements": measurements,
+        "qualitative_evaluations": [
+            QualitativeEvaluation(c.RELIABLE_CHANGE, c.YES if reliable else c.NO)
+        ]
+        if reliable is not None
+        else None,
+    }
+    if segment is not None:
+        group = VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_segment=segment, **common
+        )
+    else:
+        group = MeasurementsAndQualitativeEvaluations(
+            source_images=[
+                SourceImageForMeasurementGroup.from_source_image(ds) for ds in references
+            ]
+            or None,
+            **common,
+        )
     region = _reference_region(record)
     if region is not None:
         group[0].ContentSequence.append(
@@ -179,14 +224,9 @@ def _structure_group(
     return group
 
 
-def _tracking_uid(record: Mapping[str, Any], structure: str, side: str) -> str:
-    """The same per patient, structure and side in every study, so viewers can follow a
-    region across visits; the patient ID only enters a one-way hash."""
-    return stable_uid("tracking", str(record.get("patient_id")), structure, side)
-
-
-def _measurements(values: Mapping[str, Any]) -> list[Measurement]:
-    """Every number the record has for one structure and side, in a fixed order."""
+def _measurements(values: Mapping[str, Any], measured_on: Sequence[Dataset]) -> list[Measurement]:
+    """Every number the record has for one structure and side, in a fixed order; susceptibility
+    values reference the map objects in `measured_on`."""
     plain = [
         (c.MAGNETIC_SUSCEPTIBILITY, "mean_ppb", c.PPB, c.MEAN),
         (c.MAGNETIC_SUSCEPTIBILITY, "median_ppb", c.PPB, c.MEDIAN),
@@ -208,6 +248,11 @@ def _measurements(values: Mapping[str, Any]) -> list[Measurement]:
                 unit=unit,
                 derivation=derivation,
                 properties=_normative_properties(values) if key == "mean_ppb" else None,
+                referenced_images=[
+                    SourceImageForMeasurement.from_source_image(ds) for ds in measured_on
+                ]
+                if name == c.MAGNETIC_SUSCEPTIBILITY and measured_on
+                else None,
             )
         )
     return measurements
