@@ -333,6 +333,22 @@ class RiskSettings(BaseModel):
         return self
 
 
+class TrackingSettings(BaseModel):
+    """Patient history: who is the same patient, which visits compare (docs/tracking.md)."""
+
+    identifier_rule: Literal["exact", "strip", "strip_upper"] = "strip"
+    """How Patient ID and issuer are normalised before matching: "strip" removes surrounding
+    spaces (DICOM pads values), "strip_upper" also ignores letter case."""
+    issuer_required: bool = False
+    """True: a visit without Issuer of Patient ID is held for review instead of tracked."""
+    default_issuer: str = ""
+    """Issuer assumed when a visit has none (a single-domain site can leave it empty)."""
+    field_strength_tolerance_t: float = Field(0.2, ge=0.0)
+    """Same nominal field strength: Siemens "3 T" systems report 2.89 T, others 3.0 T."""
+    echo_time_tolerance_ms: float = Field(0.5, ge=0.0)
+    voxel_tolerance_mm: float = Field(0.1, ge=0.0)
+
+
 class FhirSettings(BaseModel):
     """How FHIR resources name the patient and the study (monitor.fhir, docs/fhir.md)."""
 
@@ -372,6 +388,7 @@ class Settings(BaseSettings):
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     norms: NormsSettings = Field(default_factory=NormsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
 
