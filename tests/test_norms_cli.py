@@ -100,3 +100,15 @@ def test_show_reports_a_broken_model_file(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["norms", "show", "--model", str(bad)])
     assert result.exit_code == 2
     assert "lacks 'curves'" in result.output
+
+
+def test_show_uses_the_configured_site_model(tmp_path: Path) -> None:
+    site = default_model().to_json()
+    site.update(name="configured-site-model", source="site")
+    model_path = tmp_path / "site.json"
+    model_path.write_text(json.dumps(site))
+    config = tmp_path / "qsm.toml"
+    config.write_text(f'[norms]\nmodel_path = "{model_path.as_posix()}"\n')
+    result = RUNNER.invoke(app, ["norms", "show", "--config", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "configured-site-model" in result.output
