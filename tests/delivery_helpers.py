@@ -12,12 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import numpy as np
+from node_acquisitions import axial_affine
 from node_helpers import write_series
+from recon_simulation import SHAPE, VOXEL_MM, make_phantom
 
 from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.outbox import Outbox
 from dicom_node.results import add_result_once
+from dicom_node.synthetic_modules import PatientIdentity
+from dicom_node.synthetic_series import write_acquisition_series
 from monitor.settings import Settings, load_settings
+from monitor.types import GYROMAGNETIC_HZ_PER_T, Acquisition, b0_direction_in_voxel_axes
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 KEY = "acquisition-key"
@@ -107,3 +114,58 @@ def http_receiver() -> Iterator[tuple[str, Recorded]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+LABEL_CHI_PPM = {"putamen": 0.08, "globus_pallidus": 0.18, "thalamus": 0.12, "caudate": 0.15}
+"""Which nuclei of the reconstruction test phantom stand in for our four structures (the
+phantom's red nucleus and substantia nigra play thalamus and caudate: only labels matter)."""
+LABEL_VALUES = {
+    f"{name}_{side}": [10 * (i + 1) + (0 if side == "left" else 1)]
+    for i, name in enumerate(LABEL_CHI_PPM)
+    for side in ("left", "right")
+}
+
+
+def small_study(folder: Path, identity: PatientIdentity) -> tuple[list[Path], Path]:
+    """A 64x64x48 multi-echo study of the reconstruction test phantom written as Siemens
+    DICOM, plus an external label NIfTI on its grid (atlas registration costs a minute; the
+    delivery tests need reportable numbers, not registration)."""
+    affine = axial_affine(VOXEL_MM)
+    phantom = make_phantom(b0_direction_in_voxel_axes(affine), seed=1)
+    te_s = (0.004, 0.010, 0.016)
+    rad_per_ppm_s = 2 * np.pi * GYROMAGNETIC_HZ_PER_T * 3.0 * 1e-6
+    phase = np.stack([phantom.total_field_ppm * rad_per_ppm_s * te for te in te_s], axis=-1)
+    magnitude = np.stack([phantom.magnitude * np.exp(-te / 0.05) for te in te_s], axis=-1)
+    acq = Acquisition(
+        magnitude=1000.0 * magnitude + 1.0,
+        phase_rad=np.angle(np.exp(1j * phase)),
+        te_s=te_s,
+        voxel_mm=VOXEL_MM,
+        b0_tesla=3.0,
+        b0_dir_voxel=b0_direction_in_voxel_axes(affine),
+        affine_ras=affine,
+        label="delivery-test",
+    )
+    files = write_acquisition_series(acq, folder / "dicom", "siemens", identity)
+    left = (np.arange(SHAPE[0]) < SHAPE[0] / 2)[:, None, None]
+    labels = np.zeros(SHAPE, dtype=np.int16)
+    for name, chi_ppm in LABEL_CHI_PPM.items():
+        nucleus = np.isclose(phantom.chi_ppm, chi_ppm)
+        labels[nucleus & left] = LABEL_VALUES[f"{name}_left"][0]
+        labels[nucleus & ~left] = LABEL_VALUES[f"{name}_right"][0]
+    label_path = folder / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, affine), label_path)
+    return files, label_path
+
+
+def segmentation_config(label_path: Path) -> str:
+    """TOML for external labels from `small_study` (its nuclei are smaller than real ones)."""
+    labels = ", ".join(f"{name} = {values}" for name, values in LABEL_VALUES.items())
+    ranges = ", ".join(f"{name} = [0.0, 100.0]" for name in LABEL_CHI_PPM)
+    return f"""
+[segmentation]
+method = "external"
+external_path = "{label_path}"
+external_labels = {{ {labels} }}
+volume_ranges_ml = {{ {ranges} }}
+"""
