@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from monitor.norms import NormsError, default_model, load_model, save_model
+from monitor.norms import NormsError, default_model, load_model, save_model, score_record
 from monitor.norms.model import NORM_SIDES, REFERENCE_RANGE_Z
 from monitor.segment.structures import STRUCTURES
 
@@ -55,8 +55,10 @@ def test_score_z_percentile_and_range_agree() -> None:
     assert (high - low) / 2 == pytest.approx(REFERENCE_RANGE_Z * sd)
     assert model.score("globus_pallidus", "left", expected, age, "F").interpretation == "N"
     assert model.score("globus_pallidus", "left", low - 0.1, age, "F").interpretation == "L"
-    record = score.as_record()
+    record = score_record(score)
     assert set(record) == {"z", "percentile", "reference_range_ppb", "interpretation"}
+    assert record["interpretation"] == "H" and record["z"] == pytest.approx(2.5)
+    assert score_record(None) == dict.fromkeys(record)
 
 
 def test_no_score_without_age_value_or_coverage() -> None:

@@ -7,7 +7,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from monitor.tracking.change import VisitValue, compute_change, reliable_limit_ppb
+from monitor.tracking.change import (
+    VisitValue,
+    change_record,
+    compute_change,
+    reliable_limit_ppb,
+)
 
 T0 = datetime(2020, 3, 1, 9, 0)
 
@@ -70,3 +75,11 @@ def test_percent_is_null_near_zero_reference() -> None:
 def test_invalid_retest_sd_is_an_error() -> None:
     with pytest.raises(ValueError, match="positive"):
         compute_change([visit("a", 0, 1.0)], visit("b", 1, 2.0), retest_sd_ppb=0.0)
+
+
+def test_record_fields_are_rounded_and_null_without_a_change() -> None:
+    result = compute_change([visit("a", 0, 50.0)], visit("b", 1, 51.23456), retest_sd_ppb=2.4)
+    record = change_record(result)
+    assert record["change_ppb"] == pytest.approx(1.235) and record["reliable_change"] is False
+    empty = change_record(None)
+    assert set(empty) == set(record) and all(value is None for value in empty.values())

@@ -8,6 +8,7 @@ from monitor.norms.model import (
     default_model,
     load_model,
     save_model,
+    score_record,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "default_model",
     "load_model",
     "save_model",
+    "score_record",
 ]

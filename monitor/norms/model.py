@@ -91,6 +91,13 @@ class NormScore:
         }
 
 
+def score_record(score: NormScore | None) -> dict[str, Any]:
+    """Record fields of a score, all null when there is none (no norms for the age)."""
+    if score is not None:
+        return score.as_record()
+    return {"z": None, "percentile": None, "reference_range_ppb": None, "interpretation": None}
+
+
 @dataclass(frozen=True)
 class NormCurve:
     """Expected value and spread for one structure and side."""

@@ -23,6 +23,16 @@ import numpy as np
 
 DAYS_PER_YEAR = 365.25
 
+_RECORD_FIELDS: tuple[str, ...] = (
+    "change_ppb",
+    "change_pct",
+    "change_from_baseline_ppb",
+    "change_from_baseline_pct",
+    "annual_change_ppb_per_year",
+    "reliable_change",
+    "reliable_change_from_baseline",
+)
+
 MIN_PERCENT_BASE_PPB = 5.0
 """A percent change of a value this close to zero (the thalamus sits near the whole-brain
 reference) would be huge and meaningless, so it is reported as null instead."""
@@ -57,15 +67,15 @@ class ChangeResult:
 
     def as_record(self) -> dict[str, Any]:
         """The record fields of a structure or side (notes/record_schema.md)."""
-        return {
-            "change_ppb": _round(self.change_ppb),
-            "change_pct": _round(self.change_pct),
-            "change_from_baseline_ppb": _round(self.change_from_baseline_ppb),
-            "change_from_baseline_pct": _round(self.change_from_baseline_pct),
-            "annual_change_ppb_per_year": _round(self.annual_change_ppb_per_year),
-            "reliable_change": self.reliable_change,
-            "reliable_change_from_baseline": self.reliable_change_from_baseline,
-        }
+        record = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        return {name: round(v, 3) if isinstance(v, float) else v for name, v in record.items()}
+
+
+def change_record(change: ChangeResult | None) -> dict[str, Any]:
+    """Record fields of a change, all null when none was computed (e.g. not comparable)."""
+    if change is not None:
+        return change.as_record()
+    return dict.fromkeys(_RECORD_FIELDS)
 
 
 def reliable_limit_ppb(retest_sd_ppb: float, factor: float = 1.96 * math.sqrt(2.0)) -> float:
@@ -136,7 +146,3 @@ def _years_between(start: datetime, end: datetime) -> float:
 
 def _percent(change: float, base: float) -> float | None:
     return None if abs(base) < MIN_PERCENT_BASE_PPB else 100.0 * change / abs(base)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
