@@ -44,14 +44,16 @@ def running_orthanc(
     tmp_path: Path,
     modalities: dict[str, tuple[str, int]],
     extra_config: dict[str, Any] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> Iterator[OrthancPeer]:
     """Start Orthanc on free loopback ports with its own config; modalities: name -> (AE, port).
 
     `extra_config` adds or overrides configuration keys (e.g. LuaScripts, StableAge).
+    `ports` (HTTP, DICOM) and the same `tmp_path` restart a stopped Orthanc with its storage.
     """
-    http_port, dicom_port = free_port(), free_port()
+    http_port, dicom_port = ports or (free_port(), free_port())
     root = tmp_path / "orthanc"
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     config = {
         "Name": "test-pacs",
         "StorageDirectory": str(root / "storage"),
