@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,37 @@ def test_copied_paths_exist_and_the_shipped_config_is_the_example() -> None:
         assert source in kept, f"COPY source excluded from the build context: {source}"
     shipped = [a for a in dockerfile_values("COPY") if a.endswith(str(entrypoint_config_path()))]
     assert shipped == [f"{EXAMPLE_CONFIG.relative_to(REPO)} {entrypoint_config_path()}"]
+
+
+def test_copied_sources_build_a_package_with_every_tracked_file(tmp_path: Path) -> None:
+    """The build stage's COPY set is enough: setuptools (build_py, the step pip's wheel build
+    runs) finds every package module and data file from those sources alone."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for source in _copy_sources():
+        target = context / source
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / source, target)
+    built = tmp_path / "lib"
+    subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py"]
+        + ["--build-lib", str(built)],
+        cwd=context,
+        check=True,
+        capture_output=True,
+    )
+    setuptools_config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = [p.rstrip("*") for p in setuptools_config["packages"]["find"]["include"]]
+    assert set(packages) <= set(_copy_sources()), "a package the Dockerfile does not copy"
+    tracked = subprocess.run(
+        ["git", "ls-files", *packages], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert any(name.endswith(".json") for name in tracked)
+    missing = [name for name in tracked if not (built / name).is_file()]
+    assert missing == [], f"not installed from the image's sources: {missing}"
 
 
 def test_image_runs_as_non_root_with_data_volume_and_dicom_port() -> None:
