@@ -30,6 +30,12 @@ def test_example_states_the_defaults_except_site_values() -> None:
     assert example.destinations == []
 
 
+def test_example_has_every_settings_section() -> None:
+    tables = set(re.findall(r"(?m)^#?\[\[?([a-z_]+)", EXAMPLE_CONFIG.read_text()))
+    missing = sorted(set(Settings.model_fields) - tables)
+    assert missing == [], f"add these sections to {EXAMPLE_CONFIG.name}: {missing}"
+
+
 def test_example_snippets_enable_one_destination_of_each_kind(tmp_path: Path) -> None:
     """Lines where '#' directly precedes a setting are promised to work once uncommented."""
     enabled = re.sub(r"(?m)^#(?=[\[a-z])", "", EXAMPLE_CONFIG.read_text())
