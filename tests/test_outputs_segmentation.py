@@ -146,3 +146,17 @@ def test_sr_side_groups_are_volumetric_rois_on_their_segments(
     assert reported[("caudate", "left")]["mean_ppb"] == pytest.approx(
         record_side(record, "caudate", "left")["mean_ppb"]
     )
+
+
+def test_segmentation_and_sr_from_enhanced_mr_sources(tmp_path: Path) -> None:
+    """One multi-frame source file holds every slice and echo: derived objects still validate."""
+    study = assembled_study(tmp_path / "source", "enhanced")
+    record, sources = make_record(study), read_sources(study.reference_paths)
+    labels = known_labels(study)
+    seg = build_segmentation(
+        record, sources, labels, study.acquisition.affine_ras, settings=Settings()
+    )
+    sr = build_measurement_report(record, sources, settings=Settings(), segmentation=seg)
+    for name, ds in (("seg.dcm", seg), ("sr.dcm", sr)):
+        assert validator_errors(save(ds, tmp_path / name)) == [], name
+    assert dsrdump(tmp_path / "sr.dcm").returncode == 0
