@@ -32,6 +32,7 @@ MIN_CONTROLS_PER_BAND = 10
 """Fewer controls than this in an age band makes the curve there mostly extrapolation."""
 MIN_CONTROLS_PER_SEX = 10
 MIN_CONTROLS_PER_CURVE = 20
+MIN_AGE_SPAN_YEARS = 10.0
 TAU_BOUNDS_YEARS = (1.0, 150.0)
 CI_PERCENTILES = (2.5, 97.5)
 
@@ -122,29 +123,18 @@ def _fit_curve(
         male=np.array([{"M": 1.0, "F": 0.0}.get(r.sex, 0.5) for r in rows]),
         value=np.array([r.mean_ppb for r in rows]),
     )
+    if np.ptp(data.age) < MIN_AGE_SPAN_YEARS:
+        raise NormsError(
+            f"{key}: controls span {np.ptp(data.age):.1f} years of age; a curve over age needs "
+            f"at least {MIN_AGE_SPAN_YEARS:g}"
+        )
     sexes = [r.sex for r in rows]
     with_sex = min(sexes.count("F"), sexes.count("M")) >= MIN_CONTROLS_PER_SEX
     form = STRUCTURE_FORMS[structure]
     params = _fit_params(form, data, with_sex, start=None)
-    samples = []
-    for _ in range(n_bootstrap):
-        pick = rng.integers(0, len(rows), len(rows))
-        resampled = _Data(data.age[pick], data.male[pick], data.value[pick])
-        samples.append(_fit_params(form, resampled, with_sex, start=params))
-    ci = {
-        name: tuple(float(v) for v in np.percentile([s[name] for s in samples], CI_PERCENTILES))
-        for name in params
-    }
+    ci = _bootstrap_intervals(form, data, with_sex, params, n_bootstrap, rng)
     bands = age_band_counts(data.age)
-    notes = [
-        f"{key}: only {bands[label]} controls aged {label} (fewer than "
-        f"{MIN_CONTROLS_PER_BAND}); the curve there rests on few people"
-        for label, lower, upper in AGE_BANDS
-        # bands outside the controls' age span are not covered at all, rather than thin
-        if lower <= data.age.max()
-        and upper > data.age.min()
-        and bands[label] < MIN_CONTROLS_PER_BAND
-    ]
+    notes = _thin_band_notes(key, bands, data.age)
     if not with_sex:
         notes.append(
             f"{key}: fewer than {MIN_CONTROLS_PER_SEX} women or men; no sex covariate fitted"
@@ -156,12 +146,43 @@ def _fit_curve(
         params=params,
         ref_age_years=REF_AGE_YEARS,
         age_range_years=(float(data.age.min()), float(data.age.max())),
-        ci=ci,  # type: ignore[arg-type]
+        ci=ci,
         n_controls=len(rows),
         age_band_counts=bands,
         sex_supported=with_sex,
     )
     return curve, notes
+
+
+def _bootstrap_intervals(
+    form: str,
+    data: _Data,
+    with_sex: bool,
+    params: Mapping[str, float],
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> dict[str, tuple[float, float]]:
+    """95 % percentile intervals from refits on controls resampled with replacement."""
+    samples = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(data.age), len(data.age))
+        resampled = _Data(data.age[pick], data.male[pick], data.value[pick])
+        samples.append(_fit_params(form, resampled, with_sex, start=params))
+    intervals = {}
+    for name in params:
+        low, high = np.percentile([sample[name] for sample in samples], CI_PERCENTILES)
+        intervals[name] = (float(low), float(high))
+    return intervals
+
+
+def _thin_band_notes(key: str, bands: Mapping[str, int], ages: np.ndarray) -> list[str]:
+    """Warnings for bands inside the controls' age span (bands outside it are simply uncovered)."""
+    return [
+        f"{key}: only {bands[label]} controls aged {label} (fewer than "
+        f"{MIN_CONTROLS_PER_BAND}); the curve there rests on few people"
+        for label, lower, upper in AGE_BANDS
+        if lower <= ages.max() and upper > ages.min() and bands[label] < MIN_CONTROLS_PER_BAND
+    ]
 
 
 def _fit_params(
