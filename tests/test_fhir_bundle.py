@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fhir_records import baseline_record, elevated_record
 
 from monitor.fhir.bundle import PatientRef, build_bundle, effective_datetime
-from monitor.fhir.codes import PRODUCT_CODE_SYSTEM, UCUM
+from monitor.fhir.codes import PRODUCT_CODE_SYSTEM, PRODUCT_CODES, UCUM
 from monitor.settings import FhirSettings
 
 SETTINGS = FhirSettings(timezone="Europe/Berlin")
@@ -226,3 +227,11 @@ def test_patient_ref_needs_a_patient_id() -> None:
     record["patient_id"] = ""
     with pytest.raises(ValueError, match="no patient_id"):
         PatientRef.from_record(record, SETTINGS)
+
+
+def test_docs_list_every_product_code() -> None:
+    """The code system is a public contract: docs/fhir.md must list exactly what we send."""
+    text = (Path(__file__).parents[1] / "docs" / "fhir.md").read_text(encoding="utf-8")
+    assert PRODUCT_CODE_SYSTEM in text
+    for code, display in PRODUCT_CODES.items():
+        assert f"| `{code}` | {display} |" in text

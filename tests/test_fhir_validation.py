@@ -10,9 +10,11 @@ from fhir_records import baseline_record, elevated_record
 from fhir_validation import install_validator, problems, validate
 
 from monitor.fhir.bundle import PatientRef, build_bundle
+from monitor.fhir.codes import code_system
 from monitor.settings import FhirSettings
 
 PRODUCED_TYPES = {
+    "CodeSystem",
     "Bundle",
     "Patient",
     "ImagingStudy",
@@ -40,7 +42,7 @@ def bundles() -> list[dict]:
 
 @pytest.mark.slow
 def test_all_produced_resources_validate_without_errors_or_warnings(validator_dir: Path) -> None:
-    result = validate(bundles(), validator_dir)
+    result = validate([*bundles(), code_system()], validator_dir)
     assert set(result["checked"]) == PRODUCED_TYPES
     assert result["checked"]["Observation"] == 4 * 12
     assert problems(result) == []

@@ -1,9 +1,21 @@
 """FHIR R4 output: the transaction Bundle for one processed acquisition, and its delivery.
 
-Call ``build_bundle(record, PatientRef.from_record(record, settings.fhir), settings.fhir)`` and
-hand the result to ``FhirClient.transaction`` (docs/fhir.md).
+Build with ``build_bundle(record, PatientRef.from_record(record, settings.fhir), settings.fhir)``
+and deliver with ``FhirClient(FhirEndpoint(...)).transaction(bundle)`` (docs/fhir.md).
 """
 
 from monitor.fhir.bundle import PatientRef, build_bundle
+from monitor.fhir.client import BearerAuth, FhirClient, FhirEndpoint, TransactionResult
+from monitor.fhir.errors import FhirDeliveryError
+from monitor.fhir.smart import SmartBackendAuth
 
-__all__ = ["PatientRef", "build_bundle"]
+__all__ = [
+    "BearerAuth",
+    "FhirClient",
+    "FhirDeliveryError",
+    "FhirEndpoint",
+    "PatientRef",
+    "SmartBackendAuth",
+    "TransactionResult",
+    "build_bundle",
+]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor import __version__
+
 PRODUCT_CODE_SYSTEM = "https://qsm-monitor.org/fhir/CodeSystem/qsm-monitor"
 RESULT_IDENTIFIER_SYSTEM = "https://qsm-monitor.org/fhir/sid/result"
 DEFAULT_PATIENT_IDENTIFIER_SYSTEM = "https://qsm-monitor.org/fhir/sid/dicom-patient-id"
@@ -79,7 +81,7 @@ PRODUCT_CODES: dict[str, str] = {
     "risk-not-elevated": "Progression risk not elevated",
     "risk-indeterminate": "Progression risk indeterminate",
     "iron-progression-flag": "Brain iron progression risk elevated: review QSM results",
-    "reference-whole_brain": "QSM referenced to the whole-brain mean",
+    "reference-whole-brain": "QSM referenced to the whole-brain mean",
     "reference-csf": "QSM referenced to cerebrospinal fluid",
 }
 """Every code of the product code system with its display (docs/fhir.md lists them)."""
@@ -106,3 +108,19 @@ def ucum_quantity(value: float, code: str, unit: str) -> dict[str, Any]:
 
 def ppb(value: float) -> dict[str, Any]:
     return ucum_quantity(value, "[ppb]", "ppb")
+
+
+def code_system() -> dict[str, Any]:
+    """Our code system as a FHIR CodeSystem, for sites that load it into a terminology server."""
+    return {
+        "resourceType": "CodeSystem",
+        "url": PRODUCT_CODE_SYSTEM,
+        "version": __version__,
+        "name": "QsmMonitorCodes",
+        "title": "qsm-monitor measurement and report codes",
+        "status": "active",
+        "content": "complete",
+        "caseSensitive": True,
+        "count": len(PRODUCT_CODES),
+        "concept": [{"code": code, "display": display} for code, display in PRODUCT_CODES.items()],
+    }

@@ -79,7 +79,9 @@ def _observation(structure: str, side: str, values: dict[str, Any], ctx: Context
         "effectiveDateTime": ctx.effective,
         "valueQuantity": ppb(values["mean_ppb"]),
         "bodySite": body_site,
-        "method": product_concept(f"reference-{ctx.reference_region}", ctx.method_text),
+        "method": product_concept(
+            "reference-" + ctx.reference_region.replace("_", "-"), ctx.method_text
+        ),
         "derivedFrom": [ctx.imaging_study],
     }
     interpretation = values.get("interpretation")
