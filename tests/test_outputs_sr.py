@@ -119,3 +119,36 @@ def test_bad_inputs_fail_with_one_reason(study: AssembledAcquisition) -> None:
         build_measurement_report({**record, "error": "no phase"}, sources, settings=Settings())
     with pytest.raises(ValueError, match="no source images"):
         build_measurement_report(record, [], settings=Settings())
+
+
+def test_todays_pipeline_record_without_norms_or_risk(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    """The record as `monitor.measure.report_block` makes it before tracking: plain numbers."""
+    record = make_record(study)
+    plain = ("mean_ppb", "left_ppb", "right_ppb", "median_ppb", "sd_ppb", "volume_ml")
+    for name in STRUCTURES:
+        block = record["structures"][name]
+        record["structures"][name] = {key: block[key] for key in plain}
+    record["risk"] = None
+    path = save(build(study, record), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    reported = reported_numbers(dcmread(path))
+    thalamus = record["structures"]["thalamus"]
+    assert reported[("thalamus", "bilateral")] == pytest.approx(
+        {key: thalamus[key] for key in ("mean_ppb", "median_ppb", "sd_ppb", "volume_ml")}
+    )
+    assert reported[("thalamus", "right")] == pytest.approx({"mean_ppb": thalamus["right_ppb"]})
+    assert "Brain iron progression risk" not in dsrdump(path).stdout
+
+
+def test_risk_alone_when_segmentation_withheld_the_numbers(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    record = {**make_record(study, risk_level="indeterminate"), "structures": {}}
+    path = save(build(study, record), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    assert reported_numbers(dcmread(path)) == {}
+    assert "Indeterminate" in dsrdump(path).stdout
+    with pytest.raises(ValueError, match="no structure measurements and no risk"):
+        build(study, {**record, "risk": None})
