@@ -53,6 +53,7 @@ def test_score_z_percentile_and_range_agree() -> None:
     assert score.interpretation == "H"
     low, high = score.reference_range_ppb
     assert (high - low) / 2 == pytest.approx(REFERENCE_RANGE_Z * sd)
+    assert curve.reference_range_ppb(age, "F") == pytest.approx((low, high))
     assert model.score("globus_pallidus", "left", expected, age, "F").interpretation == "N"
     assert model.score("globus_pallidus", "left", low - 0.1, age, "F").interpretation == "L"
     record = score_record(score)

@@ -151,11 +151,16 @@ class NormCurve:
         sd = p["sd_ppb"] + p["sd_slope_ppb_per_year"] * (age_years - self.ref_age_years)
         return max(sd, MIN_SD_PPB)
 
+    def reference_range_ppb(self, age_years: float, sex: str | None = None) -> tuple[float, float]:
+        """The 2.5-97.5 % range of healthy values at this age (the trend plot's band)."""
+        expected, sd = self.mean_ppb(age_years, sex), self.sd_ppb(age_years)
+        return expected - REFERENCE_RANGE_Z * sd, expected + REFERENCE_RANGE_Z * sd
+
     def score(self, value_ppb: float, age_years: float, sex: str | None = None) -> NormScore:
         expected = self.mean_ppb(age_years, sex)
         sd = self.sd_ppb(age_years)
         z = (value_ppb - expected) / sd
-        low, high = expected - REFERENCE_RANGE_Z * sd, expected + REFERENCE_RANGE_Z * sd
+        low, high = self.reference_range_ppb(age_years, sex)
         interpretation: Interpretation = (
             "L" if value_ppb < low else "H" if value_ppb > high else "N"
         )
