@@ -102,8 +102,15 @@ class Outbox:
             item = DeliveryItem(row.output, Path(row.file_path), row.study_uid)
             deliver(item, destination, node.ae_title, node.network_timeout_s)
         except (DeliveryError, OSError) as exc:
+            permanent = isinstance(exc, DeliveryError) and exc.permanent
             state = leasing.record_failure(
-                self.sessions, Delivery, row.id, owner, str(exc), outbox.backoff_s
+                self.sessions,
+                Delivery,
+                row.id,
+                owner,
+                str(exc),
+                outbox.backoff_s,
+                permanent=permanent,
             )
             log_event(log, "delivery_failed", logging.WARNING, state=state, **fields)
             return True

@@ -25,7 +25,15 @@ SUCCESS_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
 
 
 class DeliveryError(RuntimeError):
-    """A delivery attempt failed; the message is one plain reason fit for `last_error`."""
+    """A delivery attempt failed; the message is one plain reason fit for `last_error`.
+
+    `permanent` means sending the same thing again cannot succeed (the receiver rejected the
+    content or our credentials): the outbox dead-letters it at once instead of retrying.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,8 @@ class DestinationAuthSettings(BaseModel):
     """PEM private key whose public half the FHIR server knows (JWKS)."""
     key_id: str | None = None
     algorithm: Literal["RS384", "ES384"] = "RS384"
-    scope: str = "system/Observation.write system/DiagnosticReport.write"
+    scope: str | None = None
+    """None: create and search on the resource types the Bundle holds (monitor.fhir.smart)."""
 
     @model_validator(mode="after")
     def _one_complete_method(self) -> DestinationAuthSettings:
@@ -173,6 +174,8 @@ class DestinationSettings(BaseModel):
     auth: DestinationAuthSettings = Field(default_factory=DestinationAuthSettings)
     timeout_s: float = Field(30.0, gt=0.0)
     """HTTP request timeout (fhir, webhook); DICOM uses ``node.network_timeout_s``."""
+    ca_file: Path | None = None
+    """HTTPS (fhir, webhook): PEM bundle of the hospital's own CA; None uses the system's."""
     outputs: list[str] | None = None
     """Which record outputs go here; None: `DEFAULT_OUTPUTS` for the kind."""
 

@@ -156,3 +156,16 @@ def test_requeue_study_resets_done_and_dead_rows_and_adds_new_destinations(
     after = {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
     assert after.keys() == before.keys()  # same names: nothing new for the engine to pick up
     assert all(after[p] >= before[p] for p in before)
+
+
+def test_webhook_refusing_the_content_dead_letters_at_once(tmp_path: Path) -> None:
+    outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
+    with http_receiver() as (url, recorded):
+        recorded.status = 400
+        outbox = make_outbox(
+            delivery_settings(tmp_path, [{"name": "pager", "kind": "webhook", "url": url}])
+        )
+        outbox.enqueue(KEY, STUDY_UID, outputs)
+        drain(outbox)
+    (dead,) = outbox.dead_letters()
+    assert len(recorded.requests) == 1 and dead.attempts == 1
