@@ -8,8 +8,8 @@ import pytest
 
 from monitor.norms import default_model
 from monitor.settings import ConfigError, RiskSettings, load_settings
-from monitor.tracking.change import VisitValue, compute_change
-from monitor.tracking.risk import StructureEvidence, assess_risk
+from monitor.tracking.change import ChangeResult, VisitValue, compute_change
+from monitor.tracking.risk import RiskAssessment, StructureEvidence, assess_risk
 
 AGE = 50.0
 MODEL = default_model()
@@ -137,3 +137,27 @@ def test_rules_come_from_settings(threshold: float) -> None:
 def test_every_rule_needs_a_positive_retest_sd() -> None:
     with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for thalamus"):
         load_settings(None, risk={"retest_sd_ppb": {"thalamus": 0.0, "globus_pallidus": 2.0}})
+
+
+def test_slow_decline_fires_against_baseline_and_reasons_name_both_changes() -> None:
+    limit = 1.96 * 2**0.5 * RISK.retest_sd_ppb["thalamus"]
+    step = -0.6 * limit  # never reliable from one visit to the next
+    start = datetime(2021, 1, 1)
+    visits = [
+        VisitValue(f"v{k}", start + timedelta(days=365 * k), -1.0 + k * step) for k in range(3)
+    ]
+    two = compute_change(visits[:1], visits[1], RISK.retest_sd_ppb["thalamus"])
+    three = compute_change(visits[:2], visits[2], RISK.retest_sd_ppb["thalamus"])
+    pallidus = evidence("globus_pallidus", 0.0)
+
+    def at(change: ChangeResult) -> RiskAssessment:
+        value = visits[change.n_visits - 1].value_ppb
+        score = MODEL.score("thalamus", "bilateral", value, AGE)
+        return assess(StructureEvidence(value, score, change), pallidus)
+
+    second = at(two)
+    assert second.level == "not elevated"
+    assert any("no reliable fall" in r for r in second.reasons)
+    third = at(three)
+    assert third.level == "elevated"
+    assert any("fell reliably since the baseline visit" in r for r in third.reasons)

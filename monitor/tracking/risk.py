@@ -150,8 +150,13 @@ def _judge_change(
                 f"{delta:+.1f} ppb (reliable-change limit {limit:.1f} ppb)."
             )
             return
+    since_baseline = (
+        f", since the baseline visit {change.change_from_baseline_ppb:+.1f} ppb"
+        if change.n_visits > 2 and change.change_from_baseline_ppb is not None
+        else ""
+    )
     quiet.append(
-        f"{name.capitalize()} change since the previous visit {change.change_ppb:+.1f} ppb: "
-        f"no reliable {'fall' if rule.direction == 'low' else 'rise'} "
+        f"{name.capitalize()} change since the previous visit {change.change_ppb:+.1f} ppb"
+        f"{since_baseline}: no reliable {'fall' if rule.direction == 'low' else 'rise'} "
         f"(limit {limit:.1f} ppb)."
     )
