@@ -213,6 +213,7 @@ def test_missing_values_are_left_out_not_invented() -> None:
         ({"study_uid": None}, "no study_uid"),
         ({"structures": {"reference": "whole_brain"}}, "no structure measurements"),
         ({"study_datetime": None, "study_date": None}, "neither study_datetime"),
+        ({"risk": {"level": "high", "reasons": []}}, "unknown risk level 'high'"),
     ],
 )
 def test_records_without_results_are_refused(change: dict[str, Any], message: str) -> None:

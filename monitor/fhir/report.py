@@ -11,6 +11,7 @@ from typing import Any
 from monitor.fhir.codes import (
     DIAGNOSTIC_SERVICE_SECTION,
     FLAG_CATEGORY,
+    PRODUCT_CODES,
     STRUCTURES,
     coding,
     product_concept,
@@ -85,7 +86,9 @@ def _structure_sentence(structure: str, block: dict[str, Any]) -> str:
 def risk_assessment(risk: dict[str, Any], observations: list[Entry], context: Context) -> Entry:
     """The progression-risk level with its basis: the observations and the stated reasons."""
     identifier = context.keys.identifier("risk-assessment")
-    level_code = "risk-" + risk["level"].replace(" ", "-")
+    level_code = "risk-" + str(risk.get("level")).replace(" ", "-")
+    if level_code not in PRODUCT_CODES:
+        raise ValueError(f"record has an unknown risk level {risk.get('level')!r}")
     prediction: dict[str, Any] = {
         "outcome": product_concept("iron-progression"),
         "qualitativeRisk": product_concept(level_code),
