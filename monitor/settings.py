@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -328,11 +328,12 @@ class RiskSettings(BaseModel):
     """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans)."""
 
     @model_validator(mode="after")
-    def _retest_sd_for_every_rule(self) -> RiskSettings:
-        for rule in self.rules:
-            sd = self.retest_sd_ppb.get(rule.structure)
+    def _retest_sd_for_every_structure(self) -> RiskSettings:
+        """Change is computed for every reported structure, so each needs its own noise level."""
+        for structure in get_args(RiskRuleSettings.model_fields["structure"].annotation):
+            sd = self.retest_sd_ppb.get(structure)
             if sd is None or not sd > 0:
-                raise ValueError(f"retest_sd_ppb needs a positive value for {rule.structure}")
+                raise ValueError(f"retest_sd_ppb needs a positive value for {structure}")
         return self
 
 

@@ -134,9 +134,12 @@ def test_rules_come_from_settings(threshold: float) -> None:
     assert result.as_record()["level"] == result.level
 
 
-def test_every_rule_needs_a_positive_retest_sd() -> None:
+def test_every_structure_needs_a_positive_retest_sd() -> None:
     with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for thalamus"):
-        load_settings(None, risk={"retest_sd_ppb": {"thalamus": 0.0, "globus_pallidus": 2.0}})
+        load_settings(None, risk={"retest_sd_ppb": {**RISK.retest_sd_ppb, "thalamus": 0.0}})
+    partial = {"thalamus": 2.0, "globus_pallidus": 2.0}
+    with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for caudate"):
+        load_settings(None, risk={"retest_sd_ppb": partial})
 
 
 def test_slow_decline_fires_against_baseline_and_reasons_name_both_changes() -> None:
