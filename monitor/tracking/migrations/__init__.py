@@ -1,0 +1,1 @@
+"""Alembic migrations of the patient history tables (applied by `monitor.tracking.schema`)."""
