@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pytest
 from outputs_support import (
@@ -141,6 +142,9 @@ def test_sr_side_groups_are_volumetric_rois_on_their_segments(
         if (structure, side) != ("caudate", "left")
     }
     assert volumetric == want
+    parsed = hd.sr.srread(path).content  # a third-party reader finds the same structure
+    assert len(parsed.get_volumetric_roi_measurement_groups()) == len(want)
+    assert len(parsed.get_image_measurement_groups()) == len(STRUCTURES) + 2  # + caudate L, risk
     reported = reported_numbers(sr)
     assert set(reported) == {(s, side) for s in STRUCTURES for side in SIDE_CODES.values()}
     assert reported[("caudate", "left")]["mean_ppb"] == pytest.approx(
