@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
+from monitor.fhir.ids import unescape_search
+
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -132,7 +134,7 @@ class FhirTestServer:
         params = parse_qs(query, keep_blank_values=True)
         if set(params) != {"identifier"} or len(params["identifier"]) != 1:
             raise TransactionError(HTTPStatus.BAD_REQUEST, f"unsupported search: {query}")
-        system, _, value = params["identifier"][0].rpartition("|")
+        system, value = _split_token(params["identifier"][0])
         return [
             resource
             for resource in self.resources.get(resource_type, {}).values()
@@ -271,6 +273,14 @@ class FhirTestServer:
     def next_failure(self) -> int | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
+
+
+def _split_token(token: str) -> tuple[str, str]:
+    """``system|value`` with FHIR's backslash escapes (``\\|`` is a bar inside a value)."""
+    parts = re.split(r"(?<!\\)\|", token, maxsplit=1)
+    if len(parts) != 2:
+        raise TransactionError(HTTPStatus.BAD_REQUEST, "identifier search needs system|value")
+    return unescape_search(parts[0]), unescape_search(parts[1])
 
 
 class _OAuthError(Exception):

@@ -92,6 +92,20 @@ def test_existing_patient_is_referenced_conditionally(server: FhirTestServer) ->
     assert {o["subject"]["reference"] for o in follow_up} == {f"Patient/{patient['id']}"}
 
 
+def test_patient_id_with_search_syntax_characters_is_matched(server: FhirTestServer) -> None:
+    """A Patient ID like ``A|7,B`` must be escaped in searches, or a resend duplicates."""
+    baseline, follow_up = baseline_record(), elevated_record()
+    baseline["patient_id"] = follow_up["patient_id"] = "MRN|7, A$\\b"
+    deliver(server, bundle_for(baseline))
+    assert deliver(server, bundle_for(baseline)).created == 0
+    referenced = FhirSettings(create_patient=False)
+    deliver(server, bundle_for(follow_up, referenced))
+    (patient,) = server.all("Patient")
+    assert patient["identifier"][0]["value"] == "MRN|7, A$\\b"
+    subjects = {o["subject"]["reference"] for o in server.all("Observation")}
+    assert subjects == {f"Patient/{patient['id']}"}
+
+
 def test_unknown_patient_is_refused_without_patient_data_in_the_error(
     server: FhirTestServer,
 ) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from monitor.fhir.errors import FhirDeliveryError
+from monitor.fhir.ids import unescape_search
 from monitor.fhir.smart import SmartBackendAuth, SmartTokenSource
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _sensitive_strings(bundle: dict[str, Any]) -> set[str]:
                 found.add(node)
             elif key in ("ifNoneExist", "reference") and "|" in node:
                 encoded = node.rsplit("|", 1)[1]
-                found.update({encoded, unquote(encoded)})
+                found.update({encoded, unquote(encoded), unescape_search(unquote(encoded))})
 
     walk(bundle)
     return {value for value in found if len(value) >= 3}

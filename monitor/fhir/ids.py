@@ -7,6 +7,7 @@ to audit. Identifiers contain only UIDs and a hash, never patient data.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -46,7 +47,20 @@ def study_identifier(study_uid: str) -> dict[str, Any]:
 
 
 def identifier_query(identifier: dict[str, Any]) -> str:
-    """Search string ``identifier=system|value`` for ifNoneExist and conditional references."""
-    system = quote(identifier["system"], safe=":/.-")
-    value = quote(identifier["value"], safe=":/.-")
+    """Search string ``identifier=system|value`` for ifNoneExist and conditional references.
+
+    FHIR search escapes ``\\ | , $`` inside a value with a backslash (a Patient ID may hold
+    any of them); the result is then URL-encoded.
+    """
+    system = quote(_escape_search(identifier["system"]), safe=":/.-")
+    value = quote(_escape_search(identifier["value"]), safe=":/.-")
     return f"identifier={system}|{value}"
+
+
+def _escape_search(text: str) -> str:
+    return "".join(f"\\{char}" if char in "\\|,$" else char for char in text)
+
+
+def unescape_search(text: str) -> str:
+    """Inverse of the search escaping (for matching and redaction)."""
+    return re.sub(r"\\(.)", r"\1", text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -47,13 +47,13 @@ class SmartBackendAuth:
     scope: str = DEFAULT_SCOPE
 
 
-@dataclass
 class SmartTokenSource:
     """Fetches access tokens and reuses one until shortly before it expires."""
 
-    auth: SmartBackendAuth
-    _token: str | None = field(default=None, repr=False)
-    _expires_at: float = 0.0
+    def __init__(self, auth: SmartBackendAuth) -> None:
+        self.auth = auth
+        self._token: str | None = None
+        self._expires_at = 0.0
 
     def token(self, http: httpx.Client) -> str:
         if self._token is None or time.monotonic() > self._expires_at - 30.0:
