@@ -47,6 +47,10 @@ class AssembledAcquisition:
     reference_paths: tuple[Path, ...] = field(default=(), repr=False)
     """Files of the first-echo magnitude (or real) images in slice order (z = 0, 1, ...): the
     source whose identity, frame of reference and geometry derived DICOM objects copy."""
+    input_paths: tuple[Path, ...] = field(default=(), repr=False)
+    """Every file of the acquisition: what re-processing reads again (monitor.tracking)."""
+    model: str = ""
+    """Manufacturer's model name, part of the protocol fingerprint."""
 
     @property
     def study_uid(self) -> str:
@@ -173,6 +177,8 @@ def _assembled(
         sop_instance_uids=sop_uids,
         source=first.source,
         reference_paths=_reference_paths(used, kinds[0]),
+        input_paths=tuple(sorted({r.path for r in used})),
+        model=first.manufacturer_model,
     )
 
 

@@ -45,6 +45,9 @@ class StudySource:
     patient_birth_date: str
     patient_sex: str
     study_date: str
+    study_time: str = ""
+    issuer_of_patient_id: str = ""
+    """Patient IDs are unique only within their issuer (monitor.tracking.identity)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class FrameRecord:
     patient_position: str
     b0_tesla: float | None
     source: StudySource
+    manufacturer_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,7 @@ def _common(path: Path, ds: Dataset) -> dict:
         "series_description": str(ds.get("SeriesDescription", "")),
         "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
         "manufacturer": str(ds.get("Manufacturer", "")),
+        "manufacturer_model": str(ds.get("ManufacturerModelName", "")),
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),
         "patient_position": str(ds.get("PatientPosition", "")).upper(),
@@ -176,6 +181,8 @@ def _common(path: Path, ds: Dataset) -> dict:
             patient_birth_date=str(ds.get("PatientBirthDate", "")),
             patient_sex=str(ds.get("PatientSex", "")),
             study_date=str(ds.get("StudyDate", "")),
+            study_time=str(ds.get("StudyTime", "")),
+            issuer_of_patient_id=str(ds.get("IssuerOfPatientID", "")),
         ),
     }
 
