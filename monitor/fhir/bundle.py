@@ -62,13 +62,15 @@ def build_bundle(
     if record.get("error"):
         raise ValueError("record is a failed processing result; there is nothing to report")
     keys = ResultKeys(str(record.get("study_uid") or ""), record.get("idempotency_key"))
-    entries: list[Entry] = []
-    subject = _subject(patient, keys, settings, entries)
+    effective = effective_datetime(record, settings.timezone)
+    patient_entry, subject = _patient(patient, keys, settings)
+    study_entry, study = _imaging_study(record, subject, effective, keys, settings)
+    entries = [entry for entry in (patient_entry, study_entry) if entry is not None]
     context = Context(
         keys=keys,
         subject=subject,
-        imaging_study=_imaging_study(record, subject, keys, settings, entries),
-        effective=effective_datetime(record, settings.timezone),
+        imaging_study=study,
+        effective=effective,
         reference_region=str(record.get("reference_region") or "whole_brain"),
         method_text=_method_text(record),
         norms_text=_norms_text(record.get("norms")),
@@ -123,35 +125,34 @@ def _entry(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _subject(
-    patient: PatientRef, keys: ResultKeys, settings: FhirSettings, entries: list[Entry]
-) -> dict[str, Any]:
-    """Conditionally create the Patient, or (EHR owns the patient index) reference it by a
-    conditional reference the server resolves inside the transaction."""
+def _patient(
+    patient: PatientRef, keys: ResultKeys, settings: FhirSettings
+) -> tuple[Entry | None, dict[str, Any]]:
+    """Conditionally create the Patient, or (the EHR owns the patient index) point at it with
+    a conditional reference the server resolves inside the transaction."""
     if not settings.create_patient:
-        return {"reference": f"Patient?{identifier_query(patient.identifier)}"}
+        return None, {"reference": f"Patient?{identifier_query(patient.identifier)}"}
     resource: dict[str, Any] = {"resourceType": "Patient", "identifier": [patient.identifier]}
     if patient.sex in _GENDERS:
         resource["gender"] = _GENDERS[patient.sex]
     if patient.birth_date is not None:
         resource["birthDate"] = patient.birth_date.isoformat()
     entry = Entry(keys.full_url("patient"), resource, patient.identifier)
-    entries.append(entry)
-    return {"reference": entry.full_url}
+    return entry, {"reference": entry.full_url}
 
 
 def _imaging_study(
     record: dict[str, Any],
     subject: dict[str, Any],
+    effective: str,
     keys: ResultKeys,
     settings: FhirSettings,
-    entries: list[Entry],
-) -> dict[str, Any]:
-    """Reference the source study; created conditionally so the link resolves even in an EHR
-    that has no ImagingStudy yet, or only as a logical (identifier) reference."""
+) -> tuple[Entry | None, dict[str, Any]]:
+    """The source study: created conditionally so the link resolves even in an EHR that has
+    no ImagingStudy yet, or referenced only logically by its Study Instance UID."""
     identifier = study_identifier(keys.study_uid)
     if not settings.create_imaging_study:
-        return {"type": "ImagingStudy", "identifier": identifier}
+        return None, {"type": "ImagingStudy", "identifier": identifier}
     series = [
         {
             "uid": uid,
@@ -164,13 +165,13 @@ def _imaging_study(
         "identifier": [identifier],
         "status": "available",
         "subject": subject,
+        "started": effective,
     }
     if series:
         resource["numberOfSeries"] = len(series)
         resource["series"] = series
     entry = Entry(keys.full_url("imaging-study"), resource, identifier)
-    entries.append(entry)
-    return {"reference": entry.full_url, "type": "ImagingStudy", "identifier": identifier}
+    return entry, {"reference": entry.full_url, "type": "ImagingStudy", "identifier": identifier}
 
 
 def _method_text(record: dict[str, Any]) -> str:

@@ -180,7 +180,7 @@ def _sensitive_strings(bundle: dict[str, Any]) -> set[str]:
             for child in node:
                 walk(child, key)
         elif isinstance(node, str):
-            if key in ("birthDate", "effectiveDateTime", "occurrenceDateTime", "start"):
+            if key in ("birthDate", "effectiveDateTime", "occurrenceDateTime", "start", "started"):
                 found.add(node)
             elif key in ("ifNoneExist", "reference") and "|" in node:
                 encoded = node.rsplit("|", 1)[1]
