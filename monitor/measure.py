@@ -161,16 +161,30 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
 
 
 def report_block(measurements: StructureMeasurements) -> dict[str, Any]:
-    """The JSON block consumed by reports: bilateral mean/median/SD, per-side means, volume."""
+    """The JSON block consumed by reports: bilateral mean/median/SD, per-side means, volume,
+    and under "sides" each side's full statistics (tracking scores and compares sides too)."""
     block: dict[str, Any] = {}
     for structure, stats in measurements.bilateral.items():
+        sides = {side: measurements.per_side[f"{structure}_{side}"] for side in SIDES}
         block[structure] = {
             "mean_ppb": stats.mean_ppb,
-            "left_ppb": measurements.per_side[f"{structure}_left"].mean_ppb,
-            "right_ppb": measurements.per_side[f"{structure}_right"].mean_ppb,
+            "left_ppb": sides["left"].mean_ppb,
+            "right_ppb": sides["right"].mean_ppb,
             "median_ppb": stats.median_ppb,
             "sd_ppb": stats.sd_ppb,
             "volume_ml": stats.volume_ml,
+            "voxel_count": stats.voxel_count,
+            "sides": {side: _side_stats(side_stats) for side, side_stats in sides.items()},
         }
     block["reference"] = measurements.reference
     return block
+
+
+def _side_stats(stats: StructureStats) -> dict[str, Any]:
+    return {
+        "mean_ppb": stats.mean_ppb,
+        "median_ppb": stats.median_ppb,
+        "sd_ppb": stats.sd_ppb,
+        "volume_ml": stats.volume_ml,
+        "voxel_count": stats.voxel_count,
+    }

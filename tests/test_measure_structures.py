@@ -128,6 +128,12 @@ def test_report_block_shape_and_values():
         "median_ppb",
         "sd_ppb",
         "volume_ml",
+        "voxel_count",
+        "sides",
     }
     assert thalamus["right_ppb"] - thalamus["left_ppb"] == pytest.approx(20.0)
+    left, right = thalamus["sides"]["left"], thalamus["sides"]["right"]
+    assert left["mean_ppb"] == thalamus["left_ppb"] and right["mean_ppb"] == thalamus["right_ppb"]
+    assert left["voxel_count"] + right["voxel_count"] == thalamus["voxel_count"]
+    assert left["volume_ml"] + right["volume_ml"] == pytest.approx(thalamus["volume_ml"])
     assert thalamus["mean_ppb"] == pytest.approx((thalamus["left_ppb"] + thalamus["right_ppb"]) / 2)
