@@ -12,7 +12,6 @@ from monitor import __version__
 
 PRODUCT_CODE_SYSTEM = "https://qsm-monitor.org/fhir/CodeSystem/qsm-monitor"
 RESULT_IDENTIFIER_SYSTEM = "https://qsm-monitor.org/fhir/sid/result"
-DEFAULT_PATIENT_IDENTIFIER_SYSTEM = "https://qsm-monitor.org/fhir/sid/dicom-patient-id"
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -26,12 +25,13 @@ DIAGNOSTIC_SERVICE_SECTION = "http://terminology.hl7.org/CodeSystem/v2-0074"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 
 STRUCTURES: dict[str, tuple[str, str]] = {
-    "thalamus": ("42695009", "Thalamic structure"),
-    "caudate": ("11000004", "Caudate nucleus structure"),
-    "putamen": ("89278009", "Putamen structure"),
-    "globus_pallidus": ("14738005", "Globus pallidus structure"),
+    "thalamus": ("42695009", "Thalamus"),
+    "caudate": ("11000004", "Caudate nucleus"),
+    "putamen": ("89278009", "Putamen"),
+    "globus_pallidus": ("14738005", "Globus pallidus"),
 }
-"""Structure name in the record -> SNOMED CT body structure (code, display)."""
+"""Structure name in the record -> SNOMED CT body structure (code, display as in DICOM CID
+7140, the same words the SR uses)."""
 
 LATERALITY: dict[str, tuple[str, str]] = {
     "left": ("7771000", "Left"),
