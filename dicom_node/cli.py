@@ -153,5 +153,32 @@ def resend(
     typer.echo(f"{queued} deliveries queued")
 
 
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="Keep all data and outputs in this new folder.")
+    ] = None,
+    visits: Annotated[
+        int, typer.Option("--visits", min=1, max=6, help="Yearly visits of the simulated patient.")
+    ] = 3,
+) -> None:
+    """Simulate a patient and a control, send them by DICOM to a real local node, show results."""
+    from rich.console import Console
+
+    from dicom_node.demo import DemoError, print_outcome, run_demo
+
+    console = Console()
+    try:
+        outcome = run_demo(visits, keep, Console(stderr=True, log_path=False))
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    print_outcome(outcome, console)
+    for problem in outcome.failed:
+        typer.echo(f"failed: {problem}", err=True)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

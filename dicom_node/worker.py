@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -22,7 +23,7 @@ from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.jobs import Job, JobQueue
 from dicom_node.logging_utils import configure_logging, log_event, uid_hash
 from dicom_node.outbox import Outbox
-from dicom_node.pipeline import ProcessingResult, plain_reason, process_acquisition
+from dicom_node.pipeline import ProcessingResult, Progress, plain_reason, process_acquisition
 from monitor.settings import Settings
 from monitor.types import InvalidAcquisitionError
 
@@ -31,12 +32,15 @@ LOGGER = logging.getLogger(__name__)
 ORPHAN_EXIT_CODE = 70
 
 
+StageCallback = Callable[[int, str], None]
+
+
 class ShutdownRequested(BaseException):
     """Raised in the worker's main thread by SIGTERM/SIGINT; not an `Exception`, so no
     `except Exception` inside the pipeline can swallow it."""
 
 
-def run_job(job: Job, settings: Settings) -> ProcessingResult:
+def run_job(job: Job, settings: Settings, progress: Progress | None = None) -> ProcessingResult:
     """Re-assemble the job's files and process the acquisition that carries the job's key."""
     paths = [Path(p) for p in job.payload["paths"]]
     missing = sum(not p.exists() for p in paths)
@@ -45,7 +49,7 @@ def run_job(job: Job, settings: Settings) -> ProcessingResult:
     report = assemble_study(paths)
     for assembled in report.acquisitions:
         if assembled.idempotency_key == job.idempotency_key:
-            return process_acquisition(assembled, settings)
+            return process_acquisition(assembled, settings, progress)
     reasons = "; ".join(rejection.reason for rejection in report.rejected)
     raise InvalidAcquisitionError(f"files no longer form this acquisition: {reasons or 'none'}")
 
@@ -86,12 +90,21 @@ def exit_if_orphaned(parent_pid: int) -> None:
 class Worker:
     """One claim-process-complete loop; `run_once` is the unit tests drive directly."""
 
-    def __init__(
-        self, settings: Settings, queue: JobQueue, outbox: Outbox, owner: str, parent_pid: int = 0
+    def __init__(  # noqa: PLR0913 - collaborators passed explicitly, no globals
+        self,
+        settings: Settings,
+        queue: JobQueue,
+        outbox: Outbox,
+        owner: str,
+        parent_pid: int = 0,
+        on_stage: StageCallback | None = None,
     ) -> None:
         self.settings, self.queue, self.outbox, self.owner = settings, queue, outbox, owner
         self.parent_pid = parent_pid
         """Non-zero in a service worker process: exit when that parent is gone."""
+        self.on_stage = on_stage or _log_stage
+        """Told (job id, stage) as the pipeline advances: logged by the service, shown by the
+        demo, so a long reconstruction is never a silent wait."""
 
     def run_once(self) -> bool:
         """Process one due job; False when none was due."""
@@ -102,7 +115,7 @@ class Worker:
         log_event(LOGGER, "job_started", attempt=job.attempts, **fields)
         try:
             with LeaseKeeper(self.queue, job.id, self.owner, self.parent_pid):
-                result = run_job(job, self.settings)
+                result = run_job(job, self.settings, lambda stage: self.on_stage(job.id, stage))
         except ShutdownRequested:
             self.queue.release(job.id, self.owner)
             log_event(LOGGER, "job_released", **fields)
@@ -136,6 +149,10 @@ class Worker:
             exit_if_orphaned(self.parent_pid)
             if not self.run_once():
                 time.sleep(idle_s)
+
+
+def _log_stage(job_id: int, stage: str) -> None:
+    log_event(LOGGER, "job_stage", job=job_id, stage=stage)
 
 
 def lease_owner_name(role: str) -> str:
