@@ -66,6 +66,7 @@ class FhirTestServer:
         self.granted_scopes: list[str] = []
         self._used_jti: set[str] = set()
         self._failures: list[int] = []
+        self._delays: list[float] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -106,6 +107,11 @@ class FhirTestServer:
         """Answer the next ``times`` FHIR requests with ``status`` (outage, throttling)."""
         with self._lock:
             self._failures.extend([status] * times)
+
+    def delay_next(self, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` FHIR requests this long before answering (slow server)."""
+        with self._lock:
+            self._delays.extend([seconds] * times)
 
     def count(self, resource_type: str | None = None) -> int:
         with self._lock:
@@ -272,7 +278,10 @@ class FhirTestServer:
 
     def next_failure(self) -> int | None:
         with self._lock:
-            return self._failures.pop(0) if self._failures else None
+            delay = self._delays.pop(0) if self._delays else 0.0
+            failure = self._failures.pop(0) if self._failures else None
+        time.sleep(delay)
+        return failure
 
 
 def _split_token(token: str) -> tuple[str, str]:

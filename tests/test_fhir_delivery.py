@@ -140,6 +140,17 @@ def test_outage_and_unreachable_server_are_retryable(server: FhirTestServer) -> 
     assert deliver(server, bundle_for(baseline_record())).created == server.count() > 0
 
 
+def test_slow_server_times_out_as_a_retryable_error(server: FhirTestServer) -> None:
+    server.delay_next(1.5)
+    endpoint = FhirEndpoint(server.base_url, BearerAuth(TOKEN), timeout_s=0.3)
+    with (
+        FhirClient(endpoint) as client,
+        pytest.raises(FhirDeliveryError, match="did not answer within 0.3 s") as caught,
+    ):
+        client.transaction(bundle_for(baseline_record()))
+    assert caught.value.retryable
+
+
 def _write_key(tmp_path: Path, algorithm: str) -> tuple[Path, bytes]:
     if algorithm == "RS384":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
