@@ -21,10 +21,12 @@ from monitor import __version__
 from monitor.cli import compilation_cache_dir
 from monitor.nifti.writer import write_result
 from monitor.settings import Settings
+from monitor.tracking.history import HISTORY_FIELDS
 from monitor.types import InvalidAcquisitionError, QSMResult
 
 if TYPE_CHECKING:
     from dicom_node.assemble import AssembledAcquisition
+    from monitor.tracking.history import TrackedVisit
 
 Progress = Callable[[str], None]
 
@@ -40,10 +42,15 @@ class ProcessingResult:
     series_uids: tuple[str, ...]
     outputs: Mapping[str, Path]
     structures: Mapping[str, Any] = field(default_factory=dict)
-    """Deep grey matter statistics in ppb (`monitor.measure.report_block`); empty when the
-    segmentation QC withheld them (the reason is in ``qc["segmentation"]``)."""
+    """Deep grey matter statistics in ppb (`monitor.measure.report_block`) with norms scores
+    and changes from tracking; empty when the segmentation QC withheld them (the reason is in
+    ``qc["segmentation"]``)."""
     risk: Mapping[str, Any] | None = None
-    """Longitudinal assessment; None until tracking exists."""
+    """Longitudinal assessment {"level", "reasons"}; None only when processing failed."""
+    history: Mapping[str, Any] = field(default_factory=dict)
+    """The tracking step's other record fields (`monitor.tracking.history.HISTORY_FIELDS`)."""
+    reassessed_study_uids: tuple[str, ...] = ()
+    """Other visits of the patient whose assessment this one changed (a back-filled exam)."""
     qc: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     """One plain reason when processing failed (then `outputs` is empty)."""
@@ -69,6 +76,8 @@ class ProcessingResult:
             "series_uids": list(self.series_uids),
             "structures": dict(self.structures),
             "risk": None if self.risk is None else dict(self.risk),
+            **{name: self.history.get(name) for name in HISTORY_FIELDS},
+            "reassessed_study_uids": list(self.reassessed_study_uids),
             "outputs": {name: str(path) for name, path in self.outputs.items()},
             "qc": dict(self.qc),
             "error": self.error,
@@ -102,6 +111,7 @@ def process_acquisition(
     enable_compilation_cache(compilation_cache_dir(settings))
     qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
     structures, segmentation_qc, labels = _measure(assembled, qsm, settings, progress)
+    tracked = _track(assembled, qsm, structures, segmentation_qc, settings, progress)
     qc = {**_plain_json(qsm.qc), "segmentation": segmentation_qc}
     record = {
         "software": "qsm-monitor",
@@ -118,7 +128,10 @@ def process_acquisition(
         study_date=assembled.source.study_date or None,
         series_uids=tuple(assembled.series_uids),
         outputs=outputs,
-        structures=structures,
+        structures=tracked.structures,
+        risk=tracked.fields["risk"],
+        history=tracked.fields,
+        reassessed_study_uids=tracked.reassessed_study_uids,
         qc=qc,
     )
     return _emit(result, assembled, qsm, labels, settings, progress)
@@ -151,6 +164,57 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         outputs={**result.outputs, **emitted.outputs},
         qc={**result.qc, "emit": {"skipped": emitted.skipped}},
     )
+
+
+def _track(  # noqa: PLR0913 - the pipeline's data, passed explicitly
+    assembled: AssembledAcquisition,
+    qsm: QSMResult,
+    structures: Mapping[str, Any],
+    segmentation_qc: Mapping[str, Any],
+    settings: Settings,
+    progress: Progress | None,
+) -> TrackedVisit:
+    """Store the visit in the patient's history; norms scores, changes and risk come back."""
+    from monitor.tracking.fingerprint import ProtocolFingerprint
+    from monitor.tracking.history import VisitInput, record_visit
+    from monitor.tracking.schema import history_engine, history_sessions
+
+    if progress is not None:
+        progress("tracking")
+    acq, source = assembled.acquisition, assembled.source
+    fingerprint = ProtocolFingerprint(
+        field_strength_t=acq.b0_tesla,
+        echo_times_ms=tuple(round(te * 1000.0, 3) for te in acq.te_s),
+        voxel_mm=acq.voxel_mm,
+        reference_region=qsm.reference,
+        pipeline_version=__version__,
+        vendor=assembled.vendor,
+        model=assembled.model,
+        pipeline_params={
+            "recon": _plain_json(qsm.params),
+            "segmentation": settings.segmentation.model_dump(mode="json"),
+        },
+    )
+    visit = VisitInput(
+        patient_id=source.patient_id,
+        issuer=source.issuer_of_patient_id,
+        birth_date=source.patient_birth_date,
+        sex=source.patient_sex,
+        study_uid=source.study_uid,
+        study_date=source.study_date,
+        study_time=source.study_time,
+        idempotency_key=assembled.idempotency_key,
+        series_uids=tuple(assembled.series_uids),
+        fingerprint=fingerprint,
+        structures=structures,
+        qc_failure=None if segmentation_qc["reportable"] else segmentation_qc["reason"],
+        input_paths=tuple(str(p) for p in assembled.input_paths),
+    )
+    engine = history_engine(settings)
+    try:
+        return record_visit(history_sessions(engine), visit, settings)
+    finally:
+        engine.dispose()
 
 
 def _measure(

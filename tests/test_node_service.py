@@ -114,7 +114,8 @@ def test_process_command_prints_one_record_per_study(
         assert record["structures"]["putamen"]["mean_ppb"] is not None
     else:  # numbers from a segmentation that failed its QC are withheld, with the reason
         assert record["structures"] == {} and verdict["reason"]
-    assert record["risk"] is None
+    assert record["risk"]["level"] in {"not elevated", "indeterminate"}  # first visit
+    assert record["previous_study_uid"] is None and record["identity_status"] == "confirmed"
     outputs = {name: Path(path) for name, path in record["outputs"].items()}
     assert outputs["chi_ppm"].stat().st_size > 0
     assert json.loads(outputs["qc"].read_text())["reference"] == "whole_brain"

@@ -43,6 +43,21 @@ from monitor.tracking.tables import (
     Visit,
 )
 
+HISTORY_FIELDS = (
+    "previous_study_uid",
+    "baseline_study_uid",
+    "comparable",
+    "not_comparable_reason",
+    "age_years",
+    "sex",
+    "study_datetime",
+    "reference_region",
+    "pipeline_version",
+    "norms",
+    "identity_status",
+)
+"""Record fields the tracking step adds besides "risk" and "structures" (record_schema.md)."""
+
 UNTRACKED = "untracked"
 """Identity status of a visit that could not be stored (no Patient ID, or no issuer when one
 is required): it is assessed on its own and never joins a history."""
