@@ -99,7 +99,8 @@ def test_baseline_has_no_change_components_and_no_flag() -> None:
         "risk-not-elevated"
     )
     (report,) = resources(bundle, "DiagnosticReport")
-    assert "First visit" in report["conclusion"]
+    assert "No earlier scan of this patient" in report["conclusion"]
+    assert "relative to the whole-brain mean" in report["conclusion"]
 
 
 def test_elevated_risk_gives_flag_and_assessment_with_basis() -> None:

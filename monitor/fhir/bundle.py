@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fhir.resources.R4B.bundle import Bundle
 
 from monitor import __version__
-from monitor.fhir.codes import DCM_MR, DICOM_DCM
+from monitor.fhir.codes import DCM_MR, DICOM_DCM, reference_words
 from monitor.fhir.ids import ResultKeys, identifier_query, study_identifier
 from monitor.fhir.observations import Context, Entry, structure_observations
 from monitor.fhir.report import diagnostic_report, elevated_flag, risk_assessment
@@ -176,7 +176,7 @@ def _imaging_study(
 
 def _method_text(record: dict[str, Any]) -> str:
     version = record.get("pipeline_version") or __version__
-    region = str(record.get("reference_region") or "whole_brain").replace("_", " ")
+    region = reference_words(str(record.get("reference_region") or "whole_brain"))
     return f"Quantitative susceptibility mapping (qsm-monitor {version}), relative to {region}"
 
 

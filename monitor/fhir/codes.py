@@ -87,6 +87,14 @@ PRODUCT_CODES: dict[str, str] = {
 """Every code of the product code system with its display (docs/fhir.md lists them)."""
 
 
+REFERENCE_REGIONS = {"whole_brain": "the whole-brain mean", "csf": "cerebrospinal fluid"}
+
+
+def reference_words(region: str) -> str:
+    """What susceptibility values are relative to, in words (an unknown name as given)."""
+    return REFERENCE_REGIONS.get(region, region.replace("_", " "))
+
+
 def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     """A Coding as FHIR JSON; display left out when unknown rather than invented."""
     result = {"system": system, "code": code}

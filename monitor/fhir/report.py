@@ -15,6 +15,7 @@ from monitor.fhir.codes import (
     STRUCTURES,
     coding,
     product_concept,
+    reference_words,
 )
 from monitor.fhir.observations import Context, Entry
 
@@ -48,15 +49,15 @@ def diagnostic_report(record: dict[str, Any], observations: list[Entry], context
 
 def conclusion(record: dict[str, Any]) -> str:
     """Plain-language summary: each structure (both sides), the change, the risk level."""
-    region = str(record.get("reference_region") or "whole_brain").replace("_", " ")
-    lines = [f"Brain iron (QSM) in deep grey matter, relative to the {region}."]
+    region = reference_words(str(record.get("reference_region") or "whole_brain"))
+    lines = [f"Brain iron (QSM) in deep grey matter, relative to {region}."]
     structures = record.get("structures") or {}
     for structure in STRUCTURES:
         block = structures.get(structure)
         if isinstance(block, dict) and block.get("mean_ppb") is not None:
             lines.append(_structure_sentence(structure, block))
     if not record.get("previous_study_uid"):
-        lines.append("First visit: there is no earlier scan to compare with.")
+        lines.append("No earlier scan of this patient to compare with.")
     elif record.get("comparable") is False:
         reason = record.get("not_comparable_reason") or "acquisition differs"
         lines.append(f"Change since the previous visit not assessed: {reason}.")
