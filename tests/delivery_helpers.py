@@ -4,6 +4,10 @@ output folder made of real DICOM/JSON files, and a loopback HTTP receiver that r
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,3 +173,30 @@ external_path = "{label_path}"
 external_labels = {{ {labels} }}
 volume_ranges_ml = {{ {ranges} }}
 """
+
+
+QSM_MONITOR = Path(sys.executable).parent / "qsm-monitor"
+
+
+@contextmanager
+def serving(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`qsm-monitor serve` in its own process group: stopped with SIGTERM (a clean stop must
+    exit 0), killed with its workers if it does not stop."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(QSM_MONITOR), "serve", "--config", str(config)],
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    except BaseException:
+        print(log.read_text(errors="replace")[-6000:])  # the service's side, in pytest's report
+        raise
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
