@@ -161,3 +161,46 @@ def _print_model(model: NormativeModel, console: Console) -> None:
     bands = band_table(model)
     if bands is not None:
         console.print(bands)
+
+
+@app.command()
+def patient(
+    patient_id: Annotated[str, typer.Argument(help="Patient ID as sent by the scanner.")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the trend plot (PNG) here.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """A patient's visits: values, z-scores, changes and risk, with a trend plot on request."""
+    import json
+
+    from monitor.tracking.schema import history_engine, history_sessions
+    from monitor.tracking.table import timeline_notes, timeline_table
+    from monitor.tracking.timeline import load_timeline, write_patient_trend_plot
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    engine = history_engine(settings)
+    try:
+        timeline = load_timeline(history_sessions(engine), patient_id, settings, issuer)
+    finally:
+        engine.dispose()
+    if timeline is None:
+        typer.echo("error: no visits of this patient in the history", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(timeline.as_json(), indent=2))
+    else:
+        console = Console(highlight=False)
+        console.print(timeline_table(timeline))
+        for note in timeline_notes(timeline):
+            console.print(note, markup=False, soft_wrap=True)
+    if plot is not None:
+        written = write_patient_trend_plot(plot, settings, patient_id, issuer)
+        message = f"wrote {written}" if written else "no measured visit to plot"
+        typer.echo(message, err=True)

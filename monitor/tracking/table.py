@@ -1,0 +1,68 @@
+"""Rich table of a patient's timeline for `qsm-monitor patient` (no patient data in titles:
+the operator typed the ID, and terminals get logged)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from monitor.segment.structures import STRUCTURES
+from monitor.tracking.tables import CONFIRMED
+from monitor.tracking.timeline import PatientTimeline, TimelineEntry
+
+
+def timeline_table(timeline: PatientTimeline) -> Table:
+    """One row per visit: date, age, risk, then each structure's value (z; change since the
+    previous comparable visit, * when reliable)."""
+    table = Table(
+        title="Deep grey matter susceptibility (ppb): value (z) change",
+        caption="* reliable change. Decision support only, not a diagnosis.",
+    )
+    for column in ("date", "age", "status", "risk"):
+        table.add_column(column)
+    for name in STRUCTURES:
+        table.add_column(name.replace("_", " "), justify="right")
+    for entry in timeline.entries:
+        table.add_row(
+            _date(entry),
+            "-" if entry.age_years is None else f"{entry.age_years:.1f}",
+            _status(entry),
+            entry.risk_level or "-",
+            *(_cell(entry.structures.get(name)) for name in STRUCTURES),
+        )
+    return table
+
+
+def timeline_notes(timeline: PatientTimeline) -> list[str]:
+    """Why a visit is held for review or not comparable: too long for a table cell."""
+    notes = []
+    for entry in timeline.entries:
+        when = _date(entry)
+        if entry.identity_status != CONFIRMED:
+            notes.append(f"{when}: identity review: {entry.identity_reason}")
+        elif entry.comparable is False:
+            notes.append(f"{when}: not comparable: {entry.not_comparable_reason}")
+    return notes
+
+
+def _status(entry: TimelineEntry) -> str:
+    if entry.identity_status != CONFIRMED:
+        return "review"
+    if entry.comparable is False:
+        return "not comparable"
+    return "ok" if entry.structures else "no values"
+
+
+def _date(entry: TimelineEntry) -> str:
+    return "-" if entry.study_datetime is None else entry.study_datetime.date().isoformat()
+
+
+def _cell(block: dict | None) -> str:
+    if not block or block.get("mean_ppb") is None:
+        return "-"
+    text = f"{block['mean_ppb']:.1f}"
+    if block.get("z") is not None:
+        text += f" ({block['z']:+.1f})"
+    change = block.get("change_ppb")
+    if change is not None:
+        text += f" {change:+.1f}{'*' if block.get('reliable_change') else ''}"
+    return text
