@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,23 @@ outputs = ["sr", "trend_plot_png"]
     assert ehr.auth.bearer_token is not None
     assert "abc" not in repr(ehr)  # secrets never printed with the settings
     assert drop.routed_outputs == {"sr", "trend_plot_png"}
+
+
+def test_the_documented_example_configuration_loads(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "node-service.md").read_text()
+    (example,) = re.findall(r"```toml\n(.*?)```", docs, flags=re.DOTALL)
+    config = tmp_path / "example.toml"
+    config.write_text(example)
+    settings = load_settings(config)
+    kinds = {d.name: d.kind for d in settings.destinations}
+    assert kinds == {"pacs": "dicom", "ehr": "fhir", "engine": "folder", "alerts": "webhook"}
+    assert settings.destinations[1].auth.smart
+
+
+def test_destinations_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = [{"name": "alerts", "kind": "webhook", "url": "https://a.example.org",
+             "auth": {"bearer_token": "t0ken"}}]  # fmt: skip
+    monkeypatch.setenv("QSM_MONITOR_DESTINATIONS", json.dumps(hook))
+    (destination,) = load_settings(None).destinations
+    assert destination.auth.bearer_token is not None
+    assert destination.auth.bearer_token.get_secret_value() == "t0ken"
