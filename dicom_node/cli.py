@@ -99,6 +99,34 @@ def process(
 
 
 @app.command()
+def reprocess(
+    patient_id: Annotated[str, typer.Argument(help="Patient ID as sent by the scanner.")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID.")] = "",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-run a patient's visits with the current pipeline from their retained DICOM files."""
+    from dicom_node.reprocess import UnknownPatientError, reprocess_patient
+
+    settings = _settings(config)
+    try:
+        records = reprocess_patient(
+            settings, patient_id, issuer, progress=lambda stage: typer.echo(stage, err=True)
+        )
+    except UnknownPatientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        for record in records:
+            risk = (record.get("risk") or {}).get("level", "-")
+            typer.echo(f"{record['study_uid']}: {record.get('error') or f'risk {risk}'}")
+    if any(record.get("error") for record in records):
+        raise typer.Exit(1)
+
+
+@app.command()
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Listener health (C-ECHO), queue counts and recent jobs; exit 1 when not healthy."""
     from dicom_node.status import service_status

@@ -119,6 +119,44 @@ def load_timeline(
         return PatientTimeline(patient.identifier, patient.issuer, patient.sex, entries)
 
 
+@dataclass(frozen=True)
+class StoredInputs:
+    """Where a processed acquisition's DICOM files were, for re-processing."""
+
+    study_uid: str
+    study_datetime: datetime | None
+    idempotency_key: str
+    paths: tuple[Path, ...]
+    retained: bool
+
+
+def stored_inputs(
+    sessions: sessionmaker, patient_id: str, settings: Settings, issuer: str = ""
+) -> list[StoredInputs] | None:
+    """The patient's acquisitions, oldest first; None when the history does not know them."""
+    key = normalise_key(patient_id, issuer, settings.tracking)
+    with sessions() as session:
+        patient = session.scalar(
+            select(Patient).where(
+                Patient.identifier == key.identifier, Patient.issuer == key.issuer
+            )
+        )
+        if patient is None:
+            return None
+        found = [
+            StoredInputs(
+                study_uid=visit.study_uid,
+                study_datetime=visit.study_datetime,
+                idempotency_key=acquisition.idempotency_key,
+                paths=tuple(Path(p) for p in acquisition.input_paths),
+                retained=inputs_retained(acquisition.input_paths),
+            )
+            for visit in patient.visits
+            for acquisition in visit.acquisitions
+        ]
+    return sorted(found, key=lambda s: (s.study_datetime or datetime.min, s.study_uid))
+
+
 def inputs_retained(paths: list[str]) -> bool:
     """Re-processing needs every input file; an empty list means they were never recorded."""
     return bool(paths) and all(Path(p).is_file() for p in paths)
