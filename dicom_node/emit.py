@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -33,12 +33,17 @@ from monitor import __version__
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
+if TYPE_CHECKING:
+    from dicom_node.outputs.key_images import KeyImageKind
+
 FILE_NAMES: dict[str, str] = {
     "qsm_parametric_map": "qsm_parametric_map",
     "qsm_mr_series": "qsm_mr_series",
     "sr": "sr.dcm",
     "key_image_segmentation_png": "key_image_segmentation.png",
     "key_image_segmentation": "key_image_segmentation.dcm",
+    "trend_plot_png": "trend_plot.png",
+    "trend_plot": "trend_plot.dcm",
     "fhir_bundle": "fhir-bundle.json",
     "alert": "alert.json",
 }
@@ -63,6 +68,8 @@ class EmitInput:
     """First-echo magnitude volume on the QSM grid (the key image's background)."""
     labels: np.ndarray | None
     """Deep grey matter labels on the QSM grid; None when segmentation produced none."""
+    issuer: str = ""
+    """Issuer of Patient ID: with the record's patient ID, finds the patient's history."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,14 @@ def emit_outputs(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitte
     emitted = Emitted()
     sources = read_sources(inputs.reference_paths)
     maps = _qsm_maps(inputs, sources, out_dir, settings, emitted)
-    png = out_dir / FILE_NAMES["key_image_segmentation_png"]
     steps: list[tuple[str, Callable[[], Path]]] = [
-        ("key_image_segmentation_png", lambda: _key_image_png(inputs, png)),
-        ("key_image_segmentation", lambda: _key_image_sc(inputs, sources, png, out_dir, settings)),
+        ("key_image_segmentation_png", lambda: _key_image_png(inputs, out_dir)),
+        (
+            "key_image_segmentation",
+            lambda: _sc(inputs, sources, "key_image_segmentation", out_dir, settings),
+        ),
+        ("trend_plot_png", lambda: _trend_plot_png(inputs, out_dir, settings)),
+        ("trend_plot", lambda: _sc(inputs, sources, "trend_plot", out_dir, settings)),
         ("sr", lambda: _sr(inputs, sources, maps, out_dir, settings)),
         ("fhir_bundle", lambda: _fhir_bundle(inputs.record, out_dir, settings)),
         ("alert", lambda: _alert(inputs.record, out_dir)),
@@ -151,9 +162,10 @@ def _qsm_maps(
     return series.get("qsm_parametric_map") or series.get("qsm_mr_series") or []
 
 
-def _key_image_png(inputs: EmitInput, path: Path) -> Path:
+def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
     from monitor.segment.keyimage import write_key_image  # matplotlib: load on demand
 
+    path = out_dir / FILE_NAMES["key_image_segmentation_png"]
     if inputs.labels is None or not inputs.labels.any():
         raise ValueError("no segmentation labels to show")
     tmp = path.with_name(f".tmp-{path.name}")
@@ -166,15 +178,35 @@ def _key_image_png(inputs: EmitInput, path: Path) -> Path:
     return path
 
 
-def _key_image_sc(
-    inputs: EmitInput, sources: Sequence[Dataset], png: Path, out_dir: Path, settings: Settings
+def _trend_plot_png(inputs: EmitInput, out_dir: Path, settings: Settings) -> Path:
+    """Drawn after the tracking step stored this visit, so the plot includes it."""
+    from monitor.tracking.timeline import write_patient_trend_plot
+
+    path = out_dir / FILE_NAMES["trend_plot_png"]
+    patient_id = str(inputs.record.get("patient_id") or "")
+    if (
+        not patient_id
+        or write_patient_trend_plot(path, settings, patient_id, inputs.issuer) is None
+    ):
+        raise ValueError("the patient's history has no values to plot")
+    return path
+
+
+def _sc(
+    inputs: EmitInput,
+    sources: Sequence[Dataset],
+    kind: KeyImageKind,
+    out_dir: Path,
+    settings: Settings,
 ) -> Path:
+    """The Secondary Capture of the `kind` PNG drawn just before, for PACS viewers."""
     from dicom_node.outputs.key_images import build_key_image
 
+    png = out_dir / FILE_NAMES[f"{kind}_png"]
     if not png.exists():
-        raise ValueError("no key image PNG was drawn")
-    sc = build_key_image(inputs.record, sources, png, "key_image_segmentation", settings=settings)
-    return write_dataset(sc, out_dir / FILE_NAMES["key_image_segmentation"])
+        raise ValueError(f"no {kind} PNG was drawn")
+    sc = build_key_image(inputs.record, sources, png, kind, settings=settings)
+    return write_dataset(sc, out_dir / FILE_NAMES[kind])
 
 
 def _sr(

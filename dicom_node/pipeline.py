@@ -157,6 +157,7 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         qsm,
         assembled.acquisition.magnitude[..., 0],
         labels,
+        assembled.source.issuer_of_patient_id,
     )
     emitted = emit_outputs(inputs, output_dir(settings, result.idempotency_key), settings)
     return replace(

@@ -46,6 +46,11 @@ def emit_input(
     return EmitInput(record, assembled.reference_paths, qsm, acq.magnitude[..., 0], shown)
 
 
+def settings_in(tmp_path: Path) -> Settings:
+    """A data directory of the test's own: the trend plot reads the history database there."""
+    return load_settings(None, storage={"data_dir": tmp_path / "data"})
+
+
 def run(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitted:
     return emit_outputs(inputs, out_dir, settings)
 
@@ -59,11 +64,15 @@ def sop_uids(path: Path) -> list[str]:
 def test_rerun_gives_identical_objects_and_uids(
     tmp_path: Path, assembled: AssembledAcquisition
 ) -> None:
-    settings = load_settings(None)
+    settings = settings_in(tmp_path)
     inputs = emit_input(assembled)
     first = run(inputs, tmp_path / "a", settings)
     second = run(inputs, tmp_path / "b", settings)
-    assert first.skipped == {}
+    no_history = "the patient's history has no values to plot"  # trend: see test_delivery_serve
+    assert first.skipped == {
+        "trend_plot_png": no_history,
+        "trend_plot": "no trend_plot PNG was drawn",
+    }
     assert set(first.outputs) == {*DICOM_OUTPUTS, "key_image_segmentation_png", "fhir_bundle",
                                   "alert"} - {"trend_plot"}  # fmt: skip
     assert all(path.parent == tmp_path / "a" for path in first.outputs.values())
@@ -89,7 +98,7 @@ def test_rerun_gives_identical_objects_and_uids(
 def test_alert_carries_no_identity_and_only_exists_when_elevated(
     tmp_path: Path, assembled: AssembledAcquisition
 ) -> None:
-    settings = load_settings(None)
+    settings = settings_in(tmp_path)
     elevated = run(emit_input(assembled, with_labels=False), tmp_path, settings)
     alert_text = elevated.outputs["alert"].read_text()
     alert = json.loads(alert_text)
@@ -113,11 +122,11 @@ def test_record_without_measurements_skips_sr_and_bundle_with_reasons(
     tmp_path: Path, assembled: AssembledAcquisition
 ) -> None:
     empty = emit_input(assembled, structures={}, risk=None)
-    emitted = run(empty, tmp_path, load_settings(None))
+    emitted = run(empty, tmp_path, settings_in(tmp_path))
     assert set(emitted.outputs) == {
         "qsm_parametric_map", "qsm_mr_series", "key_image_segmentation_png",
         "key_image_segmentation",
     }  # fmt: skip
-    assert set(emitted.skipped) == {"sr", "fhir_bundle", "alert"}
+    assert set(emitted.skipped) == {"sr", "fhir_bundle", "alert", "trend_plot_png", "trend_plot"}
     assert "no structure measurements" in emitted.skipped["sr"]
     assert "no structure measurements" in emitted.skipped["fhir_bundle"]
