@@ -15,6 +15,16 @@ one association to:
 - a bare pynetdicom storage SCP that decodes nothing and answers success: the ceiling of the
   library itself on this machine.
 
+Two rows without any network bound what a durable receiver can reach in one association
+(the sender waits for each answer, so nothing can be batched without acknowledging data
+that is not yet on disk):
+
+- one ``fsync`` per instance (instance-sized new files): no durable receiver needs less;
+- our `Spool` alone (durable file + directory + catalogue commit), the listener's own floor.
+
+storescp runs first and last; its mean is the reference and both runs are printed, with the
+load average, because the development machine is shared and rates drift within a run.
+
 Then `--memory-files` instances go to one listener while this process samples its resident
 memory (VmRSS) every 1,000 instances: the curve must stay flat (no per-instance growth).
 All DCMTK tools run with TCP_NODELAY=1 (see tests/node_helpers.py).
@@ -23,6 +33,7 @@ All DCMTK tools run with TCP_NODELAY=1 (see tests/node_helpers.py).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,12 +42,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pydicom
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic MR files
 from node_helpers import DCMTK_ENV, STORESCP, free_port, storescu, write_series  # noqa: E402
 
+from dicom_node.catalogue import InstanceHeader  # noqa: E402
+from dicom_node.db import create_schema, database_url, make_engine  # noqa: E402
 from dicom_node.listener import TRANSFER_SYNTAXES, Listener  # noqa: E402
+from dicom_node.spool import Spool  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
 
 
@@ -85,6 +100,41 @@ def bare_pynetdicom_rate(files: list[Path]) -> float:
         return send(port, files)
     finally:
         server.shutdown()
+
+
+def one_fsync_rate(files: list[Path], out_dir: Path) -> float:
+    """Instances per second when each is only written to a new file and fsync'd."""
+    out_dir.mkdir()
+    payloads = [f.read_bytes() for f in files]
+    start = time.perf_counter()
+    for index, payload in enumerate(payloads):
+        fd = os.open(out_dir / f"{index}.dcm", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return len(files) / (time.perf_counter() - start)
+
+
+def spool_rate(files: list[Path], data_dir: Path) -> float:
+    """Instances per second through `Spool.store` alone (headers read beforehand)."""
+    engine = make_engine(database_url(data_dir))
+    data_dir.mkdir(exist_ok=True)
+    try:
+        spool = Spool(data_dir / "spool", create_schema(engine))
+        items = []
+        for path in files:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            sop = str(ds.SOPInstanceUID)
+            header = InstanceHeader.from_dataset(ds, sop, str(ds.SOPClassUID))
+            items.append((header, path.read_bytes()))
+        start = time.perf_counter()
+        for header, encoded in items:
+            spool.store(header, encoded)
+        return len(files) / (time.perf_counter() - start)
+    finally:
+        engine.dispose()
 
 
 def start_listener(data_dir: Path) -> Listener:
@@ -136,27 +186,40 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="image rows = columns")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
         work = Path(tmp)
         rate_files = write_series(work / "rate", args.rate_files, size=args.size)
         memory_files = write_series(work / "memory", args.memory_files, size=args.size)
-        reference = storescp_rate(rate_files, work / "storescp")
+        first = storescp_rate(rate_files, work / "storescp-first")
         on_disk = listener_rate(rate_files, work / "node-disk")
         parallel = listener_rate(rate_files, work / "node-parallel", associations=4)
         on_tmpfs = listener_rate(rate_files, Path(shm) / "node-tmpfs")
         bare = bare_pynetdicom_rate(rate_files)
+        fsync_floor = one_fsync_rate(rate_files, work / "fsync")
+        spool_floor = spool_rate(rate_files, work / "spool-only")
+        last = storescp_rate(rate_files, work / "storescp-last")
+        load_rates = os.getloadavg()
         memory = listener_memory(memory_files, work / "node-memory", every=1000)
+    reference = (first + last) / 2
 
     files = f"{args.rate_files} x {args.size}^2 MR"
     print(f"## Ingest over loopback, {files}, one association unless noted\n")
+    print(
+        f"{os.cpu_count()} CPUs; load average (1/5/15 min) before "
+        f"{'/'.join(f'{v:.1f}' for v in load_before)}, after the rate rows "
+        f"{'/'.join(f'{v:.1f}' for v in load_rates)}\n"
+    )
     print("| receiver | instances/s | vs storescp |")
     print("|---|---:|---:|")
     for name, rate in [
-        ("DCMTK storescp (no fsync)", reference),
+        (f"DCMTK storescp (no fsync; first {first:.0f}, last {last:.0f})", reference),
         ("Listener, data dir on disk (durable)", on_disk),
         ("Listener, on disk, 4 associations at once", parallel),
         ("Listener, data dir on tmpfs", on_tmpfs),
         ("bare pynetdicom SCP (no-op handler)", bare),
+        ("floor: one fsync per instance, no network", fsync_floor),
+        ("floor: Spool.store alone (file + dir fsync, catalogue commit)", spool_floor),
     ]:
         print(f"| {name} | {rate:.0f} | {rate / reference:.1%} |")
     print(f"\n## Listener RSS (MiB) by instances received, {args.memory_files:,} in total\n")

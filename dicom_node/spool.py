@@ -4,6 +4,11 @@ A scanner deletes or forgets what it was told was stored, so the order is strict
 in the final directory, flush + fsync, atomic rename onto the SOP-Instance-UID name, fsync
 of the directory, then the catalogue row. A crash at any point leaves either no file, a
 temp file (ignored), or a whole file that a resend simply re-catalogues.
+
+Catalogue rows of concurrent associations share one commit (group commit): a durable SQLite
+commit costs as much as a file fsync and commits are serialised, so with several senders
+they would otherwise queue behind each other. Every caller still returns only after its own
+row is committed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import re
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +79,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@dataclass
+class _PendingRow:
+    """A durably written instance waiting for its catalogue commit."""
+
+    header: InstanceHeader
+    path: Path
+    outcome: StoreOutcome | None = None
+    error: Exception | None = None
+
+
 class Spool:
     """Files under `root`, catalogue rows through `sessions`; safe to call from many threads."""
 
@@ -80,7 +96,10 @@ class Spool:
         self.root = root
         self.sessions = sessions
         self._catalogue_lock = threading.Lock()
-        """Serialises this process's catalogue writes so series counters never race."""
+        """Serialises this process's catalogue writes so series counters never race; its
+        holder commits every row waiting in `_waiting`."""
+        self._waiting: list[_PendingRow] = []
+        self._waiting_lock = threading.Lock()
 
     def store(self, header: InstanceHeader, encoded: bytes) -> StoreOutcome:
         """Spool one encoded DICOM file (with its file meta) as received.
@@ -93,8 +112,51 @@ class Spool:
                 return StoreOutcome.DUPLICATE
         path = instance_path(self.root, header)
         write_durably(path, encoded)
+        return self._catalogue_group(_PendingRow(header, path))
+
+    def _catalogue_group(self, row: _PendingRow) -> StoreOutcome:
+        """Queue the row; whoever holds the catalogue lock commits all rows queued so far.
+
+        A caller whose row a previous lock holder already committed returns at once; errors
+        are raised in the thread whose row they concern.
+        """
+        with self._waiting_lock:
+            self._waiting.append(row)
         with self._catalogue_lock:
-            return self._catalogue(header, path)
+            if row.outcome is None and row.error is None:
+                with self._waiting_lock:
+                    batch, self._waiting = self._waiting, []
+                self._commit(batch)
+        if row.error is not None:
+            raise row.error
+        assert row.outcome is not None
+        return row.outcome
+
+    def _commit(self, batch: list[_PendingRow]) -> None:
+        """One transaction for the batch; if one of them clashes (a duplicate), each row is
+        settled on its own so the others are not refused for it."""
+        if len(batch) > 1:
+            try:
+                with self.sessions() as session:
+                    now = utcnow()
+                    for row in batch:
+                        record_instance(session, row.header, str(row.path), now)
+                    session.commit()
+            except IntegrityError:
+                pass
+            except Exception as exc:  # the handler maps it to a failure status per instance
+                for row in batch:
+                    row.error = exc
+                return
+            else:
+                for row in batch:
+                    row.outcome = StoreOutcome.STORED
+                return
+        for row in batch:
+            try:
+                row.outcome = self._catalogue(row.header, row.path)
+            except Exception as exc:  # raised in the caller's thread by `_catalogue_group`
+                row.error = exc
 
     def _catalogue(self, header: InstanceHeader, path: Path, retries: int = 1) -> StoreOutcome:
         """Insert the rows; a unique-key clash is either this instance stored meanwhile by
