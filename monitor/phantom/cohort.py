@@ -12,7 +12,7 @@ Each visit is a `PhantomConfig` (via `with_structure_chi`) plus the identity fie
 `dicom_node`), plus the nominal per-structure susceptibility put into the phantom. The nominal
 value is what a structure is made of; what an ideal measurement over the labelled region sees
 is lower in contrast (the atlas probabilities blend each structure with its surroundings), so
-compare a pipeline against `monitor.phantom.evaluate`-style ROI means of the true map, not
+compare a pipeline against `true_roi_means_ppb` (the true map over the true labels), not
 against the nominal values.
 
 Study UIDs are derived from the scenario (UUID-derived ``2.25`` UIDs), so a cohort is the same
@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
 
+from monitor.measure import measure_structures
 from monitor.phantom.anatomy import DEFAULT_PROPERTIES
-from monitor.phantom.simulate import PhantomConfig, with_structure_chi
-from monitor.segment.structures import SIDES, STRUCTURES
+from monitor.phantom.simulate import Phantom, PhantomConfig, with_structure_chi
+from monitor.segment.evaluation import to_structure_ids
+from monitor.segment.structures import LABEL_NAMES, SIDES, STRUCTURES
 
 COHORT_PHANTOM = PhantomConfig(
     shape=(80, 96, 48),
@@ -170,6 +172,21 @@ def longitudinal_cohort(
 ) -> tuple[CohortVisit, ...]:
     """The patient's visits, then the control's, each subject in chronological order."""
     return (*ms_patient(patient_visits, base), *stable_control(control_visits, base))
+
+
+def true_roi_means_ppb(phantom: Phantom, erode_voxels: int = 1) -> dict[str, float]:
+    """What a perfect pipeline would report: the true map over the true labels, measured and
+    referenced exactly as `monitor.measure` does (bilateral means, whole-brain reference)."""
+    measured = measure_structures(
+        phantom.chi_ppm,
+        to_structure_ids(phantom.labels, phantom.label_names),
+        LABEL_NAMES,
+        phantom.brain_mask,
+        phantom.acquisition.voxel_mm,
+        "whole_brain",
+        erode_voxels,
+    )
+    return {name: stats.mean_ppb for name, stats in measured.bilateral.items()}
 
 
 def _years_later(start: date, years: int) -> date:
