@@ -1,10 +1,11 @@
 """The emit step: every clinical output of one processed acquisition, written into its output
 folder under fixed names, ready for the outbox.
 
-Re-running for the same acquisition rewrites the same names with the same content: DICOM
-objects take their UIDs from the acquisition's idempotency key (`dicom_node.outputs.common`),
-the FHIR resources their identifiers from it, and the alert its ``alert_id``. That is what
-makes a retry, a re-run after a crash or `qsm-monitor resend` harmless for every receiver.
+Re-running for the same acquisition rewrites the same names with the same identities: DICOM
+objects take their UIDs from the acquisition's idempotency key (`dicom_node.outputs.common`;
+only creation times differ), the FHIR resources their identifiers from it (the Bundle and the
+alert are byte-identical), the alert its ``alert_id``. That is what makes a retry, a re-run
+after a crash or `qsm-monitor resend` harmless for every receiver.
 Each file is written atomically (temp name, fsync, rename), so a folder destination or a
 crash never sees half a file.
 
