@@ -159,13 +159,11 @@ def test_serve_delivers_every_output_once_and_resend_duplicates_nothing(
                 (study,) = client.get("/studies", params={"expand": "true"}).json()
             assert study["MainDicomTags"]["StudyInstanceUID"] == IDENTITY.study_uid
             assert study["PatientMainDicomTags"]["PatientID"] == IDENTITY.patient_id
-            (sr_id,) = [
-                stored[uid]["ID"]
-                for uid, cls in sent.items()
-                if UID(cls).name.endswith("SR Storage")
-            ]
-            sr_file = fetch(pacs, sr_id, tmp_path / "sr-from-pacs.dcm")
-            assert validator_errors(sr_file) == []
+            one_of_each = {UID(cls).name: stored[uid]["ID"] for uid, cls in sent.items()}
+            for name, orthanc_id in one_of_each.items():  # as the PACS serves them
+                received = fetch(pacs, orthanc_id, tmp_path / f"{orthanc_id}.dcm")
+                assert validator_errors(received) == [], name
+            sr_file = tmp_path / f"{one_of_each['Comprehensive 3D SR Storage']}.dcm"
             numbers = reported_numbers(dcmread(sr_file))
             for structure in STRUCTURES:
                 bilateral = numbers[(structure, "bilateral")]["mean_ppb"]
