@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from monitor.settings import DEFAULT_OUTPUTS, ConfigError, load_settings
+from dicom_node.emit import FILE_NAMES
+from dicom_node.outputs.qsm_map import OUTPUT_NAMES as QSM_MAP_OUTPUTS
+from monitor.settings import (
+    DEFAULT_OUTPUTS,
+    DICOM_OUTPUTS,
+    OUTPUT_NAMES,
+    ConfigError,
+    load_settings,
+)
 
 
 def destination(**fields: object) -> list[dict[str, object]]:
@@ -95,3 +103,11 @@ def test_destinations_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     (destination,) = load_settings(None).destinations
     assert destination.auth.bearer_token is not None
     assert destination.auth.bearer_token.get_secret_value() == "t0ken"
+
+
+def test_every_emitted_output_name_can_be_routed() -> None:
+    """Routing validates names against `OUTPUT_NAMES`; an output the emit step makes under
+    another name could never be configured for a destination."""
+    emitted = set(FILE_NAMES) | {"chi_ppm", "mask", "qc"}  # + monitor.nifti.writer's
+    assert emitted == OUTPUT_NAMES
+    assert set(QSM_MAP_OUTPUTS.values()) <= set(DICOM_OUTPUTS)
