@@ -46,8 +46,9 @@ class DeliveryItem:
 
     def files(self) -> list[Path]:
         """The file itself, or the folder's visible files in name order."""
-        if not self.path.exists():
-            raise DeliveryError(f"output {self.output!r} is missing ({self.path.name})")
+        if not self.path.exists():  # removed from the data directory: a retry cannot help
+            message = f"output {self.output!r} is missing ({self.path.name})"
+            raise DeliveryError(message, permanent=True)
         if self.path.is_dir():
             found = (p for p in self.path.rglob("*") if p.is_file())
             return sorted(p for p in found if not p.name.startswith("."))

@@ -169,3 +169,15 @@ def test_webhook_refusing_the_content_dead_letters_at_once(tmp_path: Path) -> No
         drain(outbox)
     (dead,) = outbox.dead_letters()
     assert len(recorded.requests) == 1 and dead.attempts == 1
+
+
+def test_output_removed_from_the_data_directory_dead_letters_at_once(tmp_path: Path) -> None:
+    outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
+    drop = {"name": "drop", "kind": "folder", "path": tmp_path / "drop"}
+    outbox = make_outbox(delivery_settings(tmp_path, [drop]))
+    outbox.enqueue(KEY, STUDY_UID, {"sr": outputs["sr"]})
+    outputs["sr"].unlink()
+    drain(outbox)
+    (dead,) = outbox.dead_letters()
+    assert dead.attempts == 1
+    assert dead.last_error == "output 'sr' is missing (sr.dcm)"
