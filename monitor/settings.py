@@ -30,7 +30,7 @@ class ReconSettings(BaseModel):
     """Reconstruction choices; defaults are the measured best (docs/reconstruction.md)."""
 
     unwrap: Literal["laplacian", "romeo"] = "romeo"
-    background: Literal["vsharp", "pdf", "resharp"] = "vsharp"
+    background: Literal["vsharp", "pdf"] = "vsharp"
     inversion: Literal["tkd", "tv_admm"] = "tv_admm"
     reference: Literal["whole_brain", "csf"] = "whole_brain"
     mask_threshold_fraction: float = Field(0.0, ge=0.0, le=1.0)
@@ -38,13 +38,10 @@ class ReconSettings(BaseModel):
     mask_erode_mm: float = Field(2.0, ge=0.0)
     phase_quality_mask: bool = True
     vsharp_radii_mm: list[float] = Field(default_factory=lambda: [8.0, 6.0, 4.0, 3.0])
-    vsharp_threshold: float = Field(0.05, gt=0.0, lt=1.0)
+    vsharp_threshold: float = Field(0.02, gt=0.0, lt=1.0)
     pdf_iterations: int = Field(100, ge=1)
-    resharp_radius_mm: float = Field(4.0, gt=0.0)
-    resharp_lambda: float = Field(1e-2, gt=0.0)
-    resharp_iterations: int = Field(50, ge=1)
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
-    tv_lambda: float = Field(5e-4, gt=0.0)
+    tv_lambda: float = Field(3e-4, gt=0.0)
     tv_rho: float = Field(0.1, gt=0.0)
     tv_iterations: int = Field(30, ge=1)
     magnitude_edge_weighting: bool = True

@@ -20,13 +20,10 @@ from monitor.settings import ReconSettings
 
 pytestmark = pytest.mark.slow
 
-# The targets below are the product specification. Measured with the current defaults
-# (romeo/vsharp/tv_admm; benchmarks/recon_methods.py): ROI slope now >= 0.85 (met), worst ROI
-# error 20.6 ppb, inversion-alone NRMSE 30.5 %. Strict: once the defaults meet
-# the target the marker must go.
-BELOW_SPEC = pytest.mark.xfail(
-    strict=True, reason="default reconstruction below the accuracy specification (measured)"
-)
+# The targets below are the product specification, asserted as such. Measured with the current
+# defaults (benchmarks/recon_methods.py, docs/reconstruction.md "Measured accuracy"): worst ROI
+# error 9.1 ppb, inversion-alone NRMSE 28.6 %; on a second subject (warp_seed=1) 10.6 ppb and
+# 28.6 %, so the ROI-error margin is thin and a warped subject can exceed it.
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +49,6 @@ def test_deep_grey_matter_correlates_and_orders_iron(phantom, result):
     assert agreement.max_error_ppb <= 30.0
 
 
-@BELOW_SPEC
 def test_every_deep_grey_roi_within_10_ppb(phantom, result):
     agreement = roi_agreement(phantom, result.chi_ppm, result.mask)
     assert agreement.max_error_ppb <= 10.0
@@ -65,7 +61,6 @@ def test_pipeline_reports_timing_and_mask(result):
     assert result.params["inversion"] == ReconSettings().inversion
 
 
-@BELOW_SPEC
 def test_dipole_inversion_alone_from_true_local_field(phantom):
     acq = phantom.acquisition
     chi = invert(

