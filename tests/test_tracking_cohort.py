@@ -9,6 +9,7 @@ import pytest
 from monitor.phantom.anatomy import DEFAULT_PROPERTIES
 from monitor.phantom.cohort import (
     PALLIDUS_PPB_PER_YEAR,
+    PATIENT_THALAMUS_OFFSET_PPB,
     THALAMUS_PPB_PER_YEAR,
     longitudinal_cohort,
     ms_patient,
@@ -27,6 +28,9 @@ def test_patient_thalamus_falls_and_pallidus_rises_every_year() -> None:
     assert rises == pytest.approx([PALLIDUS_PPB_PER_YEAR] * 3)
     assert all(abs(step) >= 10.0 for step in steps + rises)  # beyond a 2-4 ppb retest limit
     assert len({v.true_chi_ppb["putamen"] for v in visits}) == 1
+    default_ppb = DEFAULT_PROPERTIES.chi_ppm["thalamus"] * 1000
+    assert thalamus[0] == pytest.approx(default_ppb + PATIENT_THALAMUS_OFFSET_PPB)
+    assert thalamus[1] == pytest.approx(default_ppb)  # three visits centred on the default
 
 
 def test_phantom_configs_carry_the_true_values_on_both_sides() -> None:
