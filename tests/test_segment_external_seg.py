@@ -217,10 +217,12 @@ def test_pipeline_measures_the_seg_as_the_same_labels_from_nifti(study, tmp_path
     nib.save(nib.Nifti1Image(values, assembled.acquisition.affine_ras), nifti)
     qsm = _qsm(assembled)
 
-    from_seg, seg_verdict = _measure(assembled, qsm, _settings(seg_path), None)
-    from_nifti, nifti_verdict = _measure(assembled, qsm, _settings(nifti), None)
+    from_seg, seg_verdict, seg_labels = _measure(assembled, qsm, _settings(seg_path), None)
+    from_nifti, nifti_verdict, nifti_labels = _measure(assembled, qsm, _settings(nifti), None)
 
     assert seg_verdict == nifti_verdict == {"method": "external", "reportable": True, "reason": ""}
+    assert np.array_equal(seg_labels, truth)
+    assert np.array_equal(nifti_labels, truth)
     assert set(from_seg) == {"thalamus", "caudate", "putamen", "globus_pallidus", "reference"}
     assert from_seg == from_nifti
 
@@ -232,8 +234,9 @@ def test_pipeline_withholds_numbers_for_a_seg_on_another_frame(study):
     wrong = seg_path.with_name("other-frame.dcm")
     other.save_as(wrong)
 
-    structures, verdict = _measure(assembled, _qsm(assembled), _settings(wrong), None)
+    structures, verdict, labels = _measure(assembled, _qsm(assembled), _settings(wrong), None)
 
     assert structures == {}
+    assert labels is None
     assert not verdict["reportable"]
     assert "another frame of reference" in verdict["reason"]
