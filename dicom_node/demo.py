@@ -193,21 +193,25 @@ def _reliable(value: Any) -> str:
 
 
 def visit_table(outcome: DemoOutcome) -> Table:
-    table = Table(title="Deep grey matter susceptibility per visit (ppb, whole-brain referenced)")
-    for column in ("visit", "structure"):
-        table.add_column(column, no_wrap=True)
-    for column in ("ppb", "z", "change", "reliable?", "simulated change"):
+    """Visits as row groups (label row, then one row per structure): fits 80 columns."""
+    table = Table(
+        title="Deep grey matter susceptibility per visit (ppb, whole-brain referenced)",
+        caption="change: since the previous comparable visit; simulated: nominal change put "
+        "into the phantom (the measured change is smaller: atlas partial volume)",
+    )
+    table.add_column("visit / structure", no_wrap=True)
+    for column in ("ppb", "z", "change", "reliable", "simulated"):
         table.add_column(column, justify="right", no_wrap=True)
     for visit, record in outcome.visits:
+        table.add_row(f"[bold]{visit.label}[/bold]")
         if record.get("error"):
-            table.add_row(visit.label, "failed", record["error"], "", "", "", "")
+            table.add_row(f"  failed: {record['error']}", end_section=True)
             continue
         structures = record.get("structures") or {}
         for index, name in enumerate(STRUCTURES):
             values = structures.get(name, {})
             table.add_row(
-                visit.label if index == 0 else "",
-                name.replace("_", " "),
+                "  " + name.replace("_", " "),
                 _number(values.get("mean_ppb")),
                 _number(values.get("z"), 2, signed=True),
                 _number(values.get("change_ppb"), signed=True),
