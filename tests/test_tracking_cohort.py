@@ -16,6 +16,8 @@ from monitor.phantom.cohort import (
     stable_control,
     subject_visits,
 )
+from monitor.settings import Settings
+from monitor.tracking.change import reliable_limit_ppb
 
 
 def test_patient_thalamus_falls_and_pallidus_rises_every_year() -> None:
@@ -26,7 +28,11 @@ def test_patient_thalamus_falls_and_pallidus_rises_every_year() -> None:
     assert steps == pytest.approx([THALAMUS_PPB_PER_YEAR] * 3)
     rises = [b - a for a, b in zip(pallidus, pallidus[1:], strict=False)]
     assert rises == pytest.approx([PALLIDUS_PPB_PER_YEAR] * 3)
-    assert all(abs(step) >= 10.0 for step in steps + rises)  # beyond a 2-4 ppb retest limit
+    risk = Settings().risk
+    limit = max(
+        reliable_limit_ppb(sd, risk.reliable_change_factor) for sd in risk.retest_sd_ppb.values()
+    )
+    assert all(abs(step) > limit for step in steps + rises)  # nominal steps beyond the limit
     assert len({v.true_chi_ppb["putamen"] for v in visits}) == 1
     default_ppb = DEFAULT_PROPERTIES.chi_ppm["thalamus"] * 1000
     assert thalamus[0] == pytest.approx(default_ppb + PATIENT_THALAMUS_OFFSET_PPB)
