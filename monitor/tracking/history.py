@@ -168,8 +168,13 @@ def measurement_rows(structures: Mapping[str, Any]) -> dict[tuple[str, str], dic
 
 
 def _patient(session: Session, identifier: str, issuer: str, seen: Demographics) -> Patient:
+    """The patient's row, locked (PostgreSQL) so that two workers storing visits of the same
+    patient re-assess one after the other; SQLite serialises writers itself, and a transaction
+    whose snapshot went stale fails and is retried by the job queue."""
     found = session.scalar(
-        select(Patient).where(Patient.identifier == identifier, Patient.issuer == issuer)
+        select(Patient)
+        .where(Patient.identifier == identifier, Patient.issuer == issuer)
+        .with_for_update()
     )
     if found is not None:
         return found
