@@ -178,7 +178,7 @@ def _track(  # noqa: PLR0913 - the pipeline's data, passed explicitly
     """Store the visit in the patient's history; norms scores, changes and risk come back."""
     from monitor.tracking.fingerprint import ProtocolFingerprint
     from monitor.tracking.history import VisitInput, record_visit
-    from monitor.tracking.schema import history_engine, history_sessions
+    from monitor.tracking.schema import open_history
 
     if progress is not None:
         progress("tracking")
@@ -211,11 +211,8 @@ def _track(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         qc_failure=None if segmentation_qc["reportable"] else segmentation_qc["reason"],
         input_paths=tuple(str(p) for p in assembled.input_paths),
     )
-    engine = history_engine(settings)
-    try:
-        return record_visit(history_sessions(engine), visit, settings)
-    finally:
-        engine.dispose()
+    with open_history(settings) as sessions:
+        return record_visit(sessions, visit, settings)
 
 
 def _measure(

@@ -16,7 +16,7 @@ from typing import Any
 from dicom_node.assemble import assemble_study
 from dicom_node.pipeline import ProcessingResult, Progress, process_acquisition
 from monitor.settings import Settings
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import open_history
 from monitor.tracking.timeline import StoredInputs, stored_inputs
 
 
@@ -28,11 +28,8 @@ def reprocess_patient(
     settings: Settings, patient_id: str, issuer: str = "", progress: Progress | None = None
 ) -> list[dict[str, Any]]:
     """One record per acquisition of the patient, oldest first; a skipped one has `error`."""
-    engine = history_engine(settings)
-    try:
-        inputs = stored_inputs(history_sessions(engine), patient_id, settings, issuer)
-    finally:
-        engine.dispose()
+    with open_history(settings) as sessions:
+        inputs = stored_inputs(sessions, patient_id, settings, issuer)
     if inputs is None:
         raise UnknownPatientError("no visits of this patient in the history")
     return [_reprocess(stored, settings, progress) for stored in inputs]

@@ -176,7 +176,7 @@ def patient(
     """A patient's visits: values, z-scores, changes and risk, with a trend plot on request."""
     import json
 
-    from monitor.tracking.schema import history_engine, history_sessions
+    from monitor.tracking.schema import open_history
     from monitor.tracking.table import timeline_notes, timeline_table
     from monitor.tracking.timeline import load_timeline, write_patient_trend_plot
 
@@ -185,11 +185,8 @@ def patient(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
-    engine = history_engine(settings)
-    try:
-        timeline = load_timeline(history_sessions(engine), patient_id, settings, issuer)
-    finally:
-        engine.dispose()
+    with open_history(settings) as sessions:
+        timeline = load_timeline(sessions, patient_id, settings, issuer)
     if timeline is None:
         typer.echo("error: no visits of this patient in the history", err=True)
         raise typer.Exit(1)

@@ -9,6 +9,8 @@ re-reads the revision and carries on if the winner reached the head.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -72,3 +74,14 @@ def history_engine(settings: Settings) -> Engine:
     """The configured database (the node's; SQLite in the data directory by default)."""
     storage = settings.storage
     return make_engine(database_url(storage.data_dir, storage.database_url))
+
+
+@contextmanager
+def open_history(settings: Settings) -> Iterator[sessionmaker]:
+    """Session factory over the configured database for one short piece of work; the engine
+    is disposed afterwards so commands and pipeline steps never leave connections open."""
+    engine = history_engine(settings)
+    try:
+        yield history_sessions(engine)
+    finally:
+        engine.dispose()

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.norms import load_model
 from monitor.segment.structures import STRUCTURES
 from monitor.settings import Settings
 from monitor.tracking.identity import normalise_key
 from monitor.tracking.plot import TrendPoint, write_trend_plot
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import open_history
 from monitor.tracking.tables import CONFIRMED, Patient
 
 
@@ -80,17 +80,22 @@ class PatientTimeline:
         return data
 
 
+def find_patient(
+    session: Session, patient_id: str, settings: Settings, issuer: str = ""
+) -> Patient | None:
+    """The patient row under the configured identity rule (never a fuzzy match)."""
+    key = normalise_key(patient_id, issuer, settings.tracking)
+    return session.scalar(
+        select(Patient).where(Patient.identifier == key.identifier, Patient.issuer == key.issuer)
+    )
+
+
 def load_timeline(
     sessions: sessionmaker, patient_id: str, settings: Settings, issuer: str = ""
 ) -> PatientTimeline | None:
     """The patient's timeline (oldest first), or None when the history does not know them."""
-    key = normalise_key(patient_id, issuer, settings.tracking)
     with sessions() as session:
-        patient = session.scalar(
-            select(Patient).where(
-                Patient.identifier == key.identifier, Patient.issuer == key.issuer
-            )
-        )
+        patient = find_patient(session, patient_id, settings, issuer)
         if patient is None:
             return None
         entries = []
@@ -134,13 +139,8 @@ def stored_inputs(
     sessions: sessionmaker, patient_id: str, settings: Settings, issuer: str = ""
 ) -> list[StoredInputs] | None:
     """The patient's acquisitions, oldest first; None when the history does not know them."""
-    key = normalise_key(patient_id, issuer, settings.tracking)
     with sessions() as session:
-        patient = session.scalar(
-            select(Patient).where(
-                Patient.identifier == key.identifier, Patient.issuer == key.issuer
-            )
-        )
+        patient = find_patient(session, patient_id, settings, issuer)
         if patient is None:
             return None
         found = [
@@ -166,11 +166,8 @@ def write_patient_trend_plot(
     path: Path, settings: Settings, patient_id: str, issuer: str = ""
 ) -> Path | None:
     """The patient's trend plot from the configured database; None when nothing to plot."""
-    engine = history_engine(settings)
-    try:
-        timeline = load_timeline(history_sessions(engine), patient_id, settings, issuer)
-    finally:
-        engine.dispose()
+    with open_history(settings) as sessions:
+        timeline = load_timeline(sessions, patient_id, settings, issuer)
     if timeline is None:
         return None
     series = timeline.trend_series()
