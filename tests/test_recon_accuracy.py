@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from qsm_ci.qsm_eval import nrmse_challenge
 
-from monitor.phantom import PhantomConfig, simulate_phantom
 from monitor.phantom.evaluate import roi_agreement
 from monitor.recon.dipole import invert
 from monitor.recon.pipeline import reconstruct
@@ -27,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def phantom():
-    return simulate_phantom(PhantomConfig(), rng=0)
+def phantom(realistic_phantom):
+    return realistic_phantom
 
 
 @pytest.fixture(scope="module")
