@@ -130,15 +130,20 @@ class StageDisplay:
             yield self
 
     def set_visit(self, visit: str) -> None:
-        self.visit = visit
+        self._finish_stage()
+        self.visit, self.stage = visit, ""
         self.set_stage("simulating the scan")
 
     def set_stage(self, stage: str) -> None:
-        now = time.monotonic()
-        if self.stage:
-            self.console.log(f"{self.visit}: {self.stage} ({now - self.stage_started:.0f} s)")
-        self.stage, self.stage_started = stage, now
+        self._finish_stage()
+        self.stage, self.stage_started = stage, time.monotonic()
         self.refresh()
+
+    def _finish_stage(self) -> None:
+        """Log the stage that just ended under the visit it belonged to, with its duration."""
+        if self.stage:
+            elapsed = time.monotonic() - self.stage_started
+            self.console.log(f"{self.visit}: {self.stage} ({elapsed:.0f} s)")
 
     def refresh(self) -> None:
         if self._status is not None:
