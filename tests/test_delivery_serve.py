@@ -201,3 +201,17 @@ def test_serve_delivers_every_output_once_and_resend_duplicates_nothing(
             report = json.loads(status.stdout)
             assert report["dead_letters"] == []
             assert report["delivery_counts"][WorkState.DONE] == len(outbox.rows())
+
+        # The service's whole log (listener, workers, deliverer) names no patient or study.
+        log = (tmp_path / "serve.log").read_text(errors="replace")
+        assert '"event":"job_done"' in log
+        identifying = {
+            "patient ID": IDENTITY.patient_id,
+            "patient name": IDENTITY.patient_name,
+            "birth date": IDENTITY.birth_date,
+            "study date": IDENTITY.study_date,
+            "study UID": IDENTITY.study_uid,
+            "accession": IDENTITY.accession_number,
+        }
+        leaked = [what for what, value in identifying.items() if value in log]
+        assert leaked == [], leaked
