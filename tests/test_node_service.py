@@ -43,6 +43,7 @@ SMALL_HEAD = PhantomConfig(
     supersample=False,
 )
 IDENTITY = PatientIdentity(patient_id="TEST-0042", study_date="20260315")
+MID_JOB_TV_ITERATIONS = 3000
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,18 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def write_config(tmp_path: Path, port: int, jax_cache: Path, segmentation: str = "atlas") -> Path:
+def write_config(
+    tmp_path: Path,
+    port: int,
+    jax_cache: Path,
+    segmentation: str = "atlas",
+    tv_iterations: int = 10,
+) -> Path:
     """Service settings for tests: short leases and stability wait, few TV iterations.
 
     ``segmentation="external"`` without a label file makes segmentation decline at once: the
     service test is about the queue, and atlas registration costs a minute on 2 loaded cores.
+    ``tv_iterations`` sets how long a job runs, for tests that must stop a job mid-way.
     """
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(
@@ -78,7 +86,7 @@ backoff_s = 1.0
 poll_interval_s = 0.2
 
 [recon]
-tv_iterations = 10
+tv_iterations = {tv_iterations}
 compilation_cache_dir = "{jax_cache}"
 
 [[destinations]]
@@ -156,7 +164,11 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     tmp_path: Path, study_dir: Path, jax_cache: Path, serve: list[subprocess.Popen[bytes]]
 ) -> None:
     port = free_port()
-    config = write_config(tmp_path, port, jax_cache, segmentation="external")
+    # Enough iterations that the job is still running when the test stops the service (with
+    # 10 a warm-cache job on an idle machine can finish before SIGTERM arrives).
+    config = write_config(
+        tmp_path, port, jax_cache, segmentation="external", tv_iterations=MID_JOB_TV_ITERATIONS
+    )
     settings = load_settings(config)
     queue = JobQueue(
         create_schema(make_engine(database_url(settings.storage.data_dir))), settings.jobs
