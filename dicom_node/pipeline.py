@@ -1,9 +1,9 @@
 """The one processing path shared by `qsm-monitor serve` (workers) and `qsm-monitor process`.
 
-An assembled acquisition goes through reconstruction and (once they exist) segmentation,
-measurement and tracking; its maps and QC record are written to the data directory and a
-plain record comes back. Keeping one function means the service and the command line cannot
-drift apart, and one test covers both.
+An assembled acquisition goes through reconstruction, segmentation, measurement, tracking and
+the emit step (DICOM and FHIR outputs); its maps, outputs and QC record are written to the data
+directory and a plain record comes back. Keeping one function means the service and the
+command line cannot drift apart, and one test covers both.
 """
 
 from __future__ import annotations
