@@ -1,6 +1,6 @@
 """Ingest speed and memory of the DICOM listener, against DCMTK's storescp in the same run.
 
-Run: ``/work/venv/bin/python benchmarks/ingest.py [--rate-files 2000] [--memory-files 10000]``.
+Run: ``.venv/bin/python benchmarks/ingest.py [--rate-files 2000] [--memory-files 10000]``.
 
 DCMTK's ``/usr/bin/storescu`` sends small synthetic MR files (64x64, 16 bit) over loopback in
 one association to:

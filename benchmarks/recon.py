@@ -1,6 +1,6 @@
 """Reconstruction speed: per stage, warm and cold, in FFT equivalents, with peak memory.
 
-Run: ``/work/venv/bin/python benchmarks/recon.py [--shape 256 256 128] [--echoes 5]``.
+Run: ``.venv/bin/python benchmarks/recon.py [--shape 256 256 128] [--echoes 5]``.
 
 Measures on a simulated 1 mm head (the built-in phantom) written as dcm2niix-style files:
 

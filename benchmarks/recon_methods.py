@@ -1,6 +1,6 @@
 """Accuracy of every unwrap x background x inversion combination on the realistic phantom.
 
-Run: ``/work/venv/bin/python benchmarks/recon_methods.py [--seed 0] [--warp-seed N] [--fast]``.
+Run: ``.venv/bin/python benchmarks/recon_methods.py [--seed 0] [--warp-seed N] [--fast]``.
 
 Simulates the oblique 1x1x2 mm head phantom (independent qsm_forward field), reconstructs it
 with each combination from raw multi-echo phase, and prints a markdown table: deep grey matter

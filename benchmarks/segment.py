@@ -1,6 +1,6 @@
 """Deep grey matter segmentation: accuracy (Dice, ROI means) and time on simulated subjects.
 
-Run: ``/work/venv/bin/python benchmarks/segment.py [--subjects 3] [--key-image out.png]``.
+Run: ``.venv/bin/python benchmarks/segment.py [--subjects 3] [--key-image out.png]``.
 
 Each subject is the built-in head phantom (1x1x2 mm oblique whole-brain slab) with its own
 random affine and smooth deformation. Segmentation runs twice, with and without the

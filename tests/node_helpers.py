@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 STORESCU = "/usr/bin/storescu"
 ECHOSCU = "/usr/bin/echoscu"
 STORESCP = "/usr/bin/storescp"
+DCM2NIIX = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
+"""The PyPI `dcm2niix` (a test dependency) puts its binary beside the venv's Python."""
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 """DCMTK's runtime switch to disable Nagle: otherwise its split PDU writes wait ~40 ms for
 delayed ACKs on loopback and every tool measures the kernel's timer, not the DICOM stack."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+from node_helpers import DCM2NIIX
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
@@ -29,7 +29,6 @@ TE_S = (0.004, 0.008, 0.012)
 SHAPE = (10, 9, 7)
 PHASE_STEP_RAD = math.pi / 2048
 """Resolution of Siemens 12-bit phase: the loader cannot do better than this."""
-DCM2NIIX = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
 
 
 def _oblique_affine() -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,13 +10,13 @@ import numpy as np
 import pydicom
 import pytest
 from node_acquisitions import small_acquisition
+from node_helpers import DCM2NIIX
 
 from dicom_node.geometry import affine_from_geometry
 from dicom_node.synthetic_modules import PatientIdentity
 from dicom_node.synthetic_series import VENDOR_STYLES, write_acquisition_series
 
 DCIODVFY = "/usr/bin/dciodvfy"
-DCM2NIIX = shutil.which("dcm2niix") or "/work/venv/bin/dcm2niix"
 
 
 @pytest.mark.skipif(not Path(DCIODVFY).exists(), reason="dicom3tools not installed")
@@ -90,7 +89,6 @@ def test_oblique_geometry_attributes_reproduce_affine(tmp_path: Path) -> None:
     assert float(first.SpacingBetweenSlices) == pytest.approx(1.5)
 
 
-@pytest.mark.skipif(not Path(DCM2NIIX).exists(), reason="dcm2niix not installed")
 def test_dcm2niix_splits_siemens_style_into_magnitude_and_phase_per_echo(tmp_path: Path) -> None:
     acq = small_acquisition(shape=(8, 6, 3, 3))
     write_acquisition_series(acq, tmp_path / "dicom", "siemens")
