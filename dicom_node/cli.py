@@ -11,9 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from monitor import __version__
-from monitor.cli import INPUT_ERROR_EXIT_CODE
+from monitor.cli import INPUT_ERROR_EXIT_CODE, load_settings_or_exit
 from monitor.cli import app as domain_app
-from monitor.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -40,21 +39,13 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings TO
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
-
-
 @app.command()
 def serve(config: ConfigOption = None) -> None:
     """Run the DICOM node: listener, processing workers and deliveries, until SIGTERM/SIGINT."""
     from dicom_node.logging_utils import configure_logging
     from dicom_node.service import Service
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     configure_logging()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -79,7 +70,7 @@ def process(
     """Process DICOM studies now, through the same pipeline the service uses."""
     from dicom_node.batch import process_paths
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     if segmentation is not None:
         external = {"method": "external", "external_path": segmentation}
         settings.segmentation = settings.segmentation.model_copy(update=external)
@@ -108,7 +99,7 @@ def reprocess(
     """Re-run a patient's visits with the current pipeline from their retained DICOM files."""
     from dicom_node.reprocess import UnknownPatientError, reprocess_patient
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     try:
         records = reprocess_patient(
             settings, patient_id, issuer, progress=lambda stage: typer.echo(stage, err=True)
@@ -131,7 +122,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Listener health (C-ECHO), queue counts and recent jobs; exit 1 when not healthy."""
     from dicom_node.status import service_status
 
-    report: dict[str, Any] = service_status(_settings(config))
+    report: dict[str, Any] = service_status(load_settings_or_exit(config))
     listener = report["listener"]
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
@@ -168,7 +159,7 @@ def resend(
     from dicom_node.db import create_schema, database_url, make_engine
     from dicom_node.outbox import Outbox
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     storage = settings.storage
     engine = make_engine(database_url(storage.data_dir, storage.database_url))
     try:

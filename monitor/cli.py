@@ -23,9 +23,25 @@ norms_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Normative model: fit a site model, show one."
 )
 app.add_typer(norms_app, name="norms")
+identity_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Identity review: visits held because their demographics contradict the patient's.",
+)
+app.add_typer(identity_app, name="identity")
 
 INPUT_ERROR_EXIT_CODE = 2
 """Same code the argument parser uses for a bad command line: the input, not the program."""
+
+
+def load_settings_or_exit(config: Path | None) -> Settings:
+    """The settings, or the configuration error printed and exit code 2 (a bad file is the
+    user's input, not a crash)."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
 
 
 @app.command()
@@ -180,11 +196,7 @@ def patient(
     from monitor.tracking.table import timeline_notes, timeline_table
     from monitor.tracking.timeline import load_timeline, write_patient_trend_plot
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    settings = load_settings_or_exit(config)
     with open_history(settings) as sessions:
         timeline = load_timeline(sessions, patient_id, settings, issuer)
     if timeline is None:
@@ -201,3 +213,71 @@ def patient(
         written = write_patient_trend_plot(plot, settings, patient_id, issuer)
         message = f"wrote {written}" if written else "no measured visit to plot"
         typer.echo(message, err=True)
+
+
+@identity_app.command("list")
+def identity_list(
+    include_decided: Annotated[
+        bool, typer.Option("--all", help="Also list visits already decided.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Visits waiting for a person to decide whose they are (demographics side by side)."""
+    import json
+    from dataclasses import asdict
+
+    from monitor.tracking.review import review_items
+    from monitor.tracking.schema import open_history
+    from monitor.tracking.table import review_lines
+
+    settings = load_settings_or_exit(config)
+    with open_history(settings) as sessions:
+        items = review_items(sessions, include_decided)
+    if as_json:
+        typer.echo(json.dumps([asdict(item) for item in items], indent=2, default=str))
+    elif not items:
+        typer.echo("no visits waiting for identity review")
+    else:
+        typer.echo("\n".join(review_lines(items)))
+        typer.echo("decide with: qsm-monitor identity resolve STUDY_UID --decision ... --by NAME")
+
+
+@identity_app.command("resolve")
+def identity_resolve(
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID of the held visit.")],
+    decision: Annotated[
+        str,
+        typer.Option(
+            "--decision", help="same_person (a typing error) or different_person (another patient)."
+        ),
+    ],
+    reviewer: Annotated[str, typer.Option("--by", help="Who decided (kept with the visit).")],
+    update_patient: Annotated[
+        bool,
+        typer.Option(
+            "--update-patient",
+            help="same_person only: the visit's birth date/sex are right, the patient's were not.",
+        ),
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Settle a held visit; the patient's assessments are recomputed at once."""
+    from monitor.tracking.review import ReviewError, resolve_identity
+    from monitor.tracking.schema import open_history
+
+    settings = load_settings_or_exit(config)
+    try:
+        with open_history(settings) as sessions:
+            item, changed = resolve_identity(
+                sessions, study_uid.strip(), decision, reviewer, settings, update_patient
+            )
+    except ReviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
+    if changed:
+        typer.echo(
+            f"re-assessed {len(changed)} visit(s) of this patient; reports already delivered "
+            "for them are not re-sent automatically (see `qsm-monitor patient`)"
+        )

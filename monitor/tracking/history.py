@@ -35,7 +35,10 @@ from monitor.tracking.identity import (
 )
 from monitor.tracking.tables import (
     CONFIRMED,
+    DIFFERENT_PERSON,
     NEEDS_REVIEW,
+    SAME_PERSON,
+    SEPARATED,
     Acquisition,
     Assessment,
     Measurement,
@@ -120,9 +123,9 @@ def record_visit(
         row = _upsert_visit(session, patient, visit, seen, when, contradicted)
         acquisition = _upsert_acquisition(session, row, visit)
         session.flush()
-        changed = _reassess(session, patient, model, settings)
+        changed = reassess_patient(session, patient, model, settings)
         assessment = acquisition.assessment
-        assert assessment is not None  # _reassess assessed every acquisition of the patient
+        assert assessment is not None  # reassess_patient assessed every acquisition of the patient
         result = TrackedVisit(
             structures=dict(assessment.structures),
             fields=_record_fields(row, acquisition, assessment, model),
@@ -203,15 +206,30 @@ def _upsert_visit(  # noqa: PLR0913
         session.add(row)
     row.patient = patient
     row.study_datetime = when
-    row.age_years = age_years(seen.birth_date, when)
     row.birth_date, row.sex = seen.birth_date, seen.sex
-    row.identity_status = NEEDS_REVIEW if contradicted else CONFIRMED
-    row.identity_reason = (
-        f"{' and '.join(contradicted)} differ from earlier visits with this Patient ID"
-        if contradicted
-        else None
-    )
+    row.identity_status, row.identity_reason = identity_status(row.identity_review, contradicted)
+    row.age_years = visit_age(row)
     return row
+
+
+def identity_status(review: str | None, contradicted: list[str]) -> tuple[str, str | None]:
+    """Status and reason of a visit: a person's decision wins over the header comparison."""
+    if review == SAME_PERSON:
+        return CONFIRMED, None
+    if review == DIFFERENT_PERSON:
+        return SEPARATED, "a reviewer found it belongs to another person with this Patient ID"
+    if contradicted:
+        differ = " and ".join(contradicted)
+        return NEEDS_REVIEW, f"{differ} differ from earlier visits with this Patient ID"
+    return CONFIRMED, None
+
+
+def visit_age(visit: Visit) -> float | None:
+    """Age at the visit: from the patient's birth date once the visit is confirmed as theirs
+    (a reviewed visit's own header may hold the typo), else from the visit's header."""
+    confirmed = visit.identity_status == CONFIRMED and visit.patient.birth_date is not None
+    birth = visit.patient.birth_date if confirmed else visit.birth_date
+    return age_years(birth, visit.study_datetime)
 
 
 def _upsert_acquisition(session: Session, visit_row: Visit, visit: VisitInput) -> Acquisition:
@@ -256,7 +274,7 @@ def _replace_measurements(
             setattr(row, name, value)
 
 
-def _reassess(
+def reassess_patient(
     session: Session, patient: Patient, model: NormativeModel, settings: Settings
 ) -> list[str]:
     """Assess every acquisition of `patient`; the study UIDs whose assessment changed."""

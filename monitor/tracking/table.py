@@ -1,12 +1,14 @@
-"""Rich table of a patient's timeline for `qsm-monitor patient` (no patient data in titles:
-the operator typed the ID, and terminals get logged)."""
+"""Rich tables for `qsm-monitor patient` (no patient data in titles: the operator typed the
+ID, and terminals get logged) and `qsm-monitor identity list` (which must show demographics:
+they are what the reviewer compares with the hospital's records)."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
 from monitor.segment.structures import STRUCTURES
-from monitor.tracking.tables import CONFIRMED
+from monitor.tracking.review import ReviewItem
+from monitor.tracking.tables import CONFIRMED, SEPARATED
 from monitor.tracking.timeline import PatientTimeline, TimelineEntry
 
 
@@ -44,7 +46,27 @@ def timeline_notes(timeline: PatientTimeline) -> list[str]:
     return notes
 
 
+def review_lines(items: list[ReviewItem]) -> list[str]:
+    """Two lines per visit, not a table: the Study Instance UID must stay whole for copying
+    into `identity resolve`, and it alone fills most of a terminal line."""
+    lines = []
+    for item in items:
+        when = "-" if item.study_datetime is None else item.study_datetime.date().isoformat()
+        issuer = f" (issuer {item.patient_issuer})" if item.patient_issuer else ""
+        decided = f", decided by {item.reviewer}" if item.reviewer else ""
+        lines.append(item.study_uid)
+        lines.append(
+            f"  {when}, Patient ID {item.patient_identifier}{issuer}: {item.status}{decided}; "
+            f"birth date visit {item.visit_birth_date or '-'} / record "
+            f"{item.patient_birth_date or '-'}; sex visit {item.visit_sex or '-'} / record "
+            f"{item.patient_sex or '-'}"
+        )
+    return lines
+
+
 def _status(entry: TimelineEntry) -> str:
+    if entry.identity_status == SEPARATED:
+        return "other person"
     if entry.identity_status != CONFIRMED:
         return "review"
     if entry.comparable is False:

@@ -7,7 +7,9 @@ a new migration.
 
 One patient is one (identifier, issuer) pair after normalisation. A visit is one DICOM study;
 it belongs to its patient's history only when its identity is "confirmed"; a visit whose birth
-date or sex contradicts the patient's is kept "needs_review" and never enters the trend.
+date or sex contradicts the patient's is kept "needs_review" and never enters the trend,
+until a person decides (`monitor.tracking.review`): "same_person" confirms it, "different_person"
+keeps it "separated" (another person sharing the Patient ID) and out of the trend for good.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 CONFIRMED = "confirmed"
 NEEDS_REVIEW = "needs_review"
+SEPARATED = "separated"
+SAME_PERSON = "same_person"
+DIFFERENT_PERSON = "different_person"
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -74,6 +79,10 @@ class Visit(TrackingBase):
     sex: Mapped[str | None] = mapped_column(String(1))
     identity_status: Mapped[str] = mapped_column(String(16))
     identity_reason: Mapped[str | None] = mapped_column(Text)
+    identity_review: Mapped[str | None] = mapped_column(String(16))
+    """A person's decision (SAME_PERSON or DIFFERENT_PERSON); it outlasts re-processing."""
+    identity_reviewer: Mapped[str | None] = mapped_column(String(64))
+    identity_reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
     patient: Mapped[Patient] = relationship(back_populates="visits")
     acquisitions: Mapped[list[Acquisition]] = relationship(back_populates="visit")
 
