@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dicom_node.assemble import assemble_study
+from dicom_node.assemble import AssembledAcquisition, assemble_study
 from dicom_node.pipeline import ProcessingResult, Progress, process_acquisition
+from dicom_node.seg_input import find_segmentation
 from monitor.settings import Settings
 
 
@@ -27,11 +28,14 @@ def process_paths(
     paths: Sequence[Path], settings: Settings, progress: Progress | None = None
 ) -> list[dict[str, Any]]:
     """One record per acquisition found; a failed one carries `error` instead of outputs."""
-    report = assemble_study(collect_files(paths))
+    files = collect_files(paths)
+    report = assemble_study(files)
     records = []
     for assembled in report.acquisitions:
         try:
-            result = process_acquisition(assembled, settings, progress)
+            result = process_acquisition(
+                assembled, _with_segmentation(assembled, files, settings), progress
+            )
         except Exception as exc:  # one bad study must not stop the others
             result = ProcessingResult.failure(assembled, exc)
         records.append(result.to_record())
@@ -39,6 +43,18 @@ def process_paths(
         reasons = "; ".join(r.reason for r in report.rejected) or "no DICOM images"
         records.append(_nothing_found(f"no QSM acquisition found: {reasons}"))
     return records
+
+
+def _with_segmentation(
+    assembled: AssembledAcquisition, files: Sequence[Path], settings: Settings
+) -> Settings:
+    """A DICOM SEG among the files, on this acquisition's frame, replaces the atlas (unless
+    `--segmentation` named one or the site switched received segmentations off)."""
+    config = settings.segmentation
+    if config.method == "external" or not config.use_received_segmentation:
+        return settings
+    found = find_segmentation(files, assembled.frame_of_reference_uid)
+    return settings if found is None else settings.with_external_segmentation(found)
 
 
 def _nothing_found(reason: str) -> dict[str, Any]:

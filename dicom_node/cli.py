@@ -72,8 +72,7 @@ def process(
 
     settings = load_settings_or_exit(config)
     if segmentation is not None:
-        external = {"method": "external", "external_path": segmentation}
-        settings.segmentation = settings.segmentation.model_copy(update=external)
+        settings = settings.with_external_segmentation(segmentation)
     missing = [str(p) for p in [*paths, segmentation] if p is not None and not p.exists()]
     if missing:
         typer.echo(f"error: not found: {', '.join(missing)}", err=True)

@@ -32,6 +32,7 @@ from dicom_node.catalogue import InstanceHeader
 from dicom_node.completion import CompletionPoller, SeriesCallback
 from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.logging_utils import log_event, uid_hash
+from dicom_node.sop_classes import KEPT_SOP_CLASSES
 from dicom_node.spool import Spool, StoreOutcome
 from dicom_node.tls import server_context
 from dicom_node.validation import unusable_reason
@@ -54,11 +55,6 @@ TRANSFER_SYNTAXES: list[str] = [
     ts.JPEGExtended12Bit,
 ]
 """Everything pydicom + pylibjpeg can decode later; the file is kept in the syntax received."""
-
-RELEVANT_SOP_CLASSES = frozenset(
-    {ts.MRImageStorage, ts.EnhancedMRImageStorage, ts.LegacyConvertedEnhancedMRImageStorage}
-)
-"""What series assembly can use (single- and multi-frame MR)."""
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -181,7 +177,7 @@ class Listener:
         """Spool relevant instances durably, then answer; map every failure to a status."""
         sop_class = str(event.request.AffectedSOPClassUID)
         sop_uid = str(event.request.AffectedSOPInstanceUID)
-        if sop_class not in RELEVANT_SOP_CLASSES:
+        if sop_class not in KEPT_SOP_CLASSES:
             self.stats.count("dropped")
             return SUCCESS
         try:

@@ -209,10 +209,17 @@ def _track(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         fingerprint=fingerprint,
         structures=structures,
         qc_failure=None if segmentation_qc["reportable"] else segmentation_qc["reason"],
-        input_paths=tuple(str(p) for p in assembled.input_paths),
+        input_paths=tuple(str(p) for p in _inputs(assembled, settings)),
     )
     with open_history(settings) as sessions:
         return record_visit(sessions, visit, settings)
+
+
+def _inputs(assembled: AssembledAcquisition, settings: Settings) -> list[Path]:
+    """The files the result depends on: the images and an external segmentation."""
+    external = settings.segmentation.external_path
+    used = settings.segmentation.method == "external" and external is not None
+    return [*assembled.input_paths, *([external] if used else [])]
 
 
 def _measure(

@@ -15,6 +15,7 @@ from typing import Any
 
 from dicom_node.assemble import assemble_study
 from dicom_node.pipeline import ProcessingResult, Progress, process_acquisition
+from dicom_node.seg_input import split_segmentation
 from monitor.settings import Settings
 from monitor.tracking.schema import open_history
 from monitor.tracking.timeline import StoredInputs, stored_inputs
@@ -40,10 +41,13 @@ def _reprocess(
 ) -> dict[str, Any]:
     if not stored.retained:
         return _skipped(stored, "input DICOM files are no longer retained; old values kept")
-    report = assemble_study(stored.paths)
+    images, segmentation = split_segmentation(stored.paths)
+    report = assemble_study(images)
     match = [a for a in report.acquisitions if a.idempotency_key == stored.idempotency_key]
     if not match:
         return _skipped(stored, "the retained files no longer form this acquisition")
+    if segmentation is not None:  # measured on it before: keep the same regions
+        settings = settings.with_external_segmentation(segmentation)
     try:
         return process_acquisition(match[0], settings, progress).to_record()
     except Exception as exc:  # one bad visit must not stop the patient's others

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, SegmentationStorage
+from pydicom.errors import InvalidDicomError
 
 from dicom_node.geometry import LPS_FROM_RAS
+from dicom_node.sop_classes import SEGMENTATION_SOP_CLASSES
 from monitor.segment.external import ExternalLabels, read_nifti_labels
 from monitor.settings import SegmentationSettings
 
@@ -37,8 +39,6 @@ STRUCTURE_CODES = {
 }
 """SNOMED CT (SCT) body structure codes of the structures we label."""
 
-SEG_SOP_CLASSES = frozenset({SegmentationStorage, UID("1.2.840.10008.5.1.4.1.1.66.7")})
-"""Segmentation Storage and Label Map Segmentation Storage (pydicom 3.0 has no name for it)."""
 
 LATERALITY_CODES = {"7771000": "left", "24028007": "right"}
 
@@ -73,13 +73,54 @@ def load_external_segmentation(
     return read_seg_labels(path, frame_of_reference_uid)
 
 
+def find_segmentation(paths: Iterable[Path], frame_of_reference_uid: str) -> Path | None:
+    """The DICOM SEG among a study's files that can serve this acquisition: on its frame of
+    reference, with at least one segment we recognise; the newest by content date and time
+    when several do (a re-run of the external tool supersedes the earlier one). Headers only:
+    the pixels are read when the job runs."""
+    candidates = []
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, InvalidDicomError):
+            continue
+        if (
+            ds.get("SOPClassUID") in SEGMENTATION_SOP_CLASSES
+            and ds.get("FrameOfReferenceUID") == frame_of_reference_uid
+            and match_segments(ds.get("SegmentSequence", []))
+        ):
+            candidates.append((f"{ds.get('ContentDate', '')}{ds.get('ContentTime', '')}", path))
+    return max(candidates, key=lambda item: item[0])[1] if candidates else None
+
+
+def split_segmentation(paths: Iterable[Path]) -> tuple[list[Path], Path | None]:
+    """An acquisition's recorded inputs as (image files, external segmentation or None): the
+    history and the job queue keep the segmentation among the inputs, so a retry or a
+    re-processing run measures on the same regions."""
+    images, segmentation = [], None
+    for path in paths:
+        if path.name.endswith((".nii", ".nii.gz")) or _is_segmentation(path):
+            segmentation = path
+        else:
+            images.append(path)
+    return images, segmentation
+
+
+def _is_segmentation(path: Path) -> bool:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (OSError, InvalidDicomError):
+        return False
+    return ds.get("SOPClassUID") in SEGMENTATION_SOP_CLASSES
+
+
 def read_seg_labels(path: Path, frame_of_reference_uid: str) -> ExternalLabels:
     """Segment numbers of the matched segments on the SEG's own grid, in RAS+."""
     try:
         seg = hd.seg.segread(path)
     except Exception as exc:  # pydicom/highdicom raise many types for a file that is no SEG
         raise SegInputError(f"not a readable DICOM SEG: {path.name}: {exc}") from exc
-    if seg.SOPClassUID not in SEG_SOP_CLASSES:
+    if seg.SOPClassUID not in SEGMENTATION_SOP_CLASSES:
         raise SegInputError(f"{path.name} is not a DICOM Segmentation object")
     if seg.FrameOfReferenceUID != frame_of_reference_uid:
         raise SegInputError(

@@ -24,6 +24,7 @@ from dicom_node.jobs import Job, JobQueue
 from dicom_node.logging_utils import configure_logging, log_event, uid_hash
 from dicom_node.outbox import Outbox
 from dicom_node.pipeline import ProcessingResult, Progress, plain_reason, process_acquisition
+from dicom_node.seg_input import split_segmentation
 from monitor.settings import Settings
 from monitor.types import InvalidAcquisitionError
 
@@ -40,18 +41,53 @@ class ShutdownRequested(BaseException):
     `except Exception` inside the pipeline can swallow it."""
 
 
+class ShutdownLatch:
+    """Remembers a SIGTERM/SIGINT as well as raising it at once.
+
+    An exception raised by a signal handler is lost when the signal lands inside a callback
+    whose exceptions Python only prints (seen here: JAX's garbage-collection callback during
+    a reconstruction, after which the job ran to the end). So the worker checks the latch
+    at every pipeline stage and between jobs, and the stop takes effect there at the latest.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def trip(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        raise ShutdownRequested(self.signal_name)
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise ShutdownRequested(self.signal_name)
+
+
+SHUTDOWN = ShutdownLatch()
+"""The worker process's latch (signal handlers are process-wide)."""
+
+
 def run_job(job: Job, settings: Settings, progress: Progress | None = None) -> ProcessingResult:
     """Re-assemble the job's files and process the acquisition that carries the job's key."""
     paths = [Path(p) for p in job.payload["paths"]]
     missing = sum(not p.exists() for p in paths)
     if missing:
         raise InvalidAcquisitionError(f"{missing} instance files of this job are missing")
-    report = assemble_study(paths)
+    images, settings = settings_for_job(settings, paths)
+    report = assemble_study(images)
     for assembled in report.acquisitions:
         if assembled.idempotency_key == job.idempotency_key:
             return process_acquisition(assembled, settings, progress)
     reasons = "; ".join(rejection.reason for rejection in report.rejected)
     raise InvalidAcquisitionError(f"files no longer form this acquisition: {reasons or 'none'}")
+
+
+def settings_for_job(settings: Settings, paths: list[Path]) -> tuple[list[Path], Settings]:
+    """The job's image files, and the settings to process them with: a DICOM SEG that came
+    with the study replaces the atlas unless the site switched received SEGs off."""
+    images, segmentation = split_segmentation(paths)
+    if segmentation is not None and settings.segmentation.use_received_segmentation:
+        settings = settings.with_external_segmentation(segmentation)
+    return images, settings
 
 
 class LeaseKeeper:
@@ -115,7 +151,7 @@ class Worker:
         log_event(LOGGER, "job_started", attempt=job.attempts, **fields)
         try:
             with LeaseKeeper(self.queue, job.id, self.owner, self.parent_pid):
-                result = run_job(job, self.settings, lambda stage: self.on_stage(job.id, stage))
+                result = run_job(job, self.settings, lambda stage: self._stage(job.id, stage))
         except ShutdownRequested:
             self.queue.release(job.id, self.owner)
             log_event(LOGGER, "job_released", **fields)
@@ -143,9 +179,14 @@ class Worker:
         log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)
         return True
 
+    def _stage(self, job_id: int, stage: str) -> None:
+        SHUTDOWN.check()
+        self.on_stage(job_id, stage)
+
     def run_forever(self) -> None:
         idle_s = self.settings.jobs.poll_interval_s
         while True:
+            SHUTDOWN.check()
             exit_if_orphaned(self.parent_pid)
             if not self.run_once():
                 time.sleep(idle_s)
@@ -160,16 +201,12 @@ def lease_owner_name(role: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{role}"
 
 
-def _raise_shutdown(signum: int, _frame: FrameType | None) -> None:
-    raise ShutdownRequested(signal.Signals(signum).name)
-
-
 def worker_process_main(settings: Settings, index: int, parent_pid: int) -> None:
     """Entry point of a spawned worker process; returns only on SIGTERM/SIGINT."""
     configure_logging()
     logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not an event
-    signal.signal(signal.SIGTERM, _raise_shutdown)
-    signal.signal(signal.SIGINT, _raise_shutdown)
+    signal.signal(signal.SIGTERM, SHUTDOWN.trip)
+    signal.signal(signal.SIGINT, SHUTDOWN.trip)
     storage = settings.storage
     engine = make_engine(database_url(storage.data_dir, storage.database_url))
     sessions = create_schema(engine)

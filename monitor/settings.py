@@ -228,6 +228,9 @@ class SegmentationSettings(BaseModel):
     """"atlas": register the built-in template; "external": `external_path` on the same frame."""
     external_path: Path | None = None
     """Label NIfTI or DICOM SEG for "external" (`qsm-monitor process --segmentation FILE`)."""
+    use_received_segmentation: bool = True
+    """Measure on a DICOM SEG that comes with the study (same frame of reference, deep grey
+    matter segments) instead of the atlas: sent to the node, or among `process`'s files."""
     probability_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     """Minimum atlas probability for a voxel to take its most probable structure."""
     registration_voxel_mm: float = Field(2.0, ge=1.0, le=4.0)
@@ -392,6 +395,12 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
+
+    def with_external_segmentation(self, path: Path) -> Settings:
+        """A copy that measures on `path` (label NIfTI or DICOM SEG) instead of the atlas."""
+        external = {"method": "external", "external_path": path}
+        segmentation = self.segmentation.model_copy(update=external)
+        return self.model_copy(update={"segmentation": segmentation})
 
     @field_validator("destinations")
     @classmethod

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from node_acquisitions import small_acquisition
 from node_helpers import write_series
 from pydicom import dcmread
 
+import dicom_node.worker
+from dicom_node.assemble import assemble_study
 from dicom_node.catalogue import InstanceHeader, record_instance
 from dicom_node.completion import find_complete_series
 from dicom_node.db import create_schema, database_url, make_engine
@@ -18,7 +23,7 @@ from dicom_node.leasing import WorkState, utcnow
 from dicom_node.outbox import Outbox
 from dicom_node.synthetic_modules import PatientIdentity
 from dicom_node.synthetic_series import write_acquisition_series
-from dicom_node.worker import Worker
+from dicom_node.worker import ShutdownLatch, ShutdownRequested, Worker
 from monitor.settings import Settings, load_settings
 
 
@@ -54,7 +59,6 @@ def test_job_with_missing_files_fails_with_a_plain_reason(tmp_path: Path) -> Non
 
 def test_intake_enqueues_an_assembled_study_once(tmp_path: Path) -> None:
 
-
     settings = _settings(tmp_path)
     worker = _worker(settings)
     identity = PatientIdentity()
@@ -71,3 +75,35 @@ def test_intake_enqueues_an_assembled_study_once(tmp_path: Path) -> None:
     again = enqueue_study(worker.queue.sessions, worker.queue, identity.study_uid)
     assert [j.id for j in again] == [job.id]
     assert worker.queue.counts()[WorkState.PENDING] == 1
+
+
+def test_a_stop_signal_lost_in_a_callback_still_stops_the_job_at_the_next_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python only prints an exception raised where it cannot propagate (a garbage-collection
+    callback, seen with JAX): the latch still stops the job at the next stage, released."""
+    latch = ShutdownLatch()
+    monkeypatch.setattr(dicom_node.worker, "SHUTDOWN", latch)
+    stages: list[str] = []
+
+    def signal_lands_in_a_callback(_job_id: int, stage: str) -> None:
+        stages.append(stage)
+        with contextlib.suppress(ShutdownRequested):  # as Python does inside such a callback
+            latch.trip(signal.SIGTERM, None)
+
+    settings = _settings(tmp_path)
+    worker = _worker(settings)
+    worker.on_stage = signal_lands_in_a_callback
+    identity = PatientIdentity()
+    files = write_acquisition_series(small_acquisition(), tmp_path / "in", "siemens", identity)
+    (assembled,) = assemble_study(files).acquisitions
+    paths = {"paths": [str(p) for p in files]}
+    job = worker.queue.enqueue(assembled.idempotency_key, identity.study_uid, paths)
+
+    with pytest.raises(ShutdownRequested):
+        worker.run_once()
+
+    assert len(stages) == 1  # stopped at the stage after the lost signal
+    released = worker.queue.get(job.id)
+    assert released is not None and released.state == WorkState.PENDING
+    assert released.attempts == 0

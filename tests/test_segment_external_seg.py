@@ -7,13 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from highdicom.sr import CodedConcept
 from node_acquisitions import oblique_affine, small_acquisition
+from seg_helpers import SHAPE, VOXEL_MM, truth_labels, write_seg
 
 from dicom_node.assemble import AssembledAcquisition, assemble_study
 from dicom_node.pipeline import _measure
@@ -23,88 +22,6 @@ from monitor.segment.external import labels_on_grid
 from monitor.segment.structures import LABEL_IDS
 from monitor.settings import SegmentationSettings, Settings
 from monitor.types import QSMResult
-
-SHAPE = (48, 48, 16)
-VOXEL_MM = (2.0, 2.0, 2.0)
-BLOCKS = {  # structure -> (x, y, z) start, size: plausible volumes at 8 ul per voxel
-    "thalamus_left": ((4, 4, 3), (10, 8, 8)),  # 5.1 ml
-    "thalamus_right": ((30, 4, 3), (10, 8, 8)),
-    "caudate_left": ((4, 16, 4), (8, 6, 8)),  # 3.1 ml
-    "caudate_right": ((30, 16, 4), (8, 6, 8)),
-    "putamen_left": ((4, 26, 4), (8, 8, 8)),  # 4.1 ml
-    "putamen_right": ((30, 26, 4), (8, 8, 8)),
-    "globus_pallidus_left": ((4, 38, 5), (6, 4, 8)),  # 1.5 ml
-    "globus_pallidus_right": ((30, 38, 5), (6, 4, 8)),
-}
-SCT_CODES = {"thalamus": "42695009", "putamen": "89278009", "globus_pallidus": "14738005"}
-SIDE_CODES = {"left": ("7771000", "Left"), "right": ("24028007", "Right")}
-ANATOMY = CodedConcept("91723000", "SCT", "Anatomical Structure")
-
-
-def _truth() -> np.ndarray:
-    """Our label ids on the acquisition grid (x = column, y = row, z = slice)."""
-    labels = np.zeros(SHAPE, dtype=np.int16)
-    for name, (start, size) in BLOCKS.items():
-        labels[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))] = LABEL_IDS[name]
-    return labels
-
-
-def _description(number: int, name: str) -> hd.seg.SegmentDescription:
-    """Thalamus, putamen, pallidum by SNOMED code + laterality; caudate by label text only."""
-    structure, side = name.rsplit("_", 1)
-    code = SCT_CODES.get(structure, "85756007")  # 85756007 "Tissue": not one of ours
-    description = hd.seg.SegmentDescription(
-        segment_number=number,
-        segment_label=f"{side.title()}-Caudate" if structure == "caudate" else f"segment {number}",
-        segmented_property_category=ANATOMY,
-        segmented_property_type=CodedConcept(code, "SCT", structure),
-        algorithm_type="MANUAL",
-    )
-    if structure in SCT_CODES:
-        laterality = CodedConcept(*SIDE_CODES[side][:1], "SCT", SIDE_CODES[side][1])
-        item = description.SegmentedPropertyTypeCodeSequence[0]
-        item.SegmentedPropertyTypeModifierCodeSequence = [laterality]
-    return description
-
-
-def _write_seg(sources: list[pydicom.Dataset], kind: str, path: Path) -> Path:
-    """A SEG of the true labels; BINARY and FRACTIONAL also carry a brain segment that
-    overlaps everything and must be ignored (a LABELMAP cannot hold overlaps)."""
-    names = list(BLOCKS)
-    truth = _truth().transpose(2, 1, 0)  # frames, rows, columns
-    descriptions = [_description(i + 1, name) for i, name in enumerate(names)]
-    if kind == "LABELMAP":
-        pixels = np.zeros(truth.shape, dtype=np.uint8)
-        for number, name in enumerate(names, start=1):
-            pixels[truth == LABEL_IDS[name]] = number
-    else:
-        masks = [truth == LABEL_IDS[name] for name in names] + [np.ones(truth.shape, bool)]
-        pixels = np.stack(masks, axis=-1).astype(np.float32 if kind == "FRACTIONAL" else np.uint8)
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=len(names) + 1,
-                segment_label="Brain",
-                segmented_property_category=ANATOMY,
-                segmented_property_type=CodedConcept("12738006", "SCT", "Brain"),
-                algorithm_type="MANUAL",
-            )
-        )
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=pixels,
-        segmentation_type=kind,
-        segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=90,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="qsm-monitor tests",
-        manufacturer_model_name="synthetic",
-        software_versions="1",
-        device_serial_number="0",
-    )
-    seg.save_as(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -124,19 +41,19 @@ def series(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def study(series) -> tuple[AssembledAcquisition, Path]:
     assembled, sources, root = series
-    return assembled, _write_seg(sources, "BINARY", root / "seg.dcm")
+    return assembled, write_seg(sources, "BINARY", root / "seg.dcm")
 
 
 @pytest.mark.parametrize("kind", ["BINARY", "LABELMAP", "FRACTIONAL"])
 def test_seg_read_back_onto_the_grid_gives_the_true_labels(series, kind):
     assembled, sources, root = series
-    path = _write_seg(sources, kind, root / f"{kind}.dcm")
+    path = write_seg(sources, kind, root / f"{kind}.dcm")
     external = read_seg_labels(path, assembled.frame_of_reference_uid)
 
     labels = labels_on_grid(external, assembled.acquisition.affine_ras, SHAPE)
 
     assert external.values.shape != SHAPE  # empty frames were omitted: a real resampling
-    assert np.array_equal(labels, _truth())
+    assert np.array_equal(labels, truth_labels())
 
 
 def test_seg_passes_dciodvfy(study):
@@ -208,7 +125,7 @@ def _settings(external_path: Path) -> Settings:
 
 def test_pipeline_measures_the_seg_as_the_same_labels_from_nifti(study, tmp_path: Path):
     assembled, seg_path = study
-    truth = _truth()
+    truth = truth_labels()
     aseg = SegmentationSettings().external_labels
     values = np.zeros(SHAPE, dtype=np.int16)
     for name, (number,) in aseg.items():
