@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from monitor import __version__
-from monitor.cli import INPUT_ERROR_EXIT_CODE, load_settings_or_exit
+from monitor.cli import INPUT_ERROR_EXIT_CODE, identity_app, load_settings_or_exit
 from monitor.cli import app as domain_app
 
 app = typer.Typer(
@@ -127,8 +127,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
         typer.echo(
-            f"listener: {'running' if listener['running'] else 'stopped'}, "
-            f"echo: {listener['echo']}"
+            f"listener: {'running' if listener['running'] else 'stopped'}, echo: {listener['echo']}"
         )
         typer.echo(f"jobs: {report['job_counts']}")
         typer.echo(f"deliveries: {report['delivery_counts']}")
@@ -200,3 +199,58 @@ def demo(
 
 def main() -> None:
     app()
+
+
+@identity_app.command("resolve")
+def identity_resolve(
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID of the held visit.")],
+    decision: Annotated[
+        str,
+        typer.Option(
+            "--decision", help="same_person (a typing error) or different_person (another patient)."
+        ),
+    ],
+    reviewer: Annotated[str, typer.Option("--by", help="Who decided (kept with the visit).")],
+    update_patient: Annotated[
+        bool,
+        typer.Option(
+            "--update-patient",
+            help="same_person only: the visit's birth date/sex are right, the patient's were not.",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Settle a held visit; the patient's assessments are recomputed and amended reports of
+    visits already sent are queued for the service to deliver."""
+    from dicom_node.amend import due_amendments
+    from dicom_node.db import create_schema, database_url, make_engine
+    from dicom_node.jobs import JobQueue
+    from monitor.tracking.review import ReviewError, resolve_identity
+    from monitor.tracking.schema import open_history
+
+    settings = load_settings_or_exit(config)
+    try:
+        with open_history(settings) as sessions:
+            item, changed = resolve_identity(
+                sessions, study_uid.strip(), decision, reviewer, settings, update_patient
+            )
+    except ReviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
+    if not changed:
+        return
+    storage = settings.storage
+    engine = make_engine(database_url(storage.data_dir, storage.database_url))
+    try:
+        node = create_schema(engine)
+        queue = JobQueue(node, settings.jobs)
+        amendments = due_amendments(node, settings, changed)
+        for key, study, payload in amendments:
+            queue.enqueue(key, study, payload)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"re-assessed {len(changed)} visit(s) of this patient; "
+        f"{len(amendments)} amended report(s) queued for delivery by the service"
+    )

@@ -95,14 +95,54 @@ def emit_outputs(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitte
         ("key_image_segmentation_png", lambda: _key_image_png(inputs, out_dir)),
         (
             "key_image_segmentation",
-            lambda: _sc(inputs, sources, "key_image_segmentation", out_dir, settings),
+            lambda: _sc(inputs.record, sources, "key_image_segmentation", out_dir, settings),
         ),
-        ("trend_plot_png", lambda: _trend_plot_png(inputs, out_dir, settings)),
-        ("trend_plot", lambda: _sc(inputs, sources, "trend_plot", out_dir, settings)),
-        ("sr", lambda: _sr(inputs, sources, maps, out_dir, settings)),
-        ("fhir_bundle", lambda: _fhir_bundle(inputs.record, out_dir, settings)),
+        *_report_steps(inputs.record, inputs.issuer, sources, maps, out_dir, settings),
         ("alert", lambda: _alert(inputs.record, out_dir)),
     ]
+    return _run_steps(steps, out_dir, emitted)
+
+
+def emit_amendment(  # noqa: PLR0913 - the amended record and what it refers to
+    record: Mapping[str, Any],
+    issuer: str,
+    sources: Sequence[Dataset],
+    maps: Sequence[Dataset],
+    predecessor: Dataset | None,
+    out_dir: Path,
+    settings: Settings,
+) -> Emitted:
+    """The outputs that depend on the assessment, for a record re-assessed after it was sent
+    (``amendment`` >= 1), into a folder of their own: SR (replacing `predecessor`), trend
+    plot, FHIR bundle (conditional updates) and, only when the risk has newly become
+    elevated, the alert. Maps and segmentation images do not change and are not repeated."""
+    steps = _report_steps(record, issuer, sources, maps, out_dir, settings, predecessor)
+    if record.get("superseded_risk_level") != "elevated":
+        steps.append(("alert", lambda: _alert(record, out_dir)))
+    return _run_steps(steps, out_dir, Emitted())
+
+
+def _report_steps(  # noqa: PLR0913 - the pipeline's data, passed explicitly
+    record: Mapping[str, Any],
+    issuer: str,
+    sources: Sequence[Dataset],
+    maps: Sequence[Dataset],
+    out_dir: Path,
+    settings: Settings,
+    predecessor: Dataset | None = None,
+) -> list[tuple[str, Callable[[], Path]]]:
+    """Steps for what carries the assessment (z, change, risk), in dependency order."""
+    return [
+        ("trend_plot_png", lambda: _trend_plot_png(record, issuer, out_dir, settings)),
+        ("trend_plot", lambda: _sc(record, sources, "trend_plot", out_dir, settings)),
+        ("sr", lambda: _sr(record, sources, maps, predecessor, out_dir, settings)),
+        ("fhir_bundle", lambda: _fhir_bundle(record, out_dir, settings)),
+    ]
+
+
+def _run_steps(
+    steps: Sequence[tuple[str, Callable[[], Path]]], out_dir: Path, emitted: Emitted
+) -> Emitted:
     for name, step in steps:
         try:
             emitted.outputs[name] = step()
@@ -179,22 +219,21 @@ def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
     return path
 
 
-def _trend_plot_png(inputs: EmitInput, out_dir: Path, settings: Settings) -> Path:
+def _trend_plot_png(
+    record: Mapping[str, Any], issuer: str, out_dir: Path, settings: Settings
+) -> Path:
     """Drawn after the tracking step stored this visit, so the plot includes it."""
     from monitor.tracking.timeline import write_patient_trend_plot
 
     path = out_dir / FILE_NAMES["trend_plot_png"]
-    patient_id = str(inputs.record.get("patient_id") or "")
-    if (
-        not patient_id
-        or write_patient_trend_plot(path, settings, patient_id, inputs.issuer) is None
-    ):
+    patient_id = str(record.get("patient_id") or "")
+    if not patient_id or write_patient_trend_plot(path, settings, patient_id, issuer) is None:
         raise ValueError("the patient's history has no values to plot")
     return path
 
 
 def _sc(
-    inputs: EmitInput,
+    record: Mapping[str, Any],
     sources: Sequence[Dataset],
     kind: KeyImageKind,
     out_dir: Path,
@@ -206,20 +245,23 @@ def _sc(
     png = out_dir / FILE_NAMES[f"{kind}_png"]
     if not png.exists():
         raise ValueError(f"no {kind} PNG was drawn")
-    sc = build_key_image(inputs.record, sources, png, kind, settings=settings)
+    sc = build_key_image(record, sources, png, kind, settings=settings)
     return write_dataset(sc, out_dir / FILE_NAMES[kind])
 
 
-def _sr(
-    inputs: EmitInput,
+def _sr(  # noqa: PLR0913 - the pipeline's data, passed explicitly
+    record: Mapping[str, Any],
     sources: Sequence[Dataset],
     maps: Sequence[Dataset],
+    predecessor: Dataset | None,
     out_dir: Path,
     settings: Settings,
 ) -> Path:
     from dicom_node.outputs.sr import build_measurement_report
 
-    report = build_measurement_report(inputs.record, sources, maps, settings=settings)
+    report = build_measurement_report(
+        record, sources, maps, settings=settings, predecessor=predecessor
+    )
     return write_dataset(report, out_dir / FILE_NAMES["sr"])
 
 

@@ -58,6 +58,21 @@ class JobQueue:
                 return session.scalars(select(Job).where(Job.idempotency_key == key)).one()
             return job
 
+    def add(self, session: Session, key: str, study_uid: str, payload: dict[str, Any]) -> bool:
+        """`enqueue` inside the caller's transaction (a finished job queues the amendments it
+        caused together with its result); False when `key` already has a job."""
+        if session.scalar(select(Job.id).where(Job.idempotency_key == key)) is not None:
+            return False
+        session.add(
+            Job(
+                idempotency_key=key,
+                study_uid=study_uid,
+                payload=payload,
+                max_attempts=self.settings.max_attempts,
+            )
+        )
+        return True
+
     def claim(self, owner: str, now: datetime | None = None) -> Job | None:
         return leasing.claim_next(self.sessions, Job, owner, self.settings.lease_s, now)
 
@@ -111,4 +126,3 @@ class JobQueue:
     def recent(self, limit: int = 20) -> list[Job]:
         with self.sessions() as session:
             return list(session.scalars(select(Job).order_by(Job.updated_at.desc()).limit(limit)))
-

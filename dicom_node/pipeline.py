@@ -54,6 +54,10 @@ class ProcessingResult:
     qc: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     """One plain reason when processing failed (then `outputs` is empty)."""
+    amendment: int = 0
+    """How many times the assessment was re-issued after the first report (`dicom_node.amend`)."""
+    superseded_risk_level: str | None = None
+    """The risk level of the report an amendment replaces."""
 
     @classmethod
     def failure(cls, assembled: AssembledAcquisition, exc: BaseException) -> ProcessingResult:
@@ -81,6 +85,11 @@ class ProcessingResult:
             "outputs": {name: str(path) for name, path in self.outputs.items()},
             "qc": dict(self.qc),
             "error": self.error,
+            **(
+                {"amendment": self.amendment, "superseded_risk_level": self.superseded_risk_level}
+                if self.amendment
+                else {}
+            ),
         }
 
 

@@ -17,7 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicom_node.amend import amend_acquisition, due_amendments
 from dicom_node.assemble import assemble_study
 from dicom_node.db import create_schema, database_url, make_engine
 from dicom_node.jobs import Job, JobQueue
@@ -66,8 +70,13 @@ SHUTDOWN = ShutdownLatch()
 """The worker process's latch (signal handlers are process-wide)."""
 
 
-def run_job(job: Job, settings: Settings, progress: Progress | None = None) -> ProcessingResult:
-    """Re-assemble the job's files and process the acquisition that carries the job's key."""
+def run_job(
+    job: Job, settings: Settings, sessions: sessionmaker, progress: Progress | None = None
+) -> ProcessingResult:
+    """Re-assemble the job's files and process the acquisition that carries the job's key;
+    an amendment job re-emits a reported acquisition's assessment instead."""
+    if "amend" in job.payload:
+        return amend_acquisition(str(job.payload["amend"]), settings, sessions, progress)
     paths = [Path(p) for p in job.payload["paths"]]
     missing = sum(not p.exists() for p in paths)
     if missing:
@@ -151,7 +160,12 @@ class Worker:
         log_event(LOGGER, "job_started", attempt=job.attempts, **fields)
         try:
             with LeaseKeeper(self.queue, job.id, self.owner, self.parent_pid):
-                result = run_job(job, self.settings, lambda stage: self._stage(job.id, stage))
+                result = run_job(
+                    job, self.settings, self.queue.sessions, lambda s: self._stage(job.id, s)
+                )
+                amendments = due_amendments(
+                    self.queue.sessions, self.settings, result.reassessed_study_uids
+                )
         except ShutdownRequested:
             self.queue.release(job.id, self.owner)
             log_event(LOGGER, "job_released", **fields)
@@ -172,12 +186,23 @@ class Worker:
             job,
             self.owner,
             result.to_record(),
-            also=lambda session: self.outbox.add(
-                session, job.idempotency_key, job.study_uid, result.outputs
-            ),
+            also=lambda session: self._queue_results(session, job, result, amendments),
         )
         log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)
         return True
+
+    def _queue_results(
+        self,
+        session: Session,
+        job: Job,
+        result: ProcessingResult,
+        amendments: list[tuple[str, str, dict[str, Any]]],
+    ) -> None:
+        """Deliveries of the result and the amendments it caused, in the completing
+        transaction: a crash can lose neither."""
+        self.outbox.add(session, job.idempotency_key, job.study_uid, result.outputs)
+        for key, study_uid, payload in amendments:
+            self.queue.add(session, key, study_uid, payload)
 
     def _stage(self, job_id: int, stage: str) -> None:
         SHUTDOWN.check()

@@ -94,3 +94,20 @@ def elevated_record() -> dict[str, Any]:
         }
         block.update(fresh, sides=sides)
     return record
+
+
+def amended_record() -> dict[str, Any]:
+    """The elevated follow-up re-assessed after an earlier exam arrived late: the rise is now
+    measured against that exam, smaller and not reliable, so the risk is no longer elevated."""
+    record = copy.deepcopy(elevated_record())
+    record.update(
+        amendment=1,
+        superseded_risk_level="elevated",
+        previous_study_uid="1.2.826.0.1.3680043.8.498.1234567950",
+        risk={"level": "not elevated", "reasons": []},
+    )
+    for block in record["structures"].values():
+        if isinstance(block, dict):
+            for values in (block, *block["sides"].values()):
+                values.update(change_ppb=2.0, reliable_change=False)
+    return record

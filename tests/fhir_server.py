@@ -1,5 +1,6 @@
 """A recording FHIR test endpoint on 127.0.0.1: transactions with conditional create, bearer
-tokens and a SMART Backend Services token endpoint. Delivery tests reuse it (tests/test_fhir_*,
+tokens and a SMART Backend Services token endpoint; conditional update (PUT Type?search) for
+amended results. Delivery tests reuse it (tests/test_fhir_*,
 tests/test_delivery_*).
 
 It implements only what our Bundles need, but implements it as the specification says: a
@@ -175,6 +176,8 @@ class FhirTestServer:
         request = entry.get("request", {})
         resource = entry.get("resource") or {}
         resource_type = resource.get("resourceType")
+        if request.get("method") == "PUT":
+            return self._stage_update(entry, staged, resolved)
         if request.get("method") != "POST" or request.get("url") != resource_type:
             raise TransactionError(HTTPStatus.BAD_REQUEST, "only POST <type> entries supported")
         if request.get("ifNoneExist"):
@@ -200,6 +203,31 @@ class FhirTestServer:
         staged[location] = created
         resolved[entry.get("fullUrl", location)] = location
         return {"status": "201 Created", "location": f"{location}/_history/1"}
+
+    def _stage_update(
+        self, entry: dict[str, Any], staged: dict[str, dict], resolved: dict[str, str]
+    ) -> dict[str, str]:
+        """Conditional update ``PUT Type?search``: no match creates, one match is replaced in
+        place (same id, next version), several are refused (FHIR R4 3.1.0.4.3)."""
+        resource = entry.get("resource") or {}
+        resource_type = resource.get("resourceType")
+        conditional = re.match(r"^([A-Z][A-Za-z]+)\?(.+)$", entry["request"].get("url", ""))
+        if not conditional or conditional.group(1) != resource_type:
+            raise TransactionError(HTTPStatus.BAD_REQUEST, "only PUT <type>?<search> supported")
+        matches = self._search(resource_type, conditional.group(2))
+        if len(matches) > 1:
+            raise TransactionError(
+                HTTPStatus.PRECONDITION_FAILED, "conditional update matched several resources"
+            )
+        updated = copy.deepcopy(resource)
+        version = int(matches[0]["meta"]["versionId"]) + 1 if matches else 1
+        updated["id"] = matches[0]["id"] if matches else uuid.uuid4().hex
+        updated["meta"] = {"versionId": str(version)}
+        location = f"{resource_type}/{updated['id']}"
+        staged[location] = updated
+        resolved[entry.get("fullUrl", location)] = location
+        status = "200 OK" if matches else "201 Created"
+        return {"status": status, "location": f"{location}/_history/{version}"}
 
     def _resolve(self, reference: str, resolved: dict[str, str], staged: dict) -> str:
         if reference in resolved:

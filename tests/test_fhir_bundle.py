@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fhir_records import baseline_record, elevated_record
+from fhir_records import amended_record, baseline_record, elevated_record
 
 from monitor.fhir.bundle import PatientRef, build_bundle, effective_datetime
 from monitor.fhir.codes import PRODUCT_CODE_SYSTEM, PRODUCT_CODES, UCUM
@@ -237,3 +237,22 @@ def test_docs_list_every_product_code() -> None:
     assert PRODUCT_CODE_SYSTEM in text
     for code, display in PRODUCT_CODES.items():
         assert f"| `{code}` | {display} |" in text
+
+
+def test_amended_results_are_conditional_updates_and_identity_stays_create() -> None:
+    bundle = bundle_for(amended_record())
+    requests = {e["resource"]["resourceType"]: e["request"] for e in bundle["entry"]}
+    for resource_type in ("Patient", "ImagingStudy"):
+        assert requests[resource_type]["method"] == "POST"
+        assert requests[resource_type]["ifNoneExist"].startswith("identifier=")
+    for resource_type in ("Observation", "DiagnosticReport", "RiskAssessment", "Flag"):
+        assert requests[resource_type]["method"] == "PUT"
+        assert requests[resource_type]["url"].startswith(f"{resource_type}?identifier=")
+    assert {o["status"] for o in resources(bundle, "Observation")} == {"amended"}
+    (flag,) = resources(bundle, "Flag")
+    assert flag["status"] == "inactive"
+    never_raised = amended_record()
+    never_raised["superseded_risk_level"] = "not elevated"
+    assert resources(bundle_for(never_raised), "Flag") == []
+    first = bundle_for(elevated_record())
+    assert {e["request"]["method"] for e in first["entry"]} == {"POST"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fhir_records import baseline_record, elevated_record
+from fhir_records import amended_record, baseline_record, elevated_record
 from fhir_server import FhirTestServer
 
 from monitor.fhir.bundle import PatientRef, build_bundle
@@ -219,3 +219,35 @@ def test_missing_private_key_file_is_a_clear_error(tmp_path: Path) -> None:
         pytest.raises(FhirDeliveryError, match="cannot read the SMART private key file"),
     ):
         client.transaction(bundle_for(baseline_record()))
+
+
+def test_amendment_replaces_results_in_place_and_takes_the_flag_down(
+    server: FhirTestServer,
+) -> None:
+    deliver(server, bundle_for(elevated_record()))
+    before = {t: {r["id"] for r in server.all(t)} for t in server.resources}
+    (flag,) = server.all("Flag")
+    assert flag["status"] == "active"
+
+    amended = bundle_for(amended_record())
+    result = deliver(server, amended)
+
+    assert result.created == 0 and result.existing == len(amended["entry"])
+    assert {t: {r["id"] for r in server.all(t)} for t in server.resources} == before
+    (flag,) = server.all("Flag")
+    assert flag["status"] == "inactive" and flag["meta"]["versionId"] == "2"
+    (assessment,) = server.all("RiskAssessment")
+    assert assessment["status"] == "amended"
+    risk_code = assessment["prediction"][0]["qualitativeRisk"]["coding"][0]["code"]
+    assert risk_code == "risk-not-elevated"
+    for observation in server.all("Observation"):
+        assert observation["status"] == "amended"
+        assert observation["subject"]["reference"].startswith("Patient/")  # links resolved
+    (patient,) = server.all("Patient")
+    assert patient["meta"]["versionId"] == "1"  # identity resources are never rewritten
+
+    stored = {t: server.all(t) for t in server.resources}
+    again = deliver(server, bundle_for(amended_record()))  # a resend of the amendment
+    assert again.created == 0
+    assert {t: {r["id"] for r in server.all(t)} for t in server.resources} == before
+    assert server.all("Flag")[0]["status"] == stored["Flag"][0]["status"]

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from fhir_records import baseline_record, elevated_record
+from fhir_records import amended_record, baseline_record, elevated_record
 from fhir_validation import install_validator, problems, validate
 
 from monitor.fhir.bundle import PatientRef, build_bundle
@@ -63,3 +63,13 @@ def test_validator_catches_bad_codes_units_and_times(validator_dir: Path) -> Non
     assert "invalid UCUM code ppb" in found
     assert "invalid dateTime" in found
     assert "Flag.subject" in found and 'got "ImagingStudy"' in found
+
+
+@pytest.mark.slow
+def test_amended_bundle_validates(validator_dir: Path) -> None:
+    settings = FhirSettings(timezone="Europe/Berlin")
+    record = amended_record()
+    bundle = build_bundle(record, PatientRef.from_record(record, settings), settings)
+    result = validate([bundle], validator_dir)
+    assert result["checked"]["Flag"] == 1 and result["checked"]["Observation"] == 12
+    assert problems(result) == []

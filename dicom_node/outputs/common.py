@@ -3,6 +3,8 @@
 UIDs are derived from the acquisition's idempotency key, the producing version and the object's
 kind, so re-emitting a result gives the same SOP Instance UIDs (a PACS stores a resend once),
 while a new software version makes new objects instead of silently replacing reported ones.
+An amendment (the record re-assessed after it was sent) is a new object too: its number joins
+the derivation.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def derived_uid(record: Mapping[str, Any], *parts: str) -> str:
     key = record.get("idempotency_key")
     if not key:
         raise ValueError("record has no idempotency_key: its DICOM objects cannot be named")
-    return stable_uid(str(key), producing_version(record), *parts)
+    amendment = int(record.get("amendment") or 0)
+    revision = (f"amendment-{amendment}",) if amendment else ()
+    return stable_uid(str(key), producing_version(record), *revision, *parts)
 
 
 def series_number(settings: Settings, kind: OutputKind) -> int:

@@ -71,11 +71,14 @@ def build_measurement_report(
     *,
     settings: Settings,
     segmentation: Dataset | None = None,
+    predecessor: Dataset | None = None,
 ) -> Dataset:
     """The SR for `record`, in the study of `sources` (the first-echo magnitude images).
 
     `qsm_reference` are the QSM map objects the numbers were measured on (the parametric map, or
     the MR derived slices); the measurements reference them and they join the SR's evidence.
+    `predecessor` is the SR an amended record replaces (Predecessor Documents Sequence), so a
+    viewer shows the new report as the current version of the old one.
     With `segmentation` (`dicom_node.outputs.segmentation.build_segmentation`) each side's group
     is a TID 1411 volumetric ROI group on its segment; without it, or for both sides together
     (no single segment), a TID 1501 group named by finding site and laterality.
@@ -132,6 +135,7 @@ def build_measurement_report(
         software_versions=producing_version(record),
         device_serial_number=settings.node.ae_title,
         coding_schemes=[c.PRIVATE_SCHEME_ITEM],
+        previous_versions=None if predecessor is None else [predecessor],
     )
 
 

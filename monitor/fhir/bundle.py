@@ -3,6 +3,11 @@
 Every entry is a conditional create (POST with ``ifNoneExist`` on its business identifier), so
 delivering the same bundle twice creates nothing the second time; the server resolves our
 ``urn:uuid`` references to the resources it created or found.
+
+An amended record (``amendment`` >= 1: re-assessed after its results were sent) turns the
+result resources into conditional updates (PUT ``Type?identifier=...``) with status
+"amended": the EHR's resources are replaced in place, still never duplicated, and a Flag
+raised by the superseded result is set inactive when the risk is no longer elevated.
 """
 
 from __future__ import annotations
@@ -74,22 +79,25 @@ def build_bundle(
         reference_region=str(record.get("reference_region") or "whole_brain"),
         method_text=_method_text(record),
         norms_text=_norms_text(record.get("norms")),
+        amended=bool(record.get("amendment")),
     )
     observations = structure_observations(record.get("structures") or {}, context)
     if not observations:
         raise ValueError("record has no structure measurements to report")
-    entries += observations
-    entries.append(diagnostic_report(record, observations, context))
+    results = [*observations, diagnostic_report(record, observations, context)]
     risk = record.get("risk")
     if risk:
         assessment = risk_assessment(risk, observations, context)
-        entries.append(assessment)
+        results.append(assessment)
         if risk.get("level") == "elevated":
-            entries.append(elevated_flag(assessment, context))
+            results.append(elevated_flag(assessment, context))
+        elif context.amended and record.get("superseded_risk_level") == "elevated":
+            results.append(elevated_flag(assessment, context, active=False))
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
-        "entry": [_entry(e) for e in entries],
+        "entry": [_entry(e) for e in entries]
+        + [_entry(e, update=context.amended) for e in results],
     }
     # Round trip through the R4B models: a structural mistake fails here, not at the EHR.
     return json.loads(Bundle.model_validate(bundle).model_dump_json())
@@ -112,17 +120,16 @@ def effective_datetime(record: dict[str, Any], timezone: str | None) -> str:
     raise ValueError("record has neither study_datetime nor study_date")
 
 
-def _entry(entry: Entry) -> dict[str, Any]:
+def _entry(entry: Entry, update: bool = False) -> dict[str, Any]:
+    """Conditional create, or with `update` a conditional update on the same identifier."""
     resource_type = entry.resource["resourceType"]
-    return {
-        "fullUrl": entry.full_url,
-        "resource": entry.resource,
-        "request": {
-            "method": "POST",
-            "url": resource_type,
-            "ifNoneExist": identifier_query(entry.identifier),
-        },
-    }
+    query = identifier_query(entry.identifier)
+    request = (
+        {"method": "PUT", "url": f"{resource_type}?{query}"}
+        if update
+        else {"method": "POST", "url": resource_type, "ifNoneExist": query}
+    )
+    return {"fullUrl": entry.full_url, "resource": entry.resource, "request": request}
 
 
 def _patient(

@@ -47,6 +47,13 @@ class Context:
     reference_region: str
     method_text: str
     norms_text: str | None
+    amended: bool = False
+    """The acquisition was re-assessed after its results were first sent (e.g. an earlier
+    exam arrived later): results carry status "amended" and replace the ones sent before."""
+
+    @property
+    def result_status(self) -> str:
+        return "amended" if self.amended else "final"
 
 
 def structure_observations(structures: dict[str, Any], context: Context) -> list[Entry]:
@@ -70,7 +77,7 @@ def _observation(structure: str, side: str, values: dict[str, Any], ctx: Context
         "resourceType": "Observation",
         "contained": [body_structure],
         "identifier": [identifier],
-        "status": "final",
+        "status": ctx.result_status,
         "category": [
             {"coding": [coding(OBSERVATION_CATEGORY, "imaging", "Imaging")], "text": "Imaging"}
         ],

@@ -35,7 +35,7 @@ def diagnostic_report(record: dict[str, Any], observations: list[Entry], context
     resource = {
         "resourceType": "DiagnosticReport",
         "identifier": [identifier],
-        "status": "final",
+        "status": context.result_status,
         "category": [{"coding": [coding(DIAGNOSTIC_SERVICE_SECTION, "RAD", "Radiology")]}],
         "code": product_concept("qsm-report"),
         "subject": context.subject,
@@ -99,7 +99,7 @@ def risk_assessment(risk: dict[str, Any], observations: list[Entry], context: Co
     resource = {
         "resourceType": "RiskAssessment",
         "identifier": [identifier],
-        "status": "final",
+        "status": context.result_status,
         "code": product_concept("iron-progression"),
         "subject": context.subject,
         "occurrenceDateTime": context.effective,
@@ -110,13 +110,14 @@ def risk_assessment(risk: dict[str, Any], observations: list[Entry], context: Co
     return Entry(context.keys.full_url("risk-assessment"), resource, identifier)
 
 
-def elevated_flag(risk_entry: Entry, context: Context) -> Entry:
-    """An EHR banner for elevated risk, pointing at the assessment behind it."""
+def elevated_flag(risk_entry: Entry, context: Context, active: bool = True) -> Entry:
+    """An EHR banner for elevated risk, pointing at the assessment behind it; inactive when
+    an amendment no longer finds the risk elevated (the banner sent before comes down)."""
     identifier = context.keys.identifier("flag")
     resource = {
         "resourceType": "Flag",
         "identifier": [identifier],
-        "status": "active",
+        "status": "active" if active else "inactive",
         "category": [{"coding": [coding(FLAG_CATEGORY, "clinical", "Clinical")]}],
         "code": product_concept("iron-progression-flag"),
         "subject": context.subject,

@@ -10,7 +10,7 @@ re-processing run) updates its rows in place, so history never holds duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,10 +128,38 @@ def record_visit(
         assert assessment is not None  # reassess_patient assessed every acquisition of the patient
         result = TrackedVisit(
             structures=dict(assessment.structures),
-            fields=_record_fields(row, acquisition, assessment, model),
+            fields=_record_fields(row, acquisition, assessment),
             reassessed_study_uids=tuple(sorted({uid for uid in changed if uid != visit.study_uid})),
         )
     return result
+
+
+def stored_tracking(sessions: sessionmaker, idempotency_key: str) -> TrackedVisit | None:
+    """An acquisition's latest assessment as the record carries it (None if never stored):
+    what an amended report of a re-assessed visit says."""
+    with sessions() as session:
+        acquisition = session.scalar(
+            select(Acquisition).where(Acquisition.idempotency_key == idempotency_key)
+        )
+        if acquisition is None or acquisition.assessment is None:
+            return None
+        assessment = acquisition.assessment
+        return TrackedVisit(
+            structures=dict(assessment.structures),
+            fields=_record_fields(acquisition.visit, acquisition, assessment),
+        )
+
+
+def acquisition_keys(sessions: sessionmaker, study_uids: Iterable[str]) -> list[str]:
+    """Idempotency keys of the stored acquisitions of these studies."""
+    with sessions() as session:
+        query = (
+            select(Acquisition.idempotency_key)
+            .join(Visit, Visit.id == Acquisition.visit_id)
+            .where(Visit.study_uid.in_(list(study_uids)))
+            .order_by(Acquisition.id)
+        )
+        return list(session.scalars(query))
 
 
 def history_point(acquisition: Acquisition) -> HistoryPoint:
@@ -319,7 +347,7 @@ def reassess_patient(
 
 
 def _record_fields(
-    visit: Visit, acquisition: Acquisition, assessment: Assessment, model: NormativeModel
+    visit: Visit, acquisition: Acquisition, assessment: Assessment
 ) -> dict[str, Any]:
     return {
         "risk": {"level": assessment.risk_level, "reasons": list(assessment.reasons)},
@@ -334,7 +362,7 @@ def _record_fields(
         else visit.study_datetime.isoformat(),
         "reference_region": acquisition.reference_region,
         "pipeline_version": acquisition.pipeline_version,
-        "norms": model.describe(),
+        "norms": dict(assessment.norms),
         "identity_status": visit.identity_status,
     }
 
