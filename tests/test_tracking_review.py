@@ -11,6 +11,9 @@ from tracking_helpers import sessions_for, shifted, visit
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from dicom_node.db import create_schema
+from dicom_node.jobs import Job
+from dicom_node.results import add_result_once
 from monitor.settings import Settings, load_settings
 from monitor.tracking.history import record_visit
 from monitor.tracking.review import ReviewError, resolve_identity, review_items
@@ -110,7 +113,12 @@ def test_identity_commands(tmp_path: Path) -> None:
     settings = load_settings(config)
     made = history_sessions(history_engine(settings))
     record_visit(made, FIRST, settings)
-    record_visit(made, TYPO, settings)
+    held = record_visit(made, TYPO, settings)
+    node = create_schema(history_engine(settings))
+    with node.begin() as session:  # the held visit was reported by the node as indeterminate
+        record = {"idempotency_key": TYPO.idempotency_key, "study_uid": TYPO.study_uid}
+        record |= {"structures": held.structures, **held.fields, "error": None}
+        add_result_once(session, TYPO.idempotency_key, TYPO.study_uid, record)
     runner = CliRunner()
 
     listed = runner.invoke(app, ["identity", "list", "--config", str(config)])
@@ -125,6 +133,11 @@ def test_identity_commands(tmp_path: Path) -> None:
     assert resolved.exit_code == 0, resolved.output
     assert "confirmed (decided by Dr A)" in resolved.stdout
     assert "re-assessed 1 visit" in resolved.stdout
+    assert "1 amended report(s) queued" in resolved.stdout
+    with node() as session:
+        (job,) = session.scalars(select(Job)).all()
+    assert job.idempotency_key.startswith(f"amend:{TYPO.idempotency_key}:")
+    assert job.payload == {"amend": TYPO.idempotency_key}
 
     empty = runner.invoke(app, ["identity", "list", "--config", str(config)])
     assert "no visits waiting" in empty.stdout
