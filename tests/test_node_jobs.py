@@ -130,7 +130,7 @@ def test_concurrent_processes_never_claim_the_same_job(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
     for i in range(30):
         queue.enqueue(f"key-{i}", "1.2.3", {})
-    ctx = multiprocessing.get_context("fork")  # fast start; each child opens its own engine
+    ctx = multiprocessing.get_context("spawn")  # no fork: JAX threads may be live in pytest
     out = ctx.Queue()
     url = database_url(tmp_path)
     procs = [ctx.Process(target=_claim_all, args=(url, f"w{i}", out)) for i in range(3)]
