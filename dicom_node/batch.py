@@ -8,7 +8,7 @@ from typing import Any
 
 from dicom_node.assemble import AssembledAcquisition, assemble_study
 from dicom_node.pipeline import ProcessingResult, Progress, process_acquisition
-from dicom_node.seg_input import find_segmentation
+from dicom_node.seg_input import find_segmentation, is_segmentation
 from monitor.settings import Settings
 
 
@@ -30,11 +30,12 @@ def process_paths(
     """One record per acquisition found; a failed one carries `error` instead of outputs."""
     files = collect_files(paths)
     report = assemble_study(files)
+    seg_files = [path for path in files if is_segmentation(path)]  # read once, not per study
     records = []
     for assembled in report.acquisitions:
         try:
             result = process_acquisition(
-                assembled, _with_segmentation(assembled, files, settings), progress
+                assembled, _with_segmentation(assembled, seg_files, settings), progress
             )
         except Exception as exc:  # one bad study must not stop the others
             result = ProcessingResult.failure(assembled, exc)
@@ -46,14 +47,14 @@ def process_paths(
 
 
 def _with_segmentation(
-    assembled: AssembledAcquisition, files: Sequence[Path], settings: Settings
+    assembled: AssembledAcquisition, seg_files: Sequence[Path], settings: Settings
 ) -> Settings:
     """A DICOM SEG among the files, on this acquisition's frame, replaces the atlas (unless
     `--segmentation` named one or the site switched received segmentations off)."""
     config = settings.segmentation
     if config.method == "external" or not config.use_received_segmentation:
         return settings
-    found = find_segmentation(files, assembled.frame_of_reference_uid)
+    found = find_segmentation(seg_files, assembled.frame_of_reference_uid)
     return settings if found is None else settings.with_external_segmentation(found)
 
 

@@ -41,16 +41,9 @@ class JobQueue:
     def enqueue(self, key: str, study_uid: str, payload: dict[str, Any]) -> Job:
         """Add a job, or return the existing one for `key` (a resend is a no-op)."""
         with self.sessions() as session:
-            existing = session.scalar(select(Job).where(Job.idempotency_key == key))
-            if existing is not None:
-                return existing
-            job = Job(
-                idempotency_key=key,
-                study_uid=study_uid,
-                payload=payload,
-                max_attempts=self.settings.max_attempts,
-            )
-            session.add(job)
+            job = self.add(session, key, study_uid, payload)
+            if job.id is not None:
+                return job
             try:
                 session.commit()
             except IntegrityError:  # another process enqueued the same key meanwhile
@@ -58,20 +51,21 @@ class JobQueue:
                 return session.scalars(select(Job).where(Job.idempotency_key == key)).one()
             return job
 
-    def add(self, session: Session, key: str, study_uid: str, payload: dict[str, Any]) -> bool:
+    def add(self, session: Session, key: str, study_uid: str, payload: dict[str, Any]) -> Job:
         """`enqueue` inside the caller's transaction (a finished job queues the amendments it
-        caused together with its result); False when `key` already has a job."""
-        if session.scalar(select(Job.id).where(Job.idempotency_key == key)) is not None:
-            return False
-        session.add(
-            Job(
-                idempotency_key=key,
-                study_uid=study_uid,
-                payload=payload,
-                max_attempts=self.settings.max_attempts,
-            )
+        caused together with its result): the existing job for `key`, or a new one (no id
+        until the caller flushes or commits)."""
+        existing = session.scalar(select(Job).where(Job.idempotency_key == key))
+        if existing is not None:
+            return existing
+        job = Job(
+            idempotency_key=key,
+            study_uid=study_uid,
+            payload=payload,
+            max_attempts=self.settings.max_attempts,
         )
-        return True
+        session.add(job)
+        return job
 
     def claim(self, owner: str, now: datetime | None = None) -> Job | None:
         return leasing.claim_next(self.sessions, Job, owner, self.settings.lease_s, now)

@@ -99,14 +99,15 @@ def split_segmentation(paths: Iterable[Path]) -> tuple[list[Path], Path | None]:
     re-processing run measures on the same regions."""
     images, segmentation = [], None
     for path in paths:
-        if path.name.endswith((".nii", ".nii.gz")) or _is_segmentation(path):
+        if path.name.endswith((".nii", ".nii.gz")) or is_segmentation(path):
             segmentation = path
         else:
             images.append(path)
     return images, segmentation
 
 
-def _is_segmentation(path: Path) -> bool:
+def is_segmentation(path: Path) -> bool:
+    """A DICOM SEG file, told from its SOP Class UID alone (a cheap header read)."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
     except (OSError, InvalidDicomError):
