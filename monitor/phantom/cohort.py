@@ -50,11 +50,11 @@ Measured in docs/tracking.md."""
 THALAMUS_PPB_PER_YEAR = -10.0
 PALLIDUS_PPB_PER_YEAR = 10.0
 """Nominal yearly steps of the patient. Atlas blending leaves ~94 % of a step in the true ROI
-mean (9.0-9.4 ppb); the pipeline measured 7.2-9.7 ppb per year on `COHORT_PHANTOM` (five noise
-draws), within 3 ppb of the truth, and each structure's change since baseline is reliable by the second
-follow-up (limit 6.7 ppb). Larger steps are not better: the chi-refined registration moves
-labels when a structure's susceptibility moves, so errors grow with the step (a 12 ppb
-pallidal step was once measured 3.2 ppb short, a 20 ppb thalamic fall 8 ppb short;
+mean (9.0-9.4 ppb); the pipeline measured 7.2-10.3 ppb per year on `COHORT_PHANTOM` (four
+noise draws), within 3 ppb of the truth, and each structure's change since baseline is reliable
+by the second follow-up (limit 6.7 ppb). Larger steps are not better: the chi-refined
+registration moves labels when a structure's susceptibility moves, so errors grow with the
+step (a 12 ppb pallidal step was once measured 3.2 ppb short, a 20 ppb thalamic fall 8 ppb short;
 docs/tracking.md)."""
 
 PATIENT_THALAMUS_OFFSET_PPB = 10.0
