@@ -154,16 +154,12 @@ def resend(
     Receivers get no duplicates: the same SOP Instance UIDs, FHIR conditional creates and
     file names. A running service delivers them; otherwise they wait for the next `serve`.
     """
-    from dicom_node.db import create_schema, database_url, make_engine
+    from dicom_node.db import open_node_db
     from dicom_node.outbox import Outbox
 
     settings = load_settings_or_exit(config)
-    storage = settings.storage
-    engine = make_engine(database_url(storage.data_dir, storage.database_url))
-    try:
-        queued = Outbox(create_schema(engine), settings).requeue_study(study_uid)
-    finally:
-        engine.dispose()
+    with open_node_db(settings) as sessions:
+        queued = Outbox(sessions, settings).requeue_study(study_uid)
     if queued == 0:
         typer.echo("error: no deliveries for this study (no result, or no destination)", err=True)
         raise typer.Exit(1)
@@ -223,7 +219,7 @@ def identity_resolve(
     """Settle a held visit; the patient's assessments are recomputed and amended reports of
     visits already sent are queued for the service to deliver."""
     from dicom_node.amend import due_amendments
-    from dicom_node.db import create_schema, database_url, make_engine
+    from dicom_node.db import open_node_db
     from dicom_node.jobs import JobQueue
     from monitor.tracking.review import ReviewError, resolve_identity
     from monitor.tracking.schema import open_history
@@ -240,16 +236,11 @@ def identity_resolve(
     typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
     if not changed:
         return
-    storage = settings.storage
-    engine = make_engine(database_url(storage.data_dir, storage.database_url))
-    try:
-        node = create_schema(engine)
+    with open_node_db(settings) as node:
         queue = JobQueue(node, settings.jobs)
         amendments = due_amendments(node, settings, changed)
         for key, study, payload in amendments:
             queue.enqueue(key, study, payload)
-    finally:
-        engine.dispose()
     typer.echo(
         f"re-assessed {len(changed)} visit(s) of this patient; "
         f"{len(amendments)} amended report(s) queued for delivery by the service"

@@ -7,13 +7,24 @@ applies those too, so every entry point that opens the database sees one complet
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from monitor.db import database_url, make_engine
+from monitor.db import configured_engine, database_url, make_engine
+from monitor.settings import Settings
 from monitor.tracking.schema import upgrade_schema
 
-__all__ = ["Base", "create_schema", "database_url", "make_engine"]
+__all__ = [
+    "Base",
+    "configured_engine",
+    "create_schema",
+    "database_url",
+    "make_engine",
+    "open_node_db",
+]
 
 
 class Base(DeclarativeBase):
@@ -26,3 +37,14 @@ def create_schema(engine: Engine) -> sessionmaker:
     Base.metadata.create_all(engine)
     upgrade_schema(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def open_node_db(settings: Settings) -> Iterator[sessionmaker]:
+    """Sessions over the complete schema for one command's work; the engine is disposed after,
+    so a command never leaves SQLite connections (and WAL readers) behind."""
+    engine = configured_engine(settings.storage)
+    try:
+        yield create_schema(engine)
+    finally:
+        engine.dispose()

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.intake import enqueue_study
 from dicom_node.jobs import JobQueue
 from dicom_node.leasing import WorkState
@@ -47,9 +47,8 @@ class DemoNode:
     """Listener + intake + one in-process worker + outbox over one database."""
 
     def __init__(self, settings: Settings, on_stage: StageCallback) -> None:
-        storage = settings.storage
         self.settings = settings
-        self.engine = make_engine(database_url(storage.data_dir, storage.database_url))
+        self.engine = configured_engine(settings.storage)
         self.sessions: sessionmaker = create_schema(self.engine)
         self.queue = JobQueue(self.sessions, settings.jobs)
         self.outbox = Outbox(self.sessions, settings)

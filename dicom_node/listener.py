@@ -30,7 +30,7 @@ from sqlalchemy.orm import sessionmaker
 from dicom_node.access import AccessPolicy
 from dicom_node.catalogue import InstanceHeader
 from dicom_node.completion import CompletionPoller, SeriesCallback
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.logging_utils import log_event, uid_hash
 from dicom_node.sop_classes import KEPT_SOP_CLASSES
 from dicom_node.spool import Spool, StoreOutcome
@@ -101,7 +101,7 @@ class Listener:
         self.ssl_context = server_context(node.tls)
         self._own_engine = None
         if sessions is None:
-            self._own_engine = make_engine(database_url(storage.data_dir, storage.database_url))
+            self._own_engine = configured_engine(storage)
             sessions = create_schema(self._own_engine)
         self.sessions = sessions
         self.spool = Spool(storage.data_dir / "spool", sessions)

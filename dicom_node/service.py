@@ -15,7 +15,7 @@ from multiprocessing.process import BaseProcess
 
 from sqlalchemy.orm import sessionmaker
 
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.intake import enqueue_study
 from dicom_node.jobs import JobQueue
 from dicom_node.listener import Listener
@@ -35,8 +35,7 @@ SUPERVISE_INTERVAL_S = 1.0
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        storage = settings.storage
-        self.engine = make_engine(database_url(storage.data_dir, storage.database_url))
+        self.engine = configured_engine(settings.storage)
         self.sessions: sessionmaker = create_schema(self.engine)
         self.queue = JobQueue(self.sessions, settings.jobs)
         self.outbox = Outbox(self.sessions, settings)

@@ -16,7 +16,7 @@ from typing import Any
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import open_node_db
 from dicom_node.jobs import JobQueue
 from dicom_node.outbox import Outbox
 from dicom_node.spool import write_durably
@@ -89,10 +89,7 @@ def listener_status(settings: Settings) -> dict[str, Any]:
 
 
 def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
-    storage = settings.storage
-    engine = make_engine(database_url(storage.data_dir, storage.database_url))
-    try:
-        sessions = create_schema(engine)
+    with open_node_db(settings) as sessions:
         queue = JobQueue(sessions, settings.jobs)
         jobs = [
             {
@@ -125,5 +122,3 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
             "jobs": jobs,
             "dead_letters": dead_letters,
         }
-    finally:
-        engine.dispose()

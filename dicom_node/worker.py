@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.amend import amend_acquisition, due_amendments
 from dicom_node.assemble import assemble_study
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.jobs import Job, JobQueue
 from dicom_node.logging_utils import configure_logging, log_event, uid_hash
 from dicom_node.outbox import Outbox
@@ -232,8 +232,7 @@ def worker_process_main(settings: Settings, index: int, parent_pid: int) -> None
     logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not an event
     signal.signal(signal.SIGTERM, SHUTDOWN.trip)
     signal.signal(signal.SIGINT, SHUTDOWN.trip)
-    storage = settings.storage
-    engine = make_engine(database_url(storage.data_dir, storage.database_url))
+    engine = configured_engine(settings.storage)
     sessions = create_schema(engine)
     queue, outbox = JobQueue(sessions, settings.jobs), Outbox(sessions, settings)
     worker = Worker(settings, queue, outbox, lease_owner_name(f"worker{index}"), parent_pid)

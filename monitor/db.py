@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 
+from monitor.settings import StorageSettings
+
 
 def database_url(data_dir: Path, url: str | None = None) -> str:
     """An explicit URL wins; otherwise an SQLite file inside the data directory."""
@@ -39,3 +41,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def configured_engine(storage: StorageSettings) -> Engine:
+    """The configured database: the URL from settings, else SQLite in the data directory."""
+    return make_engine(database_url(storage.data_dir, storage.database_url))

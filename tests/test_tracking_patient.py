@@ -11,11 +11,12 @@ from tracking_helpers import shifted, visit
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from monitor.db import configured_engine
 from monitor.norms import default_model
 from monitor.settings import load_settings
 from monitor.tracking.history import record_visit
 from monitor.tracking.plot import TrendPoint, write_trend_plot
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import history_sessions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +27,7 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "qsm-monitor.toml"
     path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
     settings = load_settings(path)
-    sessions = history_sessions(history_engine(settings))
+    sessions = history_sessions(configured_engine(settings.storage))
     record_visit(sessions, visit("20240301"), settings)
     record_visit(sessions, visit("20250301", shifted(thalamus=-12.0)), settings)
     record_visit(sessions, visit("20250601", birth_date="19810101"), settings)

@@ -9,9 +9,10 @@ from tracking_helpers import visit
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from monitor.db import configured_engine
 from monitor.settings import load_settings
 from monitor.tracking.history import record_visit
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import history_sessions
 
 
 def _config(tmp_path: Path) -> Path:
@@ -23,7 +24,7 @@ def _config(tmp_path: Path) -> Path:
 def test_visits_without_retained_inputs_are_reported_and_kept(tmp_path: Path) -> None:
     config = _config(tmp_path)
     settings = load_settings(config)
-    sessions = history_sessions(history_engine(settings))
+    sessions = history_sessions(configured_engine(settings.storage))
     kept = tmp_path / "kept.dcm"
     kept.write_text("not DICOM any more")
     record_visit(sessions, visit("20240301"), settings)  # its spool files are gone

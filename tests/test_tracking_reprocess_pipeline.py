@@ -15,9 +15,10 @@ from dicom_node.batch import process_paths
 from dicom_node.cli import app
 from dicom_node.synthetic_modules import PatientIdentity
 from dicom_node.synthetic_series import write_acquisition_series
+from monitor.db import configured_engine
 from monitor.phantom.simulate import FAST_CONFIG, simulate_phantom
 from monitor.settings import load_settings
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import history_sessions
 from monitor.tracking.tables import Acquisition
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ TINY_HEAD = replace(FAST_CONFIG, shape=(40, 48, 20), voxel_mm=(4.0, 4.0, 6.0), n
 
 
 def _processed_at(settings) -> list:
-    with history_sessions(history_engine(settings))() as session:
+    with history_sessions(configured_engine(settings.storage))() as session:
         return list(session.scalars(select(Acquisition.processed_at)))
 
 

@@ -14,10 +14,11 @@ from dicom_node.cli import app
 from dicom_node.db import create_schema
 from dicom_node.jobs import Job
 from dicom_node.results import add_result_once
+from monitor.db import configured_engine
 from monitor.settings import Settings, load_settings
 from monitor.tracking.history import record_visit
 from monitor.tracking.review import ReviewError, resolve_identity, review_items
-from monitor.tracking.schema import history_engine, history_sessions
+from monitor.tracking.schema import history_sessions
 from monitor.tracking.tables import Visit
 
 SETTINGS = Settings()
@@ -111,10 +112,10 @@ def test_identity_commands(tmp_path: Path) -> None:
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
     settings = load_settings(config)
-    made = history_sessions(history_engine(settings))
+    made = history_sessions(configured_engine(settings.storage))
     record_visit(made, FIRST, settings)
     held = record_visit(made, TYPO, settings)
-    node = create_schema(history_engine(settings))
+    node = create_schema(configured_engine(settings.storage))
     with node.begin() as session:  # the held visit was reported by the node as indeterminate
         record = {"idempotency_key": TYPO.idempotency_key, "study_uid": TYPO.study_uid}
         record |= {"structures": held.structures, **held.fields, "error": None}

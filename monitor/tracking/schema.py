@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import sessionmaker
 
-from monitor.db import database_url, make_engine
+from monitor.db import configured_engine
 from monitor.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -70,17 +70,11 @@ def history_sessions(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def history_engine(settings: Settings) -> Engine:
-    """The configured database (the node's; SQLite in the data directory by default)."""
-    storage = settings.storage
-    return make_engine(database_url(storage.data_dir, storage.database_url))
-
-
 @contextmanager
 def open_history(settings: Settings) -> Iterator[sessionmaker]:
     """Session factory over the configured database for one short piece of work; the engine
     is disposed afterwards so commands and pipeline steps never leave connections open."""
-    engine = history_engine(settings)
+    engine = configured_engine(settings.storage)
     try:
         yield history_sessions(engine)
     finally:
