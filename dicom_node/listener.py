@@ -34,6 +34,7 @@ from dicom_node.db import configured_engine, create_schema
 from dicom_node.logging_utils import log_event, uid_hash
 from dicom_node.sop_classes import KEPT_SOP_CLASSES
 from dicom_node.spool import Spool, StoreOutcome
+from dicom_node.tcp_tuning import PROMPT_ACK_HANDLERS
 from dicom_node.tls import server_context
 from dicom_node.validation import unusable_reason
 from monitor.settings import Settings
@@ -130,6 +131,7 @@ class Listener:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
+            *PROMPT_ACK_HANDLERS,
         ]
         self._server = self._make_ae().start_server(
             (node.host, node.port),

@@ -18,6 +18,7 @@ from pynetdicom import AE
 
 from dicom_node.logging_utils import uid_hash
 from dicom_node.spool import write_durably
+from dicom_node.tcp_tuning import send_without_delay
 from monitor.settings import DestinationSettings
 
 SUCCESS_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -100,6 +101,7 @@ def send_dicom(
             "was rejected or could not be opened"
         )
     try:
+        send_without_delay(assoc)
         for path, ds in zip(files, datasets, strict=True):
             status = assoc.send_c_store(ds)
             code = getattr(status, "Status", None)
