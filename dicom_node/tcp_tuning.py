@@ -36,7 +36,7 @@ def send_without_delay(assoc: Any) -> None:
 
 
 def _acknowledge_promptly(event: evt.Event) -> None:
-    """Re-arm TCP_QUICKACK after every PDU: Linux clears it again on its own."""
+    """Re-arm TCP_QUICKACK: Linux clears it again on its own (e.g. once we send a reply)."""
     raw = _raw_socket(event.assoc)
     if raw is not None and QUICKACK_OPTION is not None:
         with suppress(OSError):  # the peer closed the connection meanwhile: nothing to ack
@@ -48,4 +48,5 @@ PROMPT_ACK_HANDLERS: list[tuple[Any, Any]] = (
     if QUICKACK_OPTION is not None
     else []
 )
-"""Listener event handlers that acknowledge each received PDU at once (receiving side)."""
+"""Listener event handlers: quick ACKs re-armed after each PDU received and each sent (our
+reply is what drops Linux back into delayed-ACK mode for the next message)."""

@@ -37,8 +37,11 @@ def mr_dataset(
     images_in_acquisition: int | None = None,
     size: int = 8,
     with_pixels: bool = True,
+    columns: int | None = None,
+    comment: str = "",
 ) -> Dataset:
-    """A minimal single-frame MR image (no patient data) with random 12-bit pixels."""
+    """A minimal single-frame MR image (no patient data) with random 12-bit pixels; `size`
+    rows by `columns` (default square), `comment` pads the header as a scanner's would."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -54,11 +57,14 @@ def mr_dataset(
     ds.EchoNumbers = 1
     ds.EchoTime = 20.0
     ds.ImageType = ["ORIGINAL", "PRIMARY", "P", "ND"]
+    if comment:
+        ds.ImageComments = comment
     if images_in_acquisition is not None:
         ds.ImagesInAcquisition = images_in_acquisition
     if with_pixels:
-        pixels = np.random.default_rng(instance_number).integers(0, 4096, (size, size))
-        ds.Rows = ds.Columns = size
+        width = size if columns is None else columns
+        pixels = np.random.default_rng(instance_number).integers(0, 4096, (size, width))
+        ds.Rows, ds.Columns = size, width
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
@@ -68,14 +74,27 @@ def mr_dataset(
 
 
 def write_series(
-    folder: Path, count: int, images_in_acquisition: int | None = None, size: int = 8
+    folder: Path,
+    count: int,
+    images_in_acquisition: int | None = None,
+    size: int = 8,
+    columns: int | None = None,
+    comment: str = "",
 ) -> list[Path]:
     """`count` instances of one new series in `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     study_uid, series_uid = generate_uid(), generate_uid()
     paths = []
     for number in range(1, count + 1):
-        ds = mr_dataset(study_uid, series_uid, number, images_in_acquisition, size)
+        ds = mr_dataset(
+            study_uid,
+            series_uid,
+            number,
+            images_in_acquisition,
+            size,
+            columns=columns,
+            comment=comment,
+        )
         path = folder / f"{number:05d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

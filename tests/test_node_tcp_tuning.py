@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from node_helpers import STORESCU, free_port, mr_dataset
-from pydicom.uid import generate_uid
+from node_helpers import STORESCU, free_port, write_series
 
 import dicom_node.listener
 import dicom_node.sender
@@ -30,22 +29,12 @@ ROWS, COLUMNS, HEADER_PADDING = 96, 80, 1000
 each dataset goes as a full PDU and a short one (where the stall was first seen)."""
 MIN_SPEED_UP = 2.5
 
+
+def _images(folder: Path) -> list[Path]:
+    return write_series(folder, IMAGES, size=ROWS, columns=COLUMNS, comment="x" * HEADER_PADDING)
+
+
 pytestmark = pytest.mark.skipif(QUICKACK_OPTION is None, reason="TCP_QUICKACK is Linux only")
-
-
-def _write_images(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True)
-    study_uid, series_uid = generate_uid(), generate_uid()
-    paths = []
-    for number in range(1, IMAGES + 1):
-        ds = mr_dataset(study_uid, series_uid, number)
-        ds.Rows, ds.Columns = ROWS, COLUMNS
-        ds.PixelData = bytes(range(256)) * (ROWS * COLUMNS * 2 // 256)
-        ds.ImageComments = "x" * HEADER_PADDING
-        path = folder / f"{number:05d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
 
 
 def _listener(tmp_path: Path, name: str) -> Listener:
@@ -67,16 +56,10 @@ def _storescu_as_shipped(port: int, files: list[Path]) -> subprocess.CompletedPr
     )
 
 
-def _timed(send) -> float:
-    started = time.perf_counter()
-    send()
-    return time.perf_counter() - started
-
-
 def test_listener_acknowledges_promptly_so_storescu_does_not_stall(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _write_images(tmp_path / "images")
+    files = _images(tmp_path / "images")
 
     def push(listener: Listener) -> float:
         try:
@@ -97,7 +80,7 @@ def test_listener_acknowledges_promptly_so_storescu_does_not_stall(
 
 
 def test_our_sender_switches_nagle_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = _write_images(tmp_path / "images")
+    files = _images(tmp_path / "images")
     # A listener without prompt acknowledgements: only the sender's own option can help.
     monkeypatch.setattr(dicom_node.listener, "PROMPT_ACK_HANDLERS", [])
     seen: list[int] = []
@@ -115,7 +98,9 @@ def test_our_sender_switches_nagle_off(tmp_path: Path, monkeypatch: pytest.Monke
             name="ours", kind="dicom", host=node.host, port=node.port, ae_title=node.ae_title
         )
         try:
-            return _timed(lambda: send_dicom(files, destination, "SENDER", 30.0))
+            started = time.perf_counter()
+            send_dicom(files, destination, "SENDER", 30.0)
+            return time.perf_counter() - started
         finally:
             listener.stop()
 

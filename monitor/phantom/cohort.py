@@ -44,13 +44,13 @@ COHORT_PHANTOM = PhantomConfig(
 volume QC: partial volume inflates the labels), with the clinical echo train of the default
 phantom (5 echoes, 4-28 ms: the last echo nearer tissue T2*, as QSM protocols recommend).
 With 3 echoes (to 16 ms) the field was noisy enough that a change missed the truth by up to
-3.5 ppb on some noise draws and CPUs; 5 echoes brought the worst of 15 changes to 2.2 ppb.
+3.5 ppb on some noise draws and CPUs; 5 echoes brought the worst over three draws to 2.2 ppb.
 Measured in docs/tracking.md."""
 
 THALAMUS_PPB_PER_YEAR = -10.0
 PALLIDUS_PPB_PER_YEAR = 10.0
 """Nominal yearly steps of the patient. Atlas blending leaves ~94 % of a step in the true ROI
-mean (9.0-9.4 ppb); the pipeline measured 7.2-10.3 ppb per year on `COHORT_PHANTOM` (four
+mean (9.0-9.4 ppb); the pipeline measured 7.2-10.3 ppb per year on `COHORT_PHANTOM` (three
 noise draws), within 3 ppb of the truth, and each structure's change since baseline is reliable
 by the second follow-up (limit 6.7 ppb). Larger steps are not better: the chi-refined
 registration moves labels when a structure's susceptibility moves, so errors grow with the
