@@ -27,7 +27,7 @@ load average, because the development machine is shared and rates drift within a
 
 Then `--memory-files` instances go to one listener while this process samples its resident
 memory (VmRSS) every 1,000 instances: the curve must stay flat (no per-instance growth).
-All DCMTK tools run with TCP_NODELAY=1 (see tests/node_helpers.py).
+All DCMTK tools run with TCP_NODELAY=1 (see tests/support/node_helpers.py).
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ import pydicom
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic MR files
-from node_helpers import DCMTK_ENV, STORESCP, free_port, storescu, write_series  # noqa: E402
+from support.node_helpers import DCMTK_ENV, STORESCP, free_port, storescu, write_series  # noqa: E402
 
-from dicom_node.catalogue import InstanceHeader  # noqa: E402
 from dicom_node.db import create_schema, database_url, make_engine  # noqa: E402
-from dicom_node.listener import TRANSFER_SYNTAXES, Listener  # noqa: E402
-from dicom_node.spool import Spool  # noqa: E402
+from dicom_node.receive.catalogue import InstanceHeader  # noqa: E402
+from dicom_node.receive.listener import TRANSFER_SYNTAXES, Listener  # noqa: E402
+from dicom_node.receive.spool import Spool  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
 
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from monitor.nifti.dcm2niix_style import write_dcm2niix_style
 from monitor.nifti.reader import load_acquisition
 from monitor.phantom import PhantomConfig, simulate_phantom
+from monitor.phantom.dcm2niix_style import write_dcm2niix_style
 from monitor.recon.compile_cache import enable_compilation_cache
 from monitor.recon.fourier import padded_shape
 from monitor.recon.pipeline import reconstruct

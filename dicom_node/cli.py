@@ -11,7 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from monitor import __version__
-from monitor.cli import INPUT_ERROR_EXIT_CODE, identity_app, load_settings_or_exit
+from monitor.cli import (
+    INPUT_ERROR_EXIT_CODE,
+    identity_app,
+    load_settings_or_exit,
+    reported_errors,
+)
 from monitor.cli import app as domain_app
 
 app = typer.Typer(
@@ -42,8 +47,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 @app.command()
 def serve(config: ConfigOption = None) -> None:
     """Run the DICOM node: listener, processing workers and deliveries, until SIGTERM/SIGINT."""
-    from dicom_node.logging_utils import configure_logging
-    from dicom_node.service import Service
+    from dicom_node.logs import configure_logging
+    from dicom_node.service.serve import Service
 
     settings = load_settings_or_exit(config)
     configure_logging()
@@ -68,7 +73,7 @@ def process(
     ] = None,
 ) -> None:
     """Process DICOM studies now, through the same pipeline the service uses."""
-    from dicom_node.batch import process_paths
+    from dicom_node.process.batch import process_paths
 
     settings = load_settings_or_exit(config)
     if segmentation is not None:
@@ -96,16 +101,13 @@ def reprocess(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run a patient's visits with the current pipeline from their retained DICOM files."""
-    from dicom_node.reprocess import UnknownPatientError, reprocess_patient
+    from dicom_node.process.reprocess import reprocess_patient
 
     settings = load_settings_or_exit(config)
-    try:
+    with reported_errors():
         records = reprocess_patient(
             settings, patient_id, issuer, progress=lambda stage: typer.echo(stage, err=True)
         )
-    except UnknownPatientError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(records, indent=2))
     else:
@@ -119,7 +121,7 @@ def reprocess(
 @app.command()
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Listener health (C-ECHO), queue counts and recent jobs; exit 1 when not healthy."""
-    from dicom_node.status import service_status
+    from dicom_node.service.status import service_status
 
     report: dict[str, Any] = service_status(load_settings_or_exit(config))
     listener = report["listener"]
@@ -155,7 +157,7 @@ def resend(
     file names. A running service delivers them; otherwise they wait for the next `serve`.
     """
     from dicom_node.db import open_node_db
-    from dicom_node.outbox import Outbox
+    from dicom_node.deliver.outbox import Outbox
 
     settings = load_settings_or_exit(config)
     with open_node_db(settings) as sessions:
@@ -178,14 +180,11 @@ def demo(
     """Simulate a patient and a control, send them by DICOM to a real local node, show results."""
     from rich.console import Console
 
-    from dicom_node.demo import DemoError, print_outcome, run_demo
+    from dicom_node.demo.scenario import print_outcome, run_demo
 
     console = Console()
-    try:
+    with reported_errors():
         outcome = run_demo(visits, keep, Console(stderr=True, log_path=False))
-    except DemoError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
     print_outcome(outcome, console)
     for problem in outcome.failed:
         typer.echo(f"failed: {problem}", err=True)
@@ -218,21 +217,17 @@ def identity_resolve(
 ) -> None:
     """Settle a held visit; the patient's assessments are recomputed and amended reports of
     visits already sent are queued for the service to deliver."""
-    from dicom_node.amend import due_amendments
     from dicom_node.db import open_node_db
-    from dicom_node.jobs import JobQueue
-    from monitor.tracking.review import ReviewError, resolve_identity
+    from dicom_node.process.amend import due_amendments
+    from dicom_node.queue.jobs import JobQueue
+    from monitor.tracking.review import resolve_identity
     from monitor.tracking.schema import open_history
 
     settings = load_settings_or_exit(config)
-    try:
-        with open_history(settings) as sessions:
-            item, changed = resolve_identity(
-                sessions, study_uid.strip(), decision, reviewer, settings, update_patient
-            )
-    except ReviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    with reported_errors(), open_history(settings) as sessions:
+        item, changed = resolve_identity(
+            sessions, study_uid.strip(), decision, reviewer, settings, update_patient
+        )
     typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
     if not changed:
         return

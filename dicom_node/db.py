@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
@@ -24,6 +25,7 @@ __all__ = [
     "database_url",
     "make_engine",
     "open_node_db",
+    "utcnow",
 ]
 
 
@@ -48,3 +50,8 @@ def open_node_db(settings: Settings) -> Iterator[sessionmaker]:
         yield create_schema(engine)
     finally:
         engine.dispose()
+
+
+def utcnow() -> datetime:
+    """Naive UTC: stored and compared identically by SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)

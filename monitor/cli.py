@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,10 +12,11 @@ import typer
 from rich.console import Console
 
 from monitor import __version__
+from monitor.errors import MonitorError
 from monitor.nifti.reader import LoadedInput, NiftiInputError, load_acquisition
 from monitor.nifti.writer import write_result
-from monitor.settings import ConfigError, Settings, load_settings
-from monitor.types import InvalidAcquisitionError, QSMResult
+from monitor.settings import Settings, load_settings
+from monitor.types import QSMResult
 
 if TYPE_CHECKING:
     from monitor.norms import NormativeModel
@@ -34,14 +37,28 @@ INPUT_ERROR_EXIT_CODE = 2
 """Same code the argument parser uses for a bad command line: the input, not the program."""
 
 
+def exit_code_for(exc: MonitorError) -> int:
+    """The one mapping from our errors to exit codes, for every command: 2 when the user's
+    input is wrong (our `ValueError`s: settings, files, arguments), 1 for anything else."""
+    return INPUT_ERROR_EXIT_CODE if isinstance(exc, ValueError) else 1
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Any of our errors becomes one line on stderr and its exit code, without a traceback;
+    anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except MonitorError as exc:
+        typer.echo("error: " + " ".join(str(exc).split()), err=True)
+        raise typer.Exit(exit_code_for(exc)) from None
+
+
 def load_settings_or_exit(config: Path | None) -> Settings:
     """The settings, or the configuration error printed and exit code 2 (a bad file is the
     user's input, not a crash)."""
-    try:
+    with reported_errors():
         return load_settings(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
 
 
 @app.command()
@@ -70,15 +87,12 @@ def recon(
     """Reconstruct a susceptibility map (ppm) from multi-echo GRE NIfTI files (dcm2niix)."""
     console = Console(stderr=True, highlight=False)
     started = time.perf_counter()
-    try:
+    with reported_errors():
         settings = load_settings(config)
         loaded = load_acquisition(
             mag, phase, te_ms=_parse_echo_times(te_ms), b0_tesla=b0_tesla, label="cli"
         )
         result = _reconstruct(loaded, settings, console)
-    except (ConfigError, InvalidAcquisitionError) as exc:
-        typer.echo("error: " + " ".join(str(exc).split()), err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
     record = {
         "software": "qsm-monitor",
         "version": __version__,
@@ -106,7 +120,7 @@ def _reconstruct(loaded: LoadedInput, settings: Settings, console: Console) -> Q
     JAX is imported here, not at module top, so that every other `qsm-monitor` command starts
     without paying for its import.
     """
-    from monitor.recon.compile_cache import enable_compilation_cache
+    from monitor.recon.compile_cache import compilation_cache_dir, enable_compilation_cache
     from monitor.recon.pipeline import reconstruct
 
     enable_compilation_cache(compilation_cache_dir(settings))
@@ -118,11 +132,6 @@ def _reconstruct(loaded: LoadedInput, settings: Settings, console: Console) -> Q
     return reconstruct(loaded.acquisition, settings.recon, progress=progress)
 
 
-def compilation_cache_dir(settings: Settings) -> Path:
-    """Configured JAX cache folder, else one inside the data directory (shared by all runs)."""
-    return settings.recon.compilation_cache_dir or settings.storage.data_dir / "jax-cache"
-
-
 @norms_app.command("fit")
 def norms_fit(
     controls: Annotated[Path, typer.Argument(help="Controls CSV (format: docs/norms.md).")],
@@ -132,18 +141,15 @@ def norms_fit(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed.")] = 0,
 ) -> None:
     """Fit a site normative model from local controls processed by this pipeline."""
-    from monitor.norms import NormsError, save_model
+    from monitor.norms import save_model
     from monitor.norms.controls_csv import read_controls_csv
     from monitor.norms.fit import fit_site_model
 
     console = Console(highlight=False)
-    try:
+    with reported_errors():
         report = fit_site_model(
             read_controls_csv(controls), name=name, n_bootstrap=bootstrap, seed=seed
         )
-    except NormsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
     save_model(report.model, out)
     _print_model(report.model, console)
     for warning in report.warnings:
@@ -159,14 +165,11 @@ def norms_show(
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
 ) -> None:
     """Print a normative model: expected values by age, parameters and their intervals."""
-    from monitor.norms import NormsError, load_model
+    from monitor.norms import load_model
 
-    try:
+    with reported_errors():
         path = model if model is not None else load_settings(config).norms.model_path
         loaded = load_model(path)
-    except (ConfigError, NormsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
     _print_model(loaded, Console(highlight=False))
 
 

@@ -21,8 +21,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor.errors import MonitorError
 
-class ConfigError(ValueError):
+
+class ConfigError(MonitorError, ValueError):
     """The configuration file or an override is invalid; the message says which value."""
 
 
@@ -109,7 +111,7 @@ OUTPUT_NAMES = frozenset(
         "qc",
     }
 )
-"""Every name the pipeline may list in ``record["outputs"]`` (dicom_node.pipeline/emit)."""
+"""Every name the pipeline may list in ``record["outputs"]`` (dicom_node.process.pipeline/emit)."""
 DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
     "dicom": DICOM_OUTPUTS,
     "fhir": ("fhir_bundle",),
@@ -200,7 +202,7 @@ class DestinationSettings(BaseModel):
 
 
 class JobsSettings(BaseModel):
-    """Processing queue: worker processes, leases and retries (dicom_node.jobs/worker)."""
+    """Processing queue: worker processes, leases and retries (dicom_node.queue.jobs/worker)."""
 
     workers: int = Field(1, ge=1)
     lease_s: float = Field(300.0, gt=0.0)
@@ -212,7 +214,7 @@ class JobsSettings(BaseModel):
 
 
 class OutboxSettings(BaseModel):
-    """Deliveries to destinations: retried with exponential backoff (dicom_node.outbox)."""
+    """Deliveries to destinations: retried with exponential backoff (dicom_node.deliver.outbox)."""
 
     max_attempts: int = Field(8, ge=1)
     """After this many failed attempts a delivery is dead-lettered (`qsm-monitor resend`)."""

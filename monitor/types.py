@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from monitor.errors import MonitorError
+
 GYROMAGNETIC_HZ_PER_T = 42.577478518e6
 """Proton gyromagnetic ratio / 2pi, in Hz per tesla (CODATA 2018)."""
 
 
-class InvalidAcquisitionError(ValueError):
+class InvalidAcquisitionError(MonitorError, ValueError):
     """An input cannot become a valid `Acquisition`; the message is one plain reason."""
 
 
@@ -53,6 +55,22 @@ class Acquisition:
     @property
     def n_echoes(self) -> int:
         return int(self.magnitude.shape[3])
+
+
+@dataclass(frozen=True)
+class T1Image:
+    """A same-session 3-D T1-weighted image (e.g. MPRAGE) on its own grid.
+
+    Segmentation registers it to the template (the more robust registration: its contrast is
+    the template's) and rigidly to the GRE acquisition of the same session.
+    """
+
+    intensity: np.ndarray
+    """(x, y, z) rescaled stored values, arbitrary units."""
+    affine_ras: np.ndarray
+    """Voxel index -> RAS+ mm, in the same frame of reference as the GRE acquisition."""
+    label: str = ""
+    """Where it came from (vendor and series number), never patient data."""
 
 
 def validate_acquisition(acq: Acquisition) -> None:

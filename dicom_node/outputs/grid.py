@@ -1,7 +1,7 @@
 """Our volumes on the source images' grid: axis order, geometry checks, plane attributes.
 
 Our arrays are (x = DICOM column, y = DICOM row, z = slice in ascending order along the slice
-normal), as `dicom_node.assemble_volume` builds them; so DICOM frame ``z`` is
+normal), as `dicom_node.assemble.volume` builds them; so DICOM frame ``z`` is
 ``volume[:, :, z].T`` and its position is `SliceGeometry.position_lps(z)` of the acquisition's
 own affine (`dicom_node.geometry`, shared with the assembler and the synthetic writers).
 """

@@ -18,13 +18,13 @@ import numpy as np
 from highdicom import VOILUTTransformation
 from highdicom.pm import ParametricMap, RealWorldValueMapping
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
 from dicom_node.geometry import SliceGeometry
 from dicom_node.outputs import concepts as c
 from dicom_node.outputs.common import BODY_PART, derived_uid, equipment, series_number
 from dicom_node.outputs.grid import checked_geometry, dicom_frames, plane_arguments
-from dicom_node.synthetic_modules import MR_IMAGE_STORAGE, new_dataset
+from dicom_node.sop_classes import new_dataset
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
@@ -163,7 +163,7 @@ def _mr_slice(  # noqa: PLR0913 - one slice needs the series context
     settings: Settings,
 ) -> Dataset:
     source = sources[z] if len(sources) > z else sources[0]
-    ds = new_dataset(MR_IMAGE_STORAGE)
+    ds = new_dataset(MRImageStorage)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = derived_uid(
         record, "mr_derived", "instance", str(z)
     )

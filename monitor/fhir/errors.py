@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from monitor.errors import MonitorError
 
-class FhirDeliveryError(RuntimeError):
+
+class FhirDeliveryError(MonitorError, RuntimeError):
     """Delivery failed; the message is one line without patient data.
 
     ``retryable`` is False when sending the same thing again cannot help (the server rejected

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from scipy.stats import norm
 
+from monitor.errors import MonitorError
 from monitor.segment.structures import SIDES, STRUCTURES
 
 CurveForm = Literal["saturating", "linear"]
@@ -65,7 +66,7 @@ MIN_SD_PPB = 0.5
 DEFAULT_MODEL_RESOURCE = "default_model.json"
 
 
-class NormsError(ValueError):
+class NormsError(MonitorError, ValueError):
     """A normative model file or request is invalid; the message says what and where."""
 
 

@@ -6,7 +6,7 @@ pallidus rising) in steps near the default reliable-change limit (6.7 ppb for a 
 of 2.4 ppb), while the control only differs by noise between its two scans.
 
 Each visit is a `PhantomConfig` (via `with_structure_chi`) plus the identity fields of
-`dicom_node.synthetic_modules.PatientIdentity` (same names, so
+`dicom_node.synthetic.modules.PatientIdentity` (same names, so
 ``PatientIdentity(**asdict(visit.identity))`` builds the DICOM identity; `monitor` never imports
 `dicom_node`), plus the nominal per-structure susceptibility put into the phantom. The nominal
 value is what a structure is made of; what an ideal measurement over the labelled region sees

@@ -11,6 +11,10 @@ from pathlib import Path
 import jax
 from jax.experimental.compilation_cache.compilation_cache import reset_cache
 
+from monitor.settings import Settings
+
+__all__ = ["compilation_cache_dir", "enable_compilation_cache"]
+
 
 def enable_compilation_cache(directory: Path) -> Path:
     """Store every compiled executable under `directory` (created); returns the resolved path.
@@ -28,3 +32,8 @@ def enable_compilation_cache(directory: Path) -> Path:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
+
+
+def compilation_cache_dir(settings: Settings) -> Path:
+    """Configured JAX cache folder, else one inside the data directory (shared by all runs)."""
+    return settings.recon.compilation_cache_dir or settings.storage.data_dir / "jax-cache"

@@ -2,7 +2,7 @@
 
 Two sources give the same thing, an `ExternalLabels`: a label NIfTI read here (values mapped by
 `SegmentationSettings.external_labels`, FreeSurfer aseg numbers by default) or a DICOM SEG read
-by the DICOM adapter (`dicom_node.seg_input`, segments matched by their codes). Either must
+by the DICOM adapter (`dicom_node.assemble.seg_input`, segments matched by their codes). Either must
 share the acquisition's frame of reference; if its grid differs (a conformed 1 mm FreeSurfer
 volume, a SEG without its empty frames) labels are carried over by nearest neighbour in world
 coordinates, so one resampling rule serves both.

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import sessionmaker
 
+from monitor.errors import MonitorError
 from monitor.norms import NormativeModel, load_model
 from monitor.settings import Settings
 from monitor.tracking.history import identity_status, reassess_patient, visit_age
@@ -33,7 +34,7 @@ from monitor.tracking.tables import (
 DECISIONS = (SAME_PERSON, DIFFERENT_PERSON)
 
 
-class ReviewError(ValueError):
+class ReviewError(MonitorError, ValueError):
     """The decision cannot be applied (unknown study, contradictory options)."""
 
 

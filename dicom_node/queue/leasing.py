@@ -1,0 +1,217 @@
+"""Leased work rows: the claim, heartbeat and retry rules shared by the job queue and the outbox.
+
+A row is claimed with one conditional UPDATE (``WHERE id = ? AND <still claimable>``) and a
+rowcount check, which is atomic on SQLite (one writer at a time) and on PostgreSQL (the WHERE
+is re-evaluated after a concurrent writer commits), so two workers never both win a row. A
+claim is a lease, not ownership: a worker that crashes stops renewing it, and once it expires
+the row is claimable again. Attempts are counted at claim time so that a job that kills its
+worker every time still runs out of attempts instead of looping forever.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import DateTime, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from dicom_node.db import utcnow
+
+MAX_BACKOFF_S = 6 * 3600.0
+"""Retry delays stop doubling here so a long outage still retries a few times a day."""
+
+LOST_WORKER_REASON = "worker stopped responding (lease expired) on the last attempt"
+
+
+class WorkState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class LeasedWork:
+    """Columns every leased row carries (mixed into a declarative table)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16), default=WorkState.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+W = TypeVar("W", bound=LeasedWork)
+
+
+def backoff_delay_s(base_s: float, attempts: int) -> float:
+    """Exponential backoff: base, 2*base, 4*base ... after the 1st, 2nd, 3rd failed attempt."""
+    return min(base_s * 2.0 ** max(attempts - 1, 0), MAX_BACKOFF_S)
+
+
+def _claimable(model: type[W], now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(model.state == WorkState.PENDING, model.next_attempt_at <= now),
+        and_(
+            model.state == WorkState.RUNNING,
+            model.lease_expires_at < now,
+            model.attempts < model.max_attempts,
+        ),
+    )
+
+
+def _fail_lost(session: Session, model: type[W], now: datetime) -> None:
+    """Rows whose worker vanished on their last allowed attempt will never be claimed: fail them.
+
+    Looked up before updating so that idle polling stays read-only (an SQLite write would
+    take the database lock the listener needs for every stored instance).
+    """
+    lost = and_(
+        model.state == WorkState.RUNNING,
+        model.lease_expires_at < now,
+        model.attempts >= model.max_attempts,
+    )
+    if session.scalar(select(model.id).where(lost).limit(1)) is None:
+        return
+    session.execute(
+        update(model)
+        .where(lost)
+        .values(
+            state=WorkState.FAILED, last_error=LOST_WORKER_REASON, lease_owner=None, updated_at=now
+        )
+    )
+
+
+def claim_next(
+    sessions: sessionmaker, model: type[W], owner: str, lease_s: float, now: datetime | None = None
+) -> W | None:
+    """Take the oldest due row for `owner`, or None when nothing is due."""
+    now = now or utcnow()
+    with sessions() as session:
+        _fail_lost(session, model, now)
+        session.commit()
+        candidates = session.scalars(
+            select(model.id).where(_claimable(model, now)).order_by(model.id).limit(16)
+        ).all()
+        for row_id in candidates:
+            won = session.execute(
+                update(model)
+                .where(model.id == row_id, _claimable(model, now))
+                .values(
+                    state=WorkState.RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=model.attempts + 1,
+                    updated_at=now,
+                )
+            ).rowcount
+            session.commit()
+            if won == 1:
+                return session.get(model, row_id)
+    return None
+
+
+def _owned(model: type[W], row_id: int, owner: str) -> ColumnElement[bool]:
+    return and_(model.id == row_id, model.lease_owner == owner, model.state == WorkState.RUNNING)
+
+
+def heartbeat(
+    sessions: sessionmaker, model: type[W], row_id: int, owner: str, lease_s: float
+) -> bool:
+    """Extend the lease; False means it was lost (expired and taken) and the work must stop."""
+    now = utcnow()
+    with sessions() as session:
+        won = session.execute(
+            update(model)
+            .where(_owned(model, row_id, owner))
+            .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+        ).rowcount
+        session.commit()
+    return won == 1
+
+
+def mark_done(session: Session, model: type[W], row_id: int, owner: str) -> bool:
+    """Mark done inside the caller's transaction, so a result and its state commit together."""
+    return (
+        session.execute(
+            update(model)
+            .where(_owned(model, row_id, owner))
+            .values(
+                state=WorkState.DONE,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        == 1
+    )
+
+
+def record_failure(
+    sessions: sessionmaker,
+    model: type[W],
+    row_id: int,
+    owner: str,
+    error: str,
+    backoff_s: float,
+    now: datetime | None = None,
+    permanent: bool = False,
+) -> str | None:
+    """Schedule a retry with backoff, or fail for good after the last attempt.
+
+    `permanent` fails at once: bad input fails the same way every time, so retrying it only
+    delays the answer. Returns the new state, or None when the lease had already been lost.
+    """
+    now = now or utcnow()
+    with sessions() as session:
+        row = session.get(model, row_id)
+        if row is None or row.lease_owner != owner or row.state != WorkState.RUNNING:
+            return None
+        final = permanent or row.attempts >= row.max_attempts
+        values: dict[str, Any] = {
+            "state": WorkState.FAILED if final else WorkState.PENDING,
+            "next_attempt_at": now + timedelta(seconds=backoff_delay_s(backoff_s, row.attempts)),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_error": error[:2000],
+            "updated_at": now,
+        }
+        won = session.execute(update(model).where(_owned(model, row_id, owner)).values(values))
+        session.commit()
+        return str(values["state"]) if won.rowcount == 1 else None
+
+
+def release(sessions: sessionmaker, model: type[W], row_id: int, owner: str) -> bool:
+    """Give a row back untouched (clean shutdown mid-work): the attempt does not count."""
+    with sessions() as session:
+        won = session.execute(
+            update(model)
+            .where(_owned(model, row_id, owner))
+            .values(
+                state=WorkState.PENDING,
+                attempts=model.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        session.commit()
+    return won == 1
+
+
+def count_by_state(sessions: sessionmaker, model: type[W]) -> dict[str, int]:
+    """Rows per state, every state present (zero when empty) so dashboards see stable keys."""
+    with sessions() as session:
+        rows = session.execute(select(model.state, func.count()).group_by(model.state)).all()
+    counts = {state.value: 0 for state in WorkState}
+    counts.update({state: int(n) for state, n in rows})
+    return counts

@@ -1,0 +1,89 @@
+"""Background field removal on a simulated head with air, skull and a sinus outside the brain.
+
+The "true local field" contains a part that is harmonic inside the mask (no method can tell it
+from background: PDF run to convergence on the local field alone removes ~45 % of its RMS in
+this phantom), so the closeness bound is loose; the sharp test is that the background field on
+its own is removed down to a small fraction of the local field.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from support.recon_simulation import VOXEL_MM, Phantom, make_phantom, relative_rmse
+
+from monitor.recon.background import remove_background
+from monitor.settings import ReconSettings
+
+# method: (max relative RMSE to the true local field, max background residual / local RMS);
+# measured with default settings, then about 20 % margin.
+LIMITS = {
+    "vsharp": (0.55, 0.30),
+    "pdf": (0.75, 0.50),
+}
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Phantom:
+    return make_phantom()
+
+
+def _remove(phantom: Phantom, field: np.ndarray, method: str, **settings):
+    return remove_background(
+        field, phantom.brain_mask, VOXEL_MM, phantom.b0_dir,
+        ReconSettings(background=method, **settings),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(LIMITS))
+def test_local_field_matches_truth(phantom: Phantom, method: str) -> None:
+    result = _remove(phantom, phantom.total_field_ppm, method)
+    assert result.method == method
+    assert result.mask.shape == phantom.brain_mask.shape
+    assert not (result.mask & ~phantom.brain_mask).any()
+    error = relative_rmse(result.local_field_ppm, phantom.local_field_ppm, result.mask)
+    assert error < LIMITS[method][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(LIMITS))
+def test_background_alone_is_removed(phantom: Phantom, method: str) -> None:
+    background = phantom.total_field_ppm - phantom.local_field_ppm
+    result = _remove(phantom, background, method)
+    inside = result.mask
+    residual = result.local_field_ppm[inside] - result.local_field_ppm[inside].mean()
+    local = phantom.local_field_ppm[inside] - phantom.local_field_ppm[inside].mean()
+    before = background[inside] - background[inside].mean()
+    assert np.std(before) > 3 * np.std(local)  # the background really dominates
+    assert np.std(residual) < LIMITS[method][1] * np.std(local)
+
+
+@pytest.mark.slow
+def test_vsharp_erodes_by_smallest_radius(phantom: Phantom) -> None:
+    result = _remove(phantom, phantom.total_field_ppm, "vsharp", vsharp_radii_mm=[8.0, 4.0])
+    depth_mm = ndimage.distance_transform_edt(phantom.brain_mask, sampling=VOXEL_MM)
+    assert depth_mm[result.mask].min() >= 4.0 - max(VOXEL_MM)
+    assert result.mask[depth_mm > 4.0 + max(VOXEL_MM)].all()
+    assert not result.local_field_ppm[~result.mask].any()
+
+
+@pytest.mark.slow
+def test_pdf_keeps_the_whole_mask(phantom: Phantom) -> None:
+    result = _remove(phantom, phantom.total_field_ppm, "pdf", pdf_iterations=5)
+    np.testing.assert_array_equal(result.mask, phantom.brain_mask)
+
+
+def test_rejects_mask_eroded_away() -> None:
+    mask = np.zeros((24, 24, 24), bool)
+    mask[10:13, 10:13, 10:13] = True
+    with pytest.raises(ValueError, match="eroded the whole mask"):
+        remove_background(np.zeros(mask.shape, np.float32), mask, (1.0, 1.0, 1.0),
+                          (0.0, 0.0, 1.0), ReconSettings())
+
+
+def test_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="differs from field"):
+        remove_background(np.zeros((8, 8, 8)), np.ones((8, 8, 4), bool), (1.0, 1.0, 1.0),
+                          (0.0, 0.0, 1.0), ReconSettings())

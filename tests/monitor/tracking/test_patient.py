@@ -1,0 +1,78 @@
+"""`qsm-monitor patient`: timeline (table and JSON) and the trend plot with the normative band."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from support.tracking_helpers import shifted, visit
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from monitor.db import configured_engine
+from monitor.norms import default_model
+from monitor.settings import load_settings
+from monitor.tracking.history import record_visit
+from monitor.tracking.plot import TrendPoint, write_trend_plot
+from monitor.tracking.schema import history_sessions
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A data directory whose history holds three visits of P-1, one held for review."""
+    path = tmp_path / "qsm-monitor.toml"
+    path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    settings = load_settings(path)
+    sessions = history_sessions(configured_engine(settings.storage))
+    record_visit(sessions, visit("20240301"), settings)
+    record_visit(sessions, visit("20250301", shifted(thalamus=-12.0)), settings)
+    record_visit(sessions, visit("20250601", birth_date="19810101"), settings)
+    return path
+
+
+def test_json_timeline_lists_every_visit_in_order(config: Path) -> None:
+    result = CliRunner().invoke(app, ["patient", "P-1", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.stdout)
+    entries = timeline["entries"]
+    assert [e["study_datetime"][:10] for e in entries] == ["2024-03-01", "2025-03-01", "2025-06-01"]
+    assert [e["identity_status"] for e in entries] == ["confirmed", "confirmed", "needs_review"]
+    assert entries[1]["structures"]["thalamus"]["change_ppb"] == pytest.approx(-12.0)
+    assert entries[1]["risk_level"] == "elevated"
+    assert entries[0]["inputs_retained"] is False  # the helper's input paths do not exist
+
+
+def test_table_and_plot(config: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "trend.png"
+    result = CliRunner().invoke(
+        app, ["patient", " P-1 ", "--config", str(config), "--plot", str(plot)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "-12.0*" in result.stdout  # thalamus change, reliable
+    assert "identity review" in result.stdout
+    assert plot.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_unknown_patient_exits_with_a_message(config: Path) -> None:
+    result = CliRunner().invoke(app, ["patient", "NOBODY", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "no visits" in result.stderr
+
+
+def test_trend_plot_draws_band_and_points(tmp_path: Path) -> None:
+    """The band changes the picture: the same points without norms give a different image."""
+    points = [
+        TrendPoint(datetime(2024 + i, 3, 1), 44.0 + i, 95.0 + 12.0 * i, comparable=i != 1)
+        for i in range(3)
+    ]
+    with_band = write_trend_plot(tmp_path / "a.png", {"globus_pallidus": points}, default_model())
+    without = write_trend_plot(tmp_path / "b.png", {"globus_pallidus": points}, None)
+    assert with_band.read_bytes()[:8] == PNG_SIGNATURE
+    assert with_band.read_bytes() != without.read_bytes()
+    assert not list(tmp_path.glob(".trend-*"))  # no partial files left
+    with pytest.raises(ValueError, match="nothing to plot"):
+        write_trend_plot(tmp_path / "c.png", {}, None)
