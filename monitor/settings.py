@@ -6,13 +6,17 @@ Nothing else in the code base reads ``os.environ`` for configuration.
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -28,7 +32,14 @@ class ConfigError(MonitorError, ValueError):
     """The configuration file or an override is invalid; the message says which value."""
 
 
-class ReconSettings(BaseModel):
+class SettingsSection(BaseModel):
+    """A settings table: a key it does not define is an error, never silently ignored (a
+    misspelt `allowed_calling_aes` would otherwise switch the AE allow-list off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReconSettings(SettingsSection):
     """Reconstruction choices; defaults are the measured best (docs/reconstruction.md)."""
 
     unwrap: Literal["laplacian", "romeo"] = "romeo"
@@ -51,7 +62,7 @@ class ReconSettings(BaseModel):
     """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
 
 
-class TLSSettings(BaseModel):
+class TLSSettings(SettingsSection):
     """DICOM TLS on the listener port (PEM files); off by default because most sites use VPNs."""
 
     enabled: bool = False
@@ -67,7 +78,7 @@ class TLSSettings(BaseModel):
         return self
 
 
-class NodeSettings(BaseModel):
+class NodeSettings(SettingsSection):
     ae_title: str = Field("QSMMON", min_length=1, max_length=16)
     host: str = "127.0.0.1"
     port: int = Field(11112, ge=1, le=65535)
@@ -83,7 +94,7 @@ class NodeSettings(BaseModel):
     tls: TLSSettings = Field(default_factory=TLSSettings)
 
 
-class StorageSettings(BaseModel):
+class StorageSettings(SettingsSection):
     data_dir: Path = Path("qsm-monitor-data")
     database_url: str | None = None
     """Empty: SQLite inside data_dir. A PostgreSQL URL lets several nodes share the queue."""
@@ -127,7 +138,7 @@ ALLOWED_OUTPUTS: dict[str, frozenset[str]] = {
 }
 
 
-class DestinationAuthSettings(BaseModel):
+class DestinationAuthSettings(SettingsSection):
     """HTTP authorisation for `fhir` and `webhook` destinations: a static bearer token, or
     SMART Backend Services (client-credentials grant with a signed JWT; `fhir` only)."""
 
@@ -156,7 +167,7 @@ class DestinationAuthSettings(BaseModel):
         return self.token_url is not None
 
 
-class DestinationSettings(BaseModel):
+class DestinationSettings(SettingsSection):
     """One place results go; `outputs` (record output names) defaults per kind."""
 
     name: str = Field(min_length=1, max_length=64)
@@ -201,7 +212,7 @@ class DestinationSettings(BaseModel):
         return frozenset(DEFAULT_OUTPUTS[self.kind] if self.outputs is None else self.outputs)
 
 
-class JobsSettings(BaseModel):
+class JobsSettings(SettingsSection):
     """Processing queue: worker processes, leases and retries (dicom_node.queue.jobs/worker)."""
 
     workers: int = Field(1, ge=1)
@@ -213,7 +224,7 @@ class JobsSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0.0)
 
 
-class OutboxSettings(BaseModel):
+class OutboxSettings(SettingsSection):
     """Deliveries to destinations: retried with exponential backoff (dicom_node.deliver.outbox)."""
 
     max_attempts: int = Field(8, ge=1)
@@ -223,7 +234,7 @@ class OutboxSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0.0)
 
 
-class SegmentationSettings(BaseModel):
+class SegmentationSettings(SettingsSection):
     """Deep grey matter segmentation and ROI measurement (docs/segmentation.md)."""
 
     method: Literal["atlas", "external"] = "atlas"
@@ -272,7 +283,7 @@ class SegmentationSettings(BaseModel):
     """Plausible volume per side (ml); see monitor.segment.qc for the sources."""
 
 
-class OutputsSettings(BaseModel):
+class OutputsSettings(SettingsSection):
     """DICOM objects written for each processed study (docs/dicom-outputs.md)."""
 
     qsm_maps: list[Literal["parametric_map", "mr_derived"]] = Field(
@@ -292,14 +303,14 @@ class OutputsSettings(BaseModel):
         return self
 
 
-class NormsSettings(BaseModel):
+class NormsSettings(SettingsSection):
     """Which normative model scores measurements (docs/norms.md)."""
 
     model_path: Path | None = None
     """A site model from `qsm-monitor norms fit`; None uses the shipped literature default."""
 
 
-class RiskRuleSettings(BaseModel):
+class RiskRuleSettings(SettingsSection):
     """One risk rule: a structure whose value beyond ``z_threshold`` in ``direction`` flags risk."""
 
     structure: Literal["thalamus", "caudate", "putamen", "globus_pallidus"]
@@ -307,7 +318,7 @@ class RiskRuleSettings(BaseModel):
     z_threshold: float
 
 
-class RiskSettings(BaseModel):
+class RiskSettings(SettingsSection):
     """Risk rules and reliable change (docs/norms.md); defaults follow the seed study."""
 
     rules: list[RiskRuleSettings] = Field(
@@ -339,7 +350,7 @@ class RiskSettings(BaseModel):
         return self
 
 
-class TrackingSettings(BaseModel):
+class TrackingSettings(SettingsSection):
     """Patient history: who is the same patient, which visits compare (docs/tracking.md)."""
 
     identifier_rule: Literal["exact", "strip", "strip_upper"] = "strip"
@@ -355,7 +366,7 @@ class TrackingSettings(BaseModel):
     voxel_tolerance_mm: float = Field(0.1, ge=0.0)
 
 
-class FhirSettings(BaseModel):
+class FhirSettings(SettingsSection):
     """How FHIR resources name the patient and the study (monitor.fhir, docs/fhir.md)."""
 
     patient_identifier_system: str = "https://qsm-monitor.org/fhir/sid/dicom-patient-id"
@@ -440,9 +451,48 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     data.update(overrides)
+    _check_environment_sections(os.environ)
     try:
         return Settings(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown setting {where}{_nearest_hint(first['loc'])}") from exc
         raise ConfigError(f"invalid configuration value {where}: {first['msg']}") from exc
+
+
+ENV_PREFIX = "QSM_MONITOR_"
+
+
+def _check_environment_sections(environ: Mapping[str, str]) -> None:
+    """pydantic-settings skips variables naming no section (`QSM_MONITOR_NOD__PORT`); a typo
+    in a deployment's environment must fail as loudly as one in the file."""
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section = name[len(ENV_PREFIX) :].split("__")[0].lower()
+        if section not in Settings.model_fields:
+            hint = _nearest_hint((section,))
+            raise ConfigError(f"unknown setting in environment variable {name}{hint}")
+
+
+def _nearest_hint(location: Sequence[str | int]) -> str:
+    """ "; did you mean X?" for the closest valid key at `location`, or nothing."""
+    model: type[BaseModel] | None = Settings
+    for part in location[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field is not None else None
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(location[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {'.'.join([*map(str, location[:-1]), close[0]])}?" if close else ""
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings table type inside an annotation such as `list[DestinationSettings]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for arg in get_args(annotation) if (m := _model_of(arg)) is not None), None)

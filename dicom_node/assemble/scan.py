@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import EnhancedMRImageStorage, MRImageStorage
 
 from dicom_node.assemble.vendor_phase import StoredRange
+from dicom_node.logs import uid_hash
 from monitor.types import GYROMAGNETIC_HZ_PER_T
 
 ImageKind = Literal["magnitude", "phase", "real", "imaginary"]
@@ -85,7 +86,8 @@ class FrameRecord:
 class ScanResult:
     records: list[FrameRecord]
     unreadable: list[str]
-    """File names that are not readable DICOM."""
+    """One plain reason per file that is not readable DICOM (file named by a hash: spool file
+    names are SOP Instance UIDs)."""
     not_mr_series: dict[str, str]
     """Series UID -> SOP Class UID of series that are not MR images."""
 
@@ -106,10 +108,21 @@ def scan_headers(paths: Iterable[Path]) -> ScanResult:
                 records.extend(_enhanced_records(path, ds))
             else:
                 not_mr[str(ds.get("SeriesInstanceUID", ""))] = sop_class
-        except (InvalidDicomError, OSError, AttributeError, ValueError, TypeError, EOFError):
-            # Also malformed values (a text SeriesNumber, a missing SOP Instance UID).
-            unreadable.append(path.name)
+        except Exception as error:  # noqa: BLE001 - any header fault costs that file only
+            # Malformed values (a text SeriesNumber, a missing SOP Instance UID), truncated
+            # files, and pydicom's NotImplementedError for an unknown VR: one corrupted
+            # instance must become a rejection, never an exception that stalls its study.
+            unreadable.append(f"unreadable file {uid_hash(path.name)} ({_fault(error)})")
     return ScanResult(records, unreadable, not_mr)
+
+
+def _fault(error: Exception) -> str:
+    """The kind of fault, without the exception text (which may quote UIDs or values)."""
+    if isinstance(error, InvalidDicomError):
+        return "not DICOM"
+    if isinstance(error, OSError | EOFError):
+        return "cannot be read"
+    return f"malformed header: {type(error).__name__}"
 
 
 def _classic_record(path: Path, ds: Dataset) -> FrameRecord:

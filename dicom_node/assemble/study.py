@@ -78,7 +78,7 @@ _COMPLEX_PAIRS: tuple[tuple[ImageKind, ImageKind], ...] = (
 def assemble_study(paths: Iterable[Path | str]) -> AssemblyReport:
     """All multi-echo GRE acquisitions in `paths`, and one rejection per series that is not one."""
     scan = scan_headers(Path(p) for p in paths)
-    rejected = [Rejection((), f"unreadable file: {name}") for name in scan.unreadable]
+    rejected = [Rejection((), reason) for reason in scan.unreadable]
     rejected += [
         Rejection((uid,), f"not an MR image (SOP class {sop_class})")
         for uid, sop_class in scan.not_mr_series.items()

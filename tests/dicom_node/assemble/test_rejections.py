@@ -13,6 +13,7 @@ from support.node_acquisitions import axial_affine, small_acquisition
 
 from dicom_node.assemble.study import AssemblyReport, assemble_study
 from dicom_node.assemble.vendor_phase import PhaseScalingError, StoredRange, phase_to_radians
+from dicom_node.logs import uid_hash
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
 
@@ -119,10 +120,12 @@ def test_unreadable_file_does_not_stop_the_study(tmp_path: Path) -> None:
     junk.write_bytes(b"not dicom at all")
     report = assemble_study([*paths, junk, tmp_path / "vanished.dcm"])
     assert len(report.acquisitions) == 1
-    assert sorted(r.reason for r in report.rejected) == [
-        "unreadable file: junk.dcm",
-        "unreadable file: vanished.dcm",
-    ]
+    assert sorted(r.reason for r in report.rejected) == sorted(
+        [
+            f"unreadable file {uid_hash('junk.dcm')} (not DICOM)",
+            f"unreadable file {uid_hash('vanished.dcm')} (cannot be read)",
+        ]
+    )
 
 
 def test_undecodable_pixels_are_a_reason(tmp_path: Path) -> None:
@@ -169,7 +172,30 @@ def test_malformed_header_is_unreadable_not_raised(tmp_path: Path) -> None:
     rewrite(paths[:1], lambda ds: delattr(ds, "SOPInstanceUID"))
     report = assemble_study(paths)
     assert report.acquisitions == []
-    assert f"unreadable file: {paths[0].name}" in {r.reason for r in report.rejected}
+    reasons = {r.reason for r in report.rejected}
+    assert (
+        f"unreadable file {uid_hash(paths[0].name)} (malformed header: AttributeError)" in reasons
+    )
+    assert not any(paths[0].stem in reason for reason in reasons)  # the UID never shows
+
+
+def test_unknown_value_representation_is_a_rejection_not_a_stalled_study(tmp_path: Path) -> None:
+    """A bit flip that turns a VR into "ZZ" passes the listener and once raised
+    NotImplementedError out of assembly, so the study was retried forever."""
+    paths = siemens(tmp_path)
+    raw = paths[0].read_bytes()
+    element = b"\x18\x00\x00\x51CS"  # (0018,5100) Patient Position, explicit VR CS
+    assert element in raw
+    paths[0].write_bytes(raw.replace(element, b"\x18\x00\x00\x51ZZ", 1))
+
+    report = assemble_study(paths)
+
+    reasons = {r.reason for r in report.rejected}
+    assert f"unreadable file {uid_hash(paths[0].name)} (malformed header: NotImplementedError)" in (
+        reasons
+    )
+    assert report.acquisitions == []  # the series now misses that slice, and says so
+    assert any("missing slice" in reason or "differ" in reason for reason in reasons)
 
 
 def test_field_strength_falls_back_to_imaging_frequency(tmp_path: Path) -> None:
