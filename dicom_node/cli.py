@@ -131,6 +131,8 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         typer.echo(
             f"listener: {'running' if listener['running'] else 'stopped'}, echo: {listener['echo']}"
         )
+        if listener.get("problem"):
+            typer.echo(f"  not healthy: {listener['problem']}")
         typer.echo(f"jobs: {report['job_counts']}")
         typer.echo(f"deliveries: {report['delivery_counts']}")
         for job in report["jobs"]:

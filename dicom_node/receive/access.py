@@ -13,6 +13,11 @@ from monitor.settings import NodeSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+HEALTH_CHECK_AE = "QSMSTATUS"
+"""Calling AE of `qsm-monitor status` and container health checks. Admitted from a loopback
+address whatever the allow-list, for C-ECHO only (`permits_storage` refuses its C-STOREs), so
+a site's allow-list cannot make its own health check fail."""
+
 
 @dataclass(frozen=True)
 class AccessPolicy:
@@ -34,6 +39,13 @@ class AccessPolicy:
         return cls(frozenset(a.strip() for a in node.allowed_calling_ae), networks)
 
     def permits(self, calling_ae: str, address: str) -> bool:
+        """May this peer open an association at all (storage, or the local health check)?"""
+        return self.permits_storage(calling_ae, address) or is_local_health_check(
+            calling_ae, address
+        )
+
+    def permits_storage(self, calling_ae: str, address: str) -> bool:
+        """May this peer store instances: the allow-list and address pinning as configured."""
         ae = calling_ae.strip()
         if self.allowed_ae and ae not in self.allowed_ae:
             return False
@@ -45,3 +57,11 @@ class AccessPolicy:
         except ValueError:
             return False
         return any(ip in net for net in networks)
+
+
+def is_local_health_check(calling_ae: str, address: str) -> bool:
+    """The status command's C-ECHO from this machine."""
+    try:
+        return calling_ae.strip() == HEALTH_CHECK_AE and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -61,6 +61,7 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 DATASET_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC210
+NOT_AUTHORIZED = 0x0124
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 """A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised."""
 
@@ -179,6 +180,9 @@ class Listener:
         """Spool relevant instances durably, then answer; map every failure to a status."""
         sop_class = str(event.request.AffectedSOPClassUID)
         sop_uid = str(event.request.AffectedSOPInstanceUID)
+        requestor = event.assoc.requestor
+        if not self.policy.permits_storage(str(requestor.ae_title), str(requestor.address)):
+            return self._failed(NOT_AUTHORIZED, "health_check_ae_may_not_store", sop_uid)
         if sop_class not in KEPT_SOP_CLASSES:
             self.stats.count("dropped")
             return SUCCESS

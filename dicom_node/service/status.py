@@ -20,6 +20,7 @@ from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.files import write_durably
 from dicom_node.queue.jobs import JobQueue
+from dicom_node.receive.access import HEALTH_CHECK_AE
 from monitor.settings import Settings
 
 STATE_FILE = "service.json"
@@ -58,19 +59,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def echo(host: str, port: int, called_ae: str, calling_ae: str = "QSMSTATUS") -> bool:
+def echo(host: str, port: int, called_ae: str, calling_ae: str = HEALTH_CHECK_AE) -> bool:
     """True when the listener accepts an association and answers C-ECHO with success."""
+    return echo_problem(host, port, called_ae, calling_ae) is None
+
+
+def echo_problem(
+    host: str, port: int, called_ae: str, calling_ae: str = HEALTH_CHECK_AE
+) -> str | None:
+    """Why C-ECHO failed, in one line an operator can act on; None when it succeeded."""
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ECHO_TIMEOUT_S
     ae.add_requested_context(Verification)
     assoc = ae.associate(host, port, ae_title=called_ae)
+    if assoc.is_rejected:
+        return f"{host}:{port} rejected the association from {calling_ae} (called {called_ae})"
     if not assoc.is_established:
-        return False
+        return f"no DICOM answer from {host}:{port} within {ECHO_TIMEOUT_S:g} s"
     try:
-        status = assoc.send_c_echo()
-        return getattr(status, "Status", None) == 0x0000
+        status = getattr(assoc.send_c_echo(), "Status", None)
     finally:
         assoc.release()
+    if status != 0x0000:
+        return "no C-ECHO response" if status is None else f"C-ECHO status 0x{status:04X}"
+    return None
 
 
 def listener_status(settings: Settings) -> dict[str, Any]:
@@ -81,11 +93,13 @@ def listener_status(settings: Settings) -> dict[str, Any]:
         return {"running": False, "echo": False, "healthy": False}
     running = pid_alive(int(state["pid"]))
     answered: bool | None = None
+    problem = None if running else "the service is not running (no live process)"
     if running and not settings.node.tls.enabled:
         host = "127.0.0.1" if state["host"] in ANY_ADDRESS else state["host"]
-        answered = echo(host, int(state["port"]), state["ae_title"])
+        problem = echo_problem(host, int(state["port"]), state["ae_title"])
+        answered = problem is None
     healthy = running and answered is not False
-    return {**state, "running": running, "echo": answered, "healthy": healthy}
+    return {**state, "running": running, "echo": answered, "healthy": healthy, "problem": problem}
 
 
 def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:

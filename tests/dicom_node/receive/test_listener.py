@@ -86,6 +86,19 @@ def test_unknown_calling_ae_is_rejected(start_listener: StartListener) -> None:
     assert listener.stats.snapshot()["rejected_associations"] == 1
 
 
+def test_the_health_check_ae_may_echo_from_loopback_but_never_store(
+    start_listener: StartListener, tmp_path: Path
+) -> None:
+    """An allow-list must not break the node's own health check, nor open a back door."""
+    listener = start_listener(allowed_calling_ae=["SCANNER"])
+    assert echoscu(port_of(listener), calling_ae="QSMSTATUS").returncode == 0
+
+    refused = storescu(port_of(listener), write_series(tmp_path / "s", 1), calling_ae="QSMSTATUS")
+
+    assert "Store Response (Unknown Status: 0x124)" in refused.stderr  # Refused: Not Authorized
+    assert catalogued(listener) == 0
+
+
 def test_calling_ae_pinned_to_another_network_is_rejected(start_listener: StartListener) -> None:
     listener = start_listener(
         calling_ae_addresses={"SCANNER": ["10.1.0.0/16"], "PACS": ["127.0.0.0/8"]}

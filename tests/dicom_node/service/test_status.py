@@ -14,9 +14,11 @@ from dicom_node.service.status import remove_state, write_state
 from monitor.settings import load_settings
 
 
-def _config(tmp_path: Path, port: int) -> Path:
+def _config(tmp_path: Path, port: int, node_extra: str = "") -> Path:
     config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[node]\nport = {port}\n\n[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    config.write_text(
+        f'[node]\nport = {port}\n{node_extra}\n[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+    )
     return config
 
 
@@ -43,3 +45,25 @@ def test_status_is_healthy_while_the_listener_answers(tmp_path: Path) -> None:
     assert listener["echo"] is True and listener["port"] == port
     assert stopped.exit_code == 1
     assert "echo: False" in stopped.stdout
+
+
+def test_status_is_healthy_with_a_calling_ae_allow_list(tmp_path: Path) -> None:
+    """The shipped health check calls as QSMSTATUS; an allow-list once made it fail forever."""
+    config = _config(tmp_path, free_port(), 'allowed_calling_ae = ["SCANNER"]\n')
+    settings = load_settings(config)
+    with Listener(settings):
+        write_state(settings, workers=[])
+        result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
+    remove_state(settings)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["listener"]["problem"] is None
+
+
+def test_an_unhealthy_status_says_why(tmp_path: Path) -> None:
+    config = _config(tmp_path, free_port())
+    settings = load_settings(config)
+    write_state(settings, workers=[])  # a live pid (ours) but no listener on the port
+    result = CliRunner().invoke(app, ["status", "--config", str(config)])
+    remove_state(settings)
+    assert result.exit_code == 1
+    assert "not healthy: no DICOM answer from 127.0.0.1:" in result.stdout
