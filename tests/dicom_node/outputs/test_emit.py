@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom import dcmread
+from support.images import red_pixel_count
 from support.outputs_support import assembled_study, make_record
 
 from dicom_node.assemble.study import AssembledAcquisition
@@ -130,3 +131,21 @@ def test_record_without_measurements_skips_sr_and_bundle_with_reasons(
     assert set(emitted.skipped) == {"sr", "fhir_bundle", "alert", "trend_plot_png", "trend_plot"}
     assert "no structure measurements" in emitted.skipped["sr"]
     assert "no structure measurements" in emitted.skipped["fhir_bundle"]
+
+
+def test_a_visit_whose_qc_failed_gets_a_key_image_that_says_so(
+    tmp_path: Path, assembled: AssembledAcquisition
+) -> None:
+    """A key image queued for the PACS must never look like a valid result."""
+    qc = {"segmentation": {"method": "atlas", "reportable": False, "reason": "thalamus 31 ml"}}
+    failed = run(
+        emit_input(assembled, structures={}, risk=None, qc=qc),
+        tmp_path / "f",
+        settings_in(tmp_path),
+    )
+    passed = run(emit_input(assembled), tmp_path / "p", settings_in(tmp_path))
+
+    png = "key_image_segmentation_png"
+    assert red_pixel_count(failed.outputs[png]) > 20 * max(
+        red_pixel_count(passed.outputs[png]), 100
+    )
