@@ -88,6 +88,9 @@ class NodeSettings(SettingsSection):
     """Optional per calling AE: source IP addresses or networks (CIDR) it may connect from."""
     stable_after_s: float = Field(30.0, gt=0.0)
     max_associations: int = Field(10, ge=1)
+    require_called_ae: bool = True
+    """Refuse associations addressed to another AE title than `ae_title` (a misrouted sender
+    finds out at once instead of storing into the wrong node)."""
     network_timeout_s: float = Field(60.0, gt=0.0)
     acse_timeout_s: float = Field(30.0, gt=0.0)
     dimse_timeout_s: float = Field(60.0, gt=0.0)

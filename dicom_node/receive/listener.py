@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 from pydicom import uid as ts
+from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -115,6 +116,7 @@ class Listener:
         node = self.settings.node
         ae = AE(ae_title=node.ae_title)
         ae.maximum_associations = node.max_associations
+        ae.require_called_aet = node.require_called_ae
         ae.network_timeout = node.network_timeout_s
         ae.acse_timeout = node.acse_timeout_s
         ae.dimse_timeout = node.dimse_timeout_s
@@ -176,7 +178,7 @@ class Listener:
         self.stats.count("echoes")
         return SUCCESS
 
-    def _on_store(self, event: evt.Event) -> int:
+    def _on_store(self, event: evt.Event) -> int | Dataset:
         """Spool relevant instances durably, then answer; map every failure to a status."""
         sop_class = str(event.request.AffectedSOPClassUID)
         sop_uid = str(event.request.AffectedSOPInstanceUID)
@@ -188,7 +190,7 @@ class Listener:
             return SUCCESS
         try:
             ds = event.dataset
-            reason = unusable_reason(ds, sop_uid, event.context.transfer_syntax)
+            reason = unusable_reason(ds, sop_uid, event.context.transfer_syntax, sop_class)
             header = InstanceHeader.from_dataset(ds, sop_uid, sop_class) if not reason else None
         except Exception as exc:  # undecodable data from the peer: its problem, not ours
             return self._failed(CANNOT_UNDERSTAND, "undecodable", sop_uid, exc)
@@ -210,7 +212,11 @@ class Listener:
         )
         return SUCCESS
 
-    def _failed(self, status: int, reason: str, sop_uid: str, exc: Exception | None = None) -> int:
+    def _failed(
+        self, status: int, reason: str, sop_uid: str, exc: Exception | None = None
+    ) -> Dataset:
+        """Count and log the refusal; answer its status with the reason as Error Comment, so
+        the sender's log says why (the comment carries a reason code, never a UID)."""
         self.stats.count("failed")
         log_event(
             LOGGER,
@@ -221,4 +227,7 @@ class Listener:
             status=f"0x{status:04X}",
             sop=uid_hash(sop_uid),
         )
-        return status
+        answer = Dataset()
+        answer.Status = status
+        answer.ErrorComment = reason.replace("_", " ")[:64]
+        return answer

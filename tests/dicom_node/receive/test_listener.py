@@ -112,7 +112,7 @@ def test_associations_beyond_the_limit_are_refused(start_listener: StartListener
     listener = start_listener(max_associations=1)
     scu = AE(ae_title="HOLDER")
     scu.add_requested_context("1.2.840.10008.1.1")
-    held = scu.associate("127.0.0.1", port_of(listener))
+    held = scu.associate("127.0.0.1", port_of(listener), ae_title="QSMMON")
     assert held.is_established
     try:
         assert echoscu(port_of(listener)).returncode != 0
@@ -143,7 +143,7 @@ def test_truncated_data_is_refused_and_node_keeps_serving(
     cut.write_bytes(whole.read_bytes()[:-1500])
     scu = AE(ae_title="SCANNER")
     scu.add_requested_context(pydicom.dcmread(whole).SOPClassUID, "1.2.840.10008.1.2.1")
-    assoc = scu.associate("127.0.0.1", port_of(listener))
+    assoc = scu.associate("127.0.0.1", port_of(listener), ae_title="QSMMON")
     assert assoc.is_established
     status = assoc.send_c_store(cut)
     assoc.release()
@@ -290,3 +290,29 @@ def test_tls_echo_with_client_certificate(start_listener: StartListener, tmp_pat
 def test_settings_reject_tls_without_key() -> None:
     with pytest.raises(ValueError, match="cert_file and key_file"):
         Settings(node={"tls": {"enabled": True, "cert_file": "server.crt"}})
+
+
+def test_a_refused_instance_says_why_in_its_error_comment(start_listener: StartListener) -> None:
+    listener = start_listener()
+    ds = mr_dataset(generate_uid(), generate_uid())
+    ds.PixelData = ds.PixelData * 100  # 50 MB behind a 4x4 image, in miniature
+    scu = AE(ae_title="SCANNER")
+    scu.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = scu.associate("127.0.0.1", port_of(listener), ae_title="QSMMON")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    assert status.Status == 0xA900
+    assert status.ErrorComment == "oversized pixel data"
+    assert catalogued(listener) == 0
+
+
+def test_an_association_to_another_called_ae_is_refused(start_listener: StartListener) -> None:
+    listener = start_listener()
+    scu = AE(ae_title="SCANNER")
+    scu.add_requested_context("1.2.840.10008.1.1")
+    misrouted = scu.associate("127.0.0.1", port_of(listener), ae_title="OTHERNODE")
+    assert misrouted.is_rejected
+    assert start_listener(require_called_ae=False)  # a site may switch the check off

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 from support.node_helpers import mr_dataset
 
 from dicom_node.receive.validation import unusable_reason
@@ -29,14 +29,28 @@ def test_intact_image_is_usable() -> None:
         (lambda ds: delattr(ds, "Rows"), "incomplete_pixel_description"),
         (lambda ds: delattr(ds, "SeriesInstanceUID"), "no_study_or_series_uid"),
         (lambda ds: setattr(ds, "SOPInstanceUID", generate_uid()), "sop_uid_mismatch"),
+        (lambda ds: delattr(ds, "SOPInstanceUID"), "no_sop_uid"),
+        (lambda ds: setattr(ds, "SOPClassUID", CTImageStorage), "sop_class_mismatch"),
+        (lambda ds: setattr(ds, "PixelData", ds.PixelData * 1000), "oversized_pixel_data"),
     ],
-    ids=["truncated", "no-pixels", "no-rows", "no-series", "uid-mismatch"],
-)
+    ids=[
+        "truncated", "no-pixels", "no-rows", "no-series", "uid-mismatch", "no-uid",
+        "class-mismatch", "oversized",
+    ],
+)  # fmt: skip
 def test_damaged_object_has_a_reason(damage: Callable[[Dataset], None], reason: str) -> None:
     ds = intact()
     sop_uid = ds.SOPInstanceUID
+    sop_class = str(ds.SOPClassUID)
     damage(ds)
-    assert unusable_reason(ds, sop_uid, ExplicitVRLittleEndian) == reason
+    assert unusable_reason(ds, sop_uid, ExplicitVRLittleEndian, sop_class) == reason
+
+
+def test_one_byte_of_padding_is_not_oversized() -> None:
+    """Odd-length native pixel data is padded to even: one trailing byte is normal."""
+    ds = intact()
+    ds.PixelData = ds.PixelData + b"\x00"
+    assert unusable_reason(ds, ds.SOPInstanceUID, ExplicitVRLittleEndian) is None
 
 
 def test_compressed_pixel_data_length_is_not_compared_to_native_size() -> None:
