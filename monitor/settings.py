@@ -88,11 +88,14 @@ class NodeSettings(SettingsSection):
     """Optional per calling AE: source IP addresses or networks (CIDR) it may connect from."""
     stable_after_s: float = Field(30.0, gt=0.0)
     max_associations: int = Field(10, ge=1)
+    max_associations_per_address: int = Field(5, ge=1)
+    """Open associations (and not yet associated connections) one address may hold."""
     require_called_ae: bool = True
     """Refuse associations addressed to another AE title than `ae_title` (a misrouted sender
     finds out at once instead of storing into the wrong node)."""
     network_timeout_s: float = Field(60.0, gt=0.0)
-    acse_timeout_s: float = Field(30.0, gt=0.0)
+    acse_timeout_s: float = Field(10.0, gt=0.0)
+    """Also how long a connection may stay silent before its A-ASSOCIATE-RQ (DICOM's ARTIM)."""
     dimse_timeout_s: float = Field(60.0, gt=0.0)
     tls: TLSSettings = Field(default_factory=TLSSettings)
 

@@ -142,8 +142,26 @@ class Listener:
             ssl_context=self.ssl_context,
             evt_handlers=handlers,
         )
+        self._server.verify_request = self._admit_connection  # type: ignore[method-assign]
         self.poller.start()
         log_event(LOGGER, "listener_started", port=node.port, tls=self.ssl_context is not None)
+
+    def _admit_connection(self, request: object, client_address: Any) -> bool:
+        """Refuse a TCP connection at once when its address already holds its share of
+        associations: idle sockets from one peer must not take every slot (they would keep
+        `max_associations` full, renewably, before any A-ASSOCIATE-RQ is checked)."""
+        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        server = self._server
+        held = (
+            0
+            if server is None
+            else sum(1 for assoc in server.active_associations if assoc.requestor.address == host)
+        )
+        if held < self.settings.node.max_associations_per_address:
+            return True
+        self.stats.count("refused_connections")
+        log_event(LOGGER, "connection_refused", logging.WARNING, reason="per_address_limit")
+        return False
 
     def stop(self) -> None:
         """Stop accepting, end open associations and the poller, release the database."""

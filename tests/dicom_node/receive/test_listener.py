@@ -316,3 +316,29 @@ def test_an_association_to_another_called_ae_is_refused(start_listener: StartLis
     misrouted = scu.associate("127.0.0.1", port_of(listener), ae_title="OTHERNODE")
     assert misrouted.is_rejected
     assert start_listener(require_called_ae=False)  # a site may switch the check off
+
+
+def test_idle_connections_from_one_address_cannot_lock_others_out(
+    start_listener: StartListener,
+) -> None:
+    """The lock-out attack: open every slot with silent TCP connections. Each address gets
+    its share; a scanner on another address still associates."""
+    listener = start_listener(max_associations=4, max_associations_per_address=2)
+    idle = []
+    try:
+        for _ in range(10):
+            sock = socket.create_connection(("127.0.0.1", port_of(listener)), timeout=5)
+            idle.append(sock)
+        time.sleep(0.5)  # let the server threads register the held connections
+        scu = AE(ae_title="SCANNER")
+        scu.add_requested_context("1.2.840.10008.1.1")
+        scanner = scu.associate(
+            "127.0.0.1", port_of(listener), ae_title="QSMMON", bind_address=("127.0.0.2", 0)
+        )
+        assert scanner.is_established
+        assert scanner.send_c_echo().Status == 0x0000
+        scanner.release()
+    finally:
+        for sock in idle:
+            sock.close()
+    assert listener.stats.snapshot()["refused_connections"] >= 8
