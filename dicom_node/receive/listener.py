@@ -111,6 +111,8 @@ class Listener:
         self.poller = CompletionPoller(sessions, node.stable_after_s, on_series_complete)
         self.stats = ListenerStats()
         self._server: ThreadedAssociationServer | None = None
+        self._connections: Counter[str] = Counter()
+        self._connections_lock = threading.Lock()
 
     def _make_ae(self) -> AE:
         node = self.settings.node
@@ -134,6 +136,7 @@ class Listener:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_CONN_CLOSE, self._on_connection_closed),
             *PROMPT_ACK_HANDLERS,
         ]
         self._server = self._make_ae().start_server(
@@ -148,20 +151,27 @@ class Listener:
 
     def _admit_connection(self, request: object, client_address: Any) -> bool:
         """Refuse a TCP connection at once when its address already holds its share of
-        associations: idle sockets from one peer must not take every slot (they would keep
-        `max_associations` full, renewably, before any A-ASSOCIATE-RQ is checked)."""
-        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
-        server = self._server
-        held = (
-            0
-            if server is None
-            else sum(1 for assoc in server.active_associations if assoc.requestor.address == host)
-        )
-        if held < self.settings.node.max_associations_per_address:
-            return True
-        self.stats.count("refused_connections")
-        log_event(LOGGER, "connection_refused", logging.WARNING, reason="per_address_limit")
-        return False
+        connections: idle sockets from one peer must not take every slot (they would keep
+        `max_associations` full, renewably, before any A-ASSOCIATE-RQ is checked). Counted
+        here and released on close, not read from the running threads, which lag behind a
+        burst of connections."""
+        host = _host_of(client_address)
+        with self._connections_lock:
+            if self._connections[host] >= self.settings.node.max_associations_per_address:
+                admitted = False
+            else:
+                self._connections[host] += 1
+                admitted = True
+        if not admitted:
+            self.stats.count("refused_connections")
+            log_event(LOGGER, "connection_refused", logging.WARNING, reason="per_address_limit")
+        return admitted
+
+    def _on_connection_closed(self, event: evt.Event) -> None:
+        host = str(event.assoc.requestor.address)
+        with self._connections_lock:
+            if self._connections[host] > 0:
+                self._connections[host] -= 1
 
     def stop(self) -> None:
         """Stop accepting, end open associations and the poller, release the database."""
@@ -249,3 +259,7 @@ class Listener:
         answer.Status = status
         answer.ErrorComment = reason.replace("_", " ")[:64]
         return answer
+
+
+def _host_of(client_address: Any) -> str:
+    return str(client_address[0] if isinstance(client_address, tuple) else client_address)
