@@ -9,13 +9,33 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["write_durably"]
+__all__ = ["write_durably", "write_durably_once"]
 
 
 def write_durably(path: Path, data: bytes) -> None:
     """Atomically replace `path` with `data`, durable once this returns (raises OSError)."""
+    _place(path, data, os.replace)
+
+
+def write_durably_once(path: Path, data: bytes) -> bool:
+    """Create `path` with `data` unless it exists: True when this call created it.
+
+    The claim is one hard link, atomic on POSIX file systems: of two concurrent writers
+    exactly one wins, and the file never holds a mix or the loser's copy (the spool keeps
+    the first copy of an instance and must know which one that was).
+    """
+    try:
+        _place(path, data, os.link)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _place(path: Path, data: bytes, publish: Callable[[str, Path], None]) -> None:
+    """Write a synced temporary file beside `path`, `publish` it there, sync the directories."""
     created = _make_dirs(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".tmp")
     try:
@@ -23,10 +43,9 @@ def write_durably(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
+        publish(tmp_name, path)
+    finally:
         Path(tmp_name).unlink(missing_ok=True)
-        raise
     for directory in [path.parent, *created]:
         _fsync_dir(directory)
 

@@ -63,6 +63,7 @@ OUT_OF_RESOURCES = 0xA700
 DATASET_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC210
 NOT_AUTHORIZED = 0x0124
+DUPLICATE_SOP_INSTANCE = 0x0111
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 """A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised."""
 
@@ -230,6 +231,8 @@ class Listener:
             return self._failed(OUT_OF_RESOURCES, "spool_unavailable", sop_uid, exc)
         except ValueError as exc:
             return self._failed(DATASET_DOES_NOT_MATCH, "bad_uid", sop_uid, exc)
+        if outcome is StoreOutcome.CONFLICT:
+            return self._failed(DUPLICATE_SOP_INSTANCE, "conflicting_duplicate_kept_first", sop_uid)
         self.stats.count(outcome.value)
         log_event(
             LOGGER,

@@ -14,6 +14,7 @@ row is committed.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from dicom_node.db import utcnow
-from dicom_node.files import write_durably
+from dicom_node.files import write_durably, write_durably_once
 from dicom_node.logs import uid_hash
 from dicom_node.receive.catalogue import InstanceHeader, has_instance, record_instance
 
@@ -33,6 +34,25 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 class StoreOutcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
+    """The same data set again (a resend): nothing to do."""
+    CONFLICT = "conflict"
+    """Another data set under a SOP Instance UID already kept: the first copy stays, this one
+    is set aside for review and refused."""
+
+
+_META_START = 132
+"""128-byte preamble and "DICM"; (0002,0000) File Meta Information Group Length follows."""
+
+
+def dataset_body(encoded: bytes) -> bytes:
+    """The data set after its file meta: what two copies of one instance must share (the file
+    meta names the receiving side and may differ between two sends of the same object)."""
+    if encoded[128:_META_START] != b"DICM" or encoded[_META_START : _META_START + 6] != (
+        b"\x02\x00\x00\x00UL"
+    ):
+        return encoded
+    group_length = int.from_bytes(encoded[_META_START + 8 : _META_START + 12], "little")
+    return encoded[_META_START + 12 + group_length :]
 
 
 def instance_path(root: Path, header: InstanceHeader) -> Path:
@@ -61,6 +81,8 @@ class Spool:
 
     def __init__(self, root: Path, sessions: sessionmaker) -> None:
         self.root = root
+        self.conflicts = root.parent / "conflicts"
+        """Copies refused as conflicting duplicates, kept for review."""
         self.sessions = sessions
         self._catalogue_lock = threading.Lock()
         """Serialises this process's catalogue writes so series counters never race; its
@@ -71,15 +93,28 @@ class Spool:
     def store(self, header: InstanceHeader, encoded: bytes) -> StoreOutcome:
         """Spool one encoded DICOM file (with its file meta) as received.
 
-        Raises OSError if the file cannot be written and sqlalchemy errors if the catalogue
-        cannot be updated; in both cases nothing may be acknowledged as stored.
+        The first copy of an instance claims its file atomically, and only the claimant's row
+        goes into the catalogue, so file and row always describe the same copy even when two
+        associations deliver the instance at once. A later copy with the same data set is a
+        duplicate (catalogued now if a crash left the first copy uncatalogued); one with other
+        content is a conflict. Raises OSError if the file cannot be written and sqlalchemy
+        errors if the catalogue cannot be updated; nothing may then be acknowledged as stored.
         """
+        path = instance_path(self.root, header)
+        if not path.exists() and write_durably_once(path, encoded):
+            return self._catalogue_group(_PendingRow(header, path))
+        if dataset_body(path.read_bytes()) != dataset_body(encoded):
+            self._set_aside(header, encoded)
+            return StoreOutcome.CONFLICT
         with self.sessions() as session:
             if has_instance(session, header.sop_uid):
                 return StoreOutcome.DUPLICATE
-        path = instance_path(self.root, header)
-        write_durably(path, encoded)
         return self._catalogue_group(_PendingRow(header, path))
+
+    def _set_aside(self, header: InstanceHeader, encoded: bytes) -> None:
+        """Keep the refused copy for review beside the spool, named by hashes (no UIDs)."""
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        write_durably(self.conflicts / f"{uid_hash(header.sop_uid)}-{digest}.dcm", encoded)
 
     def _catalogue_group(self, row: _PendingRow) -> StoreOutcome:
         """Queue the row; whoever holds the catalogue lock commits all rows queued so far.

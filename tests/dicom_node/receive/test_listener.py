@@ -342,3 +342,20 @@ def test_idle_connections_from_one_address_cannot_lock_others_out(
         for sock in idle:
             sock.close()
     assert listener.stats.snapshot()["refused_connections"] >= 8
+
+
+def test_a_conflicting_duplicate_is_refused_with_its_reason(start_listener: StartListener) -> None:
+    listener = start_listener()
+    first = mr_dataset(generate_uid(), generate_uid())
+    other = mr_dataset(first.StudyInstanceUID, first.SeriesInstanceUID, instance_number=2)
+    other.SOPInstanceUID = first.SOPInstanceUID
+    scu = AE(ae_title="SCANNER")
+    scu.add_requested_context(first.SOPClassUID, first.file_meta.TransferSyntaxUID)
+    assoc = scu.associate("127.0.0.1", port_of(listener), ae_title="QSMMON")
+    try:
+        statuses = [assoc.send_c_store(ds) for ds in (first, first, other)]
+    finally:
+        assoc.release()
+    assert [s.Status for s in statuses] == [0x0000, 0x0000, 0x0111]
+    assert statuses[2].ErrorComment == "conflicting duplicate kept first"
+    assert catalogued(listener) == 1
