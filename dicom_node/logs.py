@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import logging
+import re
 import sys
 import traceback
 import warnings
@@ -19,6 +20,14 @@ from pathlib import Path
 from typing import Any
 
 _EVENT_FIELDS = "event_fields"
+_UID_PATTERN = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+){4,}(?!\.?[0-9])")
+"""Five or more dotted numbers: a DICOM UID (1.2.840....), never an IPv4 address or version."""
+
+
+def redact_uids(text: str) -> str:
+    """Every UID in free text replaced by its hash: third-party messages (pynetdicom's
+    association logs, highdicom's warnings) quote SOP Instance UIDs and file names."""
+    return _UID_PATTERN.sub(lambda m: f"uid:{uid_hash(m.group(0))}", text)
 
 
 def uid_hash(uid: str) -> str:
@@ -38,16 +47,18 @@ def log_event(
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Render a record as one JSON object so log shippers need no parsing rules."""
+    """Render a record as one JSON object so log shippers need no parsing rules; the one
+    filter every line passes, ours and third-party loggers' alike, so UIDs are hashed here."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact_uids(record.getMessage()),
         }
-        line.update(getattr(record, _EVENT_FIELDS, {}))
+        fields = getattr(record, _EVENT_FIELDS, {})
+        line.update({k: redact_uids(v) if isinstance(v, str) else v for k, v in fields.items()})
         if record.exc_info and record.exc_info[1] is not None:
             line.update(_describe(record.exc_info[1]))
         return json.dumps(line, default=str, separators=(",", ":"))

@@ -1,0 +1,44 @@
+"""Every log line passes one filter that hashes DICOM UIDs, third-party messages included."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from pydicom.uid import generate_uid
+
+from dicom_node.logs import JsonLineFormatter, log_event, redact_uids, uid_hash
+
+
+def test_uids_in_free_text_become_hashes_and_nothing_else_changes():
+    uid = generate_uid()
+    text = (
+        f"Sending file: /spool/ab/cd/{uid}.dcm to 127.0.0.1 (pynetdicom 2.1.1, 1.2.840.10008.1.1)"
+    )
+    redacted = redact_uids(text)
+    assert uid not in redacted and f"uid:{uid_hash(uid)}" in redacted
+    assert "127.0.0.1" in redacted and "2.1.1" in redacted
+    assert "1.2.840.10008.1.1" not in redacted  # a SOP class UID is still a UID
+
+
+def _line(logger_name: str, emit) -> dict:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return json.loads(stream.getvalue())
+
+
+def test_third_party_messages_and_our_fields_are_redacted():
+    uid = generate_uid()
+    pynetdicom_line = _line("pynetdicom.assoc", lambda log: log.warning("Store SCP: %s", uid))
+    ours = _line("dicom_node.test", lambda log: log_event(log, "unreadable", reason=f"file {uid}"))
+    assert uid not in json.dumps(pynetdicom_line) and uid not in json.dumps(ours)
+    assert pynetdicom_line["event"] == f"Store SCP: uid:{uid_hash(uid)}"
