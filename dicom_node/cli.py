@@ -131,8 +131,8 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         typer.echo(
             f"listener: {'running' if listener['running'] else 'stopped'}, echo: {listener['echo']}"
         )
-        if listener.get("problem"):
-            typer.echo(f"  not healthy: {listener['problem']}")
+        for problem in report["problems"]:
+            typer.echo(f"  not healthy: {problem}")
         typer.echo(f"jobs: {report['job_counts']}")
         typer.echo(f"deliveries: {report['delivery_counts']}")
         for job in report["jobs"]:
@@ -144,7 +144,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 f"  {dead['study_uid']} {dead['output']} -> {dead['destination']} "
                 f"after {dead['attempts']} attempts: {dead['error']}"
             )
-    if not listener["healthy"]:
+    if not report["healthy"]:
         raise typer.Exit(1)
 
 

@@ -104,6 +104,8 @@ class StorageSettings(SettingsSection):
     data_dir: Path = Path("qsm-monitor-data")
     database_url: str | None = None
     """Empty: SQLite inside data_dir. A PostgreSQL URL lets several nodes share the queue."""
+    min_free_mb: float = Field(1000.0, ge=0.0)
+    """`status` is unhealthy below this much free space where data_dir lives."""
 
 
 DestinationKind = Literal["dicom", "fhir", "folder", "webhook"]

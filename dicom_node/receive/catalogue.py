@@ -28,6 +28,9 @@ class SeriesState(enum.StrEnum):
     COMPLETE = "complete"
     """Stable or fully counted; announced to the service for assembly."""
     ASSEMBLED = "assembled"
+    STUCK = "stuck"
+    """The service could not take it over after several attempts; `status` lists it as
+    unhealthy, and a newly arriving instance of the series tries again."""
 
 
 class Series(Base):

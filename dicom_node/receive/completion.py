@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -69,11 +70,34 @@ def complete_series(session: Session) -> list[SeriesKey]:
     return [SeriesKey(*row) for row in session.execute(query)]
 
 
-def reopen_series(session: Session, series_uid: str) -> None:
-    """Put a series back to receiving so the next poll announces it again (caller commits)."""
+def reopen_series(session: Session, series_uid: str, quiet_until: datetime | None = None) -> None:
+    """Put a series back to receiving so a later poll announces it again (caller commits).
+
+    `quiet_until` postpones that announcement by moving the series' stability clock forward
+    (its last arrival is treated as then): the backoff of a failing hook, with no column of
+    its own.
+    """
     series = session.get(Series, series_uid)
     if series is not None and series.state == SeriesState.COMPLETE:
         series.state = SeriesState.RECEIVING
+        if quiet_until is not None:
+            series.last_received_at = max(series.last_received_at, quiet_until)
+
+
+def mark_stuck(session: Session, series_uid: str) -> None:
+    """Give up announcing a series (caller commits); `stuck_series` lists it for `status`."""
+    series = session.get(Series, series_uid)
+    if series is not None:
+        series.state = SeriesState.STUCK
+
+
+def stuck_series(session: Session) -> list[SeriesKey]:
+    query = select(Series.study_uid, Series.series_uid).where(Series.state == SeriesState.STUCK)
+    return [SeriesKey(*row) for row in session.execute(query)]
+
+
+MAX_HOOK_ATTEMPTS = 5
+"""Failed hand-overs of one series before it is marked stuck (backoff doubles each time)."""
 
 
 class CompletionPoller:
@@ -96,12 +120,14 @@ class CompletionPoller:
         self.interval_s = interval_s if interval_s is not None else min(1.0, stable_after_s / 4)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failures: Counter[str] = Counter()
+        """Failed hook calls per series in this process (a restart starts afresh)."""
 
     def start(self) -> None:
         """Re-announce series completed before a restart, then poll until `stop()`."""
         with self.sessions() as session:
             pending = complete_series(session)
-        self._announce(pending)
+        self._announce(pending, utcnow())
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="completion-poller", daemon=True)
         self._thread.start()
@@ -114,10 +140,11 @@ class CompletionPoller:
 
     def poll_once(self, now: datetime | None = None) -> list[SeriesKey]:
         """One pass: mark, commit, announce. Returns the series that became complete."""
+        now = now or utcnow()
         with self.sessions() as session:
-            done = find_complete_series(session, now or utcnow(), self.stable_after_s)
+            done = find_complete_series(session, now, self.stable_after_s)
             session.commit()
-        self._announce(done)
+        self._announce(done, now)
         return done
 
     def _run(self) -> None:
@@ -127,7 +154,7 @@ class CompletionPoller:
             except Exception:  # a database hiccup must not end completion for good
                 LOGGER.exception("completion_poll_failed")
 
-    def _announce(self, keys: list[SeriesKey]) -> None:
+    def _announce(self, keys: list[SeriesKey], now: datetime) -> None:
         for key in keys:
             log_event(LOGGER, "series_complete", series=uid_hash(key.series_uid))
             if self.on_series_complete is None:
@@ -135,13 +162,29 @@ class CompletionPoller:
             try:
                 self.on_series_complete(key.study_uid, key.series_uid)
             except Exception:
-                log_event(
-                    LOGGER,
-                    "series_hook_failed",
-                    logging.ERROR,
-                    exc_info=True,
-                    series=uid_hash(key.series_uid),
-                )
-                with self.sessions() as session:
-                    reopen_series(session, key.series_uid)
-                    session.commit()
+                self._hook_failed(key, now)
+            else:
+                self._failures.pop(key.series_uid, None)
+
+    def _hook_failed(self, key: SeriesKey, now: datetime) -> None:
+        """Retry with a doubling delay, then give up and mark the series stuck: a series that
+        cannot be handed over must neither block forever silently nor fill the log."""
+        self._failures[key.series_uid] += 1
+        attempts = self._failures[key.series_uid]
+        stuck = attempts >= MAX_HOOK_ATTEMPTS
+        log_event(
+            LOGGER,
+            "series_stuck" if stuck else "series_hook_failed",
+            logging.ERROR,
+            exc_info=True,
+            series=uid_hash(key.series_uid),
+            attempts=attempts,
+        )
+        with self.sessions() as session:
+            if stuck:
+                mark_stuck(session, key.series_uid)
+                self._failures.pop(key.series_uid, None)
+            else:
+                backoff = timedelta(seconds=self.stable_after_s * (2**attempts - 1))
+                reopen_series(session, key.series_uid, now + backoff)
+            session.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from dicom_node.deliver.outbox import Outbox
 from dicom_node.files import write_durably
 from dicom_node.queue.jobs import JobQueue
 from dicom_node.receive.access import HEALTH_CHECK_AE
+from dicom_node.receive.completion import stuck_series
 from monitor.settings import Settings
 
 STATE_FILE = "service.json"
@@ -117,6 +119,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
             for job in queue.recent(recent)
         ]
         outbox = Outbox(sessions, settings)
+        queue_counts, delivery_counts = queue.counts(), outbox.counts()
         dead_letters = [
             {
                 "id": row.id,
@@ -129,10 +132,39 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
             }
             for row in outbox.dead_letters(recent)
         ]
-        return {
-            "listener": listener_status(settings),
-            "job_counts": queue.counts(),
-            "delivery_counts": outbox.counts(),
-            "jobs": jobs,
-            "dead_letters": dead_letters,
-        }
+        with sessions() as session:
+            stuck = [key.series_uid for key in stuck_series(session)]
+    listener = listener_status(settings)
+    disk = disk_status(settings)
+    problems = [
+        *([listener["problem"]] if listener.get("problem") else []),
+        *([f"{len(stuck)} series could not be handed over (state stuck)"] if stuck else []),
+        *([disk["problem"]] if disk["problem"] else []),
+    ]
+    return {
+        "healthy": listener["healthy"] and not stuck and not disk["problem"],
+        "problems": problems,
+        "listener": listener,
+        "disk": disk,
+        "stuck_series": stuck,
+        "job_counts": queue_counts,
+        "delivery_counts": delivery_counts,
+        "jobs": jobs,
+        "dead_letters": dead_letters,
+    }
+
+
+def disk_status(settings: Settings) -> dict[str, Any]:
+    """Free space where the spool and outputs are written; below the configured floor the
+    node would start refusing instances (0xA700), so status says so first."""
+    folder = settings.storage.data_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free_mb = shutil.disk_usage(folder).free / 1e6
+    floor = settings.storage.min_free_mb
+    problem = (
+        f"disk nearly full: {free_mb:.0f} MB free, below {floor:.0f} MB"
+        if free_mb < floor
+        else None
+    )
+    return {"free_mb": round(free_mb), "min_free_mb": floor, "problem": problem}

@@ -11,7 +11,13 @@ from sqlalchemy.orm import sessionmaker
 
 from dicom_node.db import create_schema, make_engine
 from dicom_node.receive.catalogue import InstanceHeader, Series, SeriesState, record_instance
-from dicom_node.receive.completion import CompletionPoller, SeriesKey, find_complete_series
+from dicom_node.receive.completion import (
+    MAX_HOOK_ATTEMPTS,
+    CompletionPoller,
+    SeriesKey,
+    find_complete_series,
+    stuck_series,
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 STABLE_S = 30.0
@@ -135,7 +141,8 @@ def test_poller_retries_a_failed_hook_and_reannounces_after_restart(
     later = T0 + timedelta(seconds=STABLE_S)
     assert poller.poll_once(later) == [key]
     assert state_of(sessions, key) == SeriesState.RECEIVING  # reopened for a retry
-    assert poller.poll_once(later) == [key]
+    assert poller.poll_once(later + timedelta(seconds=STABLE_S)) == []  # backing off
+    assert poller.poll_once(later + timedelta(seconds=2 * STABLE_S)) == [key]
     assert state_of(sessions, key) == SeriesState.COMPLETE
     assert calls == [tuple(key), tuple(key)]
 
@@ -143,3 +150,28 @@ def test_poller_retries_a_failed_hook_and_reannounces_after_restart(
     restarted.start()
     restarted.stop()
     assert calls[-1] == tuple(key) and len(calls) == 3
+
+
+def test_a_series_whose_hook_keeps_failing_is_marked_stuck_then_retried_on_new_data(
+    sessions: sessionmaker,
+) -> None:
+    """A poisoned study once retried about once a second forever, silently."""
+    key = new_key()
+    receive(sessions, key, T0)
+
+    def broken_hook(study_uid: str, series_uid: str) -> None:
+        raise NotImplementedError("Unknown Value Representation")
+
+    poller = CompletionPoller(sessions, STABLE_S, broken_hook)
+    now, announced = T0, 0
+    for _ in range(200):  # bounded: 5 attempts with doubling delays
+        now += timedelta(seconds=STABLE_S)
+        announced += len(poller.poll_once(now))
+        if state_of(sessions, key) == SeriesState.STUCK:
+            break
+    assert state_of(sessions, key) == SeriesState.STUCK
+    assert announced == MAX_HOOK_ATTEMPTS
+    with sessions() as session:
+        assert stuck_series(session) == [key]
+    receive(sessions, key, now)  # a late instance of the series gives it another chance
+    assert state_of(sessions, key) == SeriesState.RECEIVING

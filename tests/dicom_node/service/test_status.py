@@ -67,3 +67,33 @@ def test_an_unhealthy_status_says_why(tmp_path: Path) -> None:
     remove_state(settings)
     assert result.exit_code == 1
     assert "not healthy: no DICOM answer from 127.0.0.1:" in result.stdout
+
+
+def test_status_is_unhealthy_when_the_disk_is_nearly_full_or_a_series_is_stuck(
+    tmp_path: Path,
+) -> None:
+    from pydicom.uid import MRImageStorage
+
+    from dicom_node.db import open_node_db, utcnow
+    from dicom_node.receive.catalogue import InstanceHeader, record_instance
+    from dicom_node.receive.completion import mark_stuck
+
+    port = free_port()
+    config = _config(tmp_path, port, "")
+    config.write_text(config.read_text() + "min_free_mb = 1e12\n")  # more than any disk has
+    settings = load_settings(config)
+    with open_node_db(settings) as sessions, sessions() as session:
+        header = InstanceHeader("1.2.3.4.5.6", MRImageStorage, "1.2.3.4.5", "1.2.3.4.5.7")
+        record_instance(session, header, "/nowhere.dcm", utcnow())
+        mark_stuck(session, header.series_uid)
+        session.commit()
+    with Listener(settings):
+        write_state(settings, workers=[])
+        result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
+    remove_state(settings)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert report["listener"]["healthy"] is True  # the listener alone is fine
+    assert report["stuck_series"] == ["1.2.3.4.5.7"]
+    assert any(p.startswith("disk nearly full") for p in report["problems"])
+    assert "1 series could not be handed over (state stuck)" in report["problems"]
