@@ -104,6 +104,10 @@ def settings_for_job(settings: Settings, paths: list[Path]) -> tuple[list[Path],
     return images, settings
 
 
+ORPHAN_CHECK_S = 1.0
+"""How often a running job checks that the service that started it is still alive."""
+
+
 class LeaseKeeper:
     """Heartbeat thread for the job in hand; also the orphan check while a job runs."""
 
@@ -122,8 +126,15 @@ class LeaseKeeper:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._queue.settings.lease_s / 3):
+        """Check for orphaning every second (a dead service's worker must stop within
+        seconds, not compute on for a third of the lease), heartbeat every third lease."""
+        beat_s = self._queue.settings.lease_s / 3
+        next_beat = time.monotonic() + beat_s
+        while not self._stop.wait(min(ORPHAN_CHECK_S, beat_s)):
             exit_if_orphaned(self._parent_pid)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + beat_s
             try:
                 if not self._queue.heartbeat(self._job_id, self._owner):
                     log_event(LOGGER, "lease_lost", logging.WARNING, job=self._job_id)
