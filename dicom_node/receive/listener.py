@@ -35,7 +35,7 @@ from dicom_node.receive.catalogue import InstanceHeader
 from dicom_node.receive.completion import CompletionPoller, SeriesCallback
 from dicom_node.receive.spool import Spool, StoreOutcome
 from dicom_node.receive.tls import server_context
-from dicom_node.receive.validation import unusable_reason
+from dicom_node.receive.validation import decode_every_element, unusable_reason
 from dicom_node.sop_classes import KEPT_SOP_CLASSES
 from dicom_node.tcp import PROMPT_ACK_HANDLERS
 from monitor.settings import Settings
@@ -219,6 +219,7 @@ class Listener:
             return SUCCESS
         try:
             ds = event.dataset
+            decode_every_element(ds)
             reason = unusable_reason(ds, sop_uid, event.context.transfer_syntax, sop_class)
             header = InstanceHeader.from_dataset(ds, sop_uid, sop_class) if not reason else None
         except Exception as exc:  # undecodable data from the peer: its problem, not ours

@@ -17,6 +17,17 @@ from pydicom.uid import UID
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
+def decode_every_element(ds: Dataset) -> None:
+    """Decode the whole data set now, raising on the first element pydicom cannot read.
+
+    pydicom parses lazily, so a corrupted element (an unknown VR after a bit flip) would only
+    fail later, in assembly, after the sender heard "stored"; walking every element, nested
+    sequences included, costs well under a millisecond for an MR header.
+    """
+    for element in ds.iterall():
+        _ = element.value
+
+
 _PAD_BYTES = 1
 """Native pixel data is padded to an even length: one byte more than expected is normal."""
 

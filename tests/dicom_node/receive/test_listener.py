@@ -19,6 +19,7 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
+    MRImageStorage,
     RLELossless,
     generate_uid,
 )
@@ -359,3 +360,29 @@ def test_a_conflicting_duplicate_is_refused_with_its_reason(start_listener: Star
     assert [s.Status for s in statuses] == [0x0000, 0x0000, 0x0111]
     assert statuses[2].ErrorComment == "conflicting duplicate kept first"
     assert catalogued(listener) == 1
+
+
+def test_a_corrupted_element_is_refused_before_it_is_acknowledged(
+    start_listener: StartListener, tmp_path: Path
+) -> None:
+    """A bit flip making a VR "ZZ" once passed the listener (only a few elements were read),
+    was acknowledged, and then stalled its study in assembly."""
+    listener = start_listener()
+    path = write_series(tmp_path / "s", 1)[0]
+    ds = pydicom.dcmread(path)
+    ds.PatientPosition = "HFS"  # an element the listener itself never reads
+    ds.save_as(path)
+    raw = path.read_bytes()
+    element = b"\x18\x00\x00\x51CS"  # (0018,5100) Patient Position, explicit VR CS
+    assert element in raw
+    path.write_bytes(raw.replace(element, b"\x18\x00\x00\x51ZZ", 1))
+    scu = AE(ae_title="SCANNER")
+    scu.add_requested_context(MRImageStorage, "1.2.840.10008.1.2.1")
+    assoc = scu.associate("127.0.0.1", port_of(listener), ae_title="QSMMON")
+    try:
+        status = assoc.send_c_store(path)  # sent as stored: pynetdicom does not re-encode it
+    finally:
+        assoc.release()
+    assert status.Status == 0xC210
+    assert status.ErrorComment == "undecodable"
+    assert catalogued(listener) == 0
