@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,10 @@ identity_app = typer.Typer(
     help="Identity review: visits held because their demographics contradict the patient's.",
 )
 app.add_typer(identity_app, name="identity")
+config_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Settings: check a file before deploying it."
+)
+app.add_typer(config_app, name="config")
 
 INPUT_ERROR_EXIT_CODE = 2
 """Same code the argument parser uses for a bad command line: the input, not the program."""
@@ -244,3 +249,15 @@ def identity_list(
     else:
         typer.echo("\n".join(review_lines(items)))
         typer.echo("decide with: qsm-monitor identity resolve STUDY_UID --decision ... --by NAME")
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[Path, typer.Option("--config", help="Settings TOML file to check.")],
+) -> None:
+    """Print "valid" and the effective settings (file, environment overrides and defaults;
+    secrets masked), or the first error in one line with exit code 2."""
+    with reported_errors():
+        settings = load_settings(config)
+    typer.echo(f"valid: {config}")
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))

@@ -1,0 +1,50 @@
+"""`qsm-monitor config check`: a file is valid (effective settings shown, secrets masked) or
+its first error is one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+
+FHIR = """
+[node]
+port = 11113
+
+[[destinations]]
+name = "ehr"
+kind = "fhir"
+base_url = "http://127.0.0.1:8080/fhir"
+
+[destinations.auth]
+bearer_token = "s3cret-token"
+"""
+
+
+def test_a_valid_file_prints_effective_settings_with_secrets_masked(tmp_path):
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(FHIR, encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"valid: {config}\n")
+    effective = json.loads(result.stdout.split("\n", 1)[1])
+    assert effective["node"]["port"] == 11113 and effective["node"]["ae_title"] == "QSMMON"
+    assert "s3cret-token" not in result.stdout
+    assert effective["destinations"][0]["auth"]["bearer_token"] == "**********"
+
+
+def test_an_invalid_file_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text("[risk]\nreliable_change_factr = 2\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: unknown setting risk.reliable_change_factr; "
+        "did you mean risk.reliable_change_factor?"
+    ]
