@@ -33,6 +33,10 @@ identity_app = typer.Typer(
     help="Identity review: visits held because their demographics contradict the patient's.",
 )
 app.add_typer(identity_app, name="identity")
+cohort_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The whole history as one table."
+)
+app.add_typer(cohort_app, name="cohort")
 config_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Settings: check a file before deploying it."
 )
@@ -261,3 +265,31 @@ def config_check(
         settings = load_settings(config)
     typer.echo(f"valid: {config}")
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+@cohort_app.command("export")
+def cohort_export(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    controls: Annotated[
+        bool,
+        typer.Option(
+            "--controls", help="Each subject's first visit QC released: the `norms fit` form."
+        ),
+    ] = False,
+    pseudonymise: Annotated[
+        bool, typer.Option("--pseudonymise", help="Hashed subject IDs; no study UIDs.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Every visit, structure and side with QC flags, as CSV for researchers and `norms fit`."""
+    from monitor.tracking.export import write_cohort_csv
+    from monitor.tracking.schema import open_history
+
+    settings = load_settings_or_exit(config)
+    with (
+        open_history(settings) as sessions,
+        sessions() as session,
+        out.open("w", newline="", encoding="utf-8") as handle,
+    ):
+        rows = write_cohort_csv(session, handle, controls=controls, pseudonymise=pseudonymise)
+    typer.echo(f"wrote {rows} rows to {out}", err=True)
