@@ -135,6 +135,13 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             typer.echo(f"  not healthy: {problem}")
         typer.echo(f"jobs: {report['job_counts']}")
         typer.echo(f"deliveries: {report['delivery_counts']}")
+        for name, destination in report["destinations"].items():
+            line = f"  {name} ({destination['kind']}): {destination['counts']}"
+            if destination["last_error"]:
+                line += f"; last error: {destination['last_error']}"
+            if destination["next_attempt_at"]:
+                line += f"; next attempt {destination['next_attempt_at']}"
+            typer.echo(line)
         for job in report["jobs"]:
             typer.echo(f"  job {job['id']} {job['state']} {job['error'] or ''}".rstrip())
         if report["dead_letters"]:

@@ -238,6 +238,9 @@ class OutboxSettings(SettingsSection):
     max_attempts: int = Field(8, ge=1)
     """After this many failed attempts a delivery is dead-lettered (`qsm-monitor resend`)."""
     backoff_s: float = Field(30.0, ge=0.0)
+    give_up_after_h: float = Field(72.0, gt=0.0)
+    """A delivery still failing this long after it was queued is dead-lettered, whatever
+    its attempt count."""
     lease_s: float = Field(300.0, gt=0.0)
     poll_interval_s: float = Field(1.0, gt=0.0)
 

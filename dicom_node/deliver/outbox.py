@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy import String, Text, UniqueConstraint, select, update
+from sqlalchemy import String, Text, UniqueConstraint, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dicom_node.db import Base, utcnow
@@ -112,8 +112,10 @@ class Outbox:
                 str(exc),
                 outbox.backoff_s,
                 permanent=permanent,
+                give_up_after_s=outbox.give_up_after_h * 3600.0,
             )
-            log_event(log, "delivery_failed", logging.WARNING, state=state, **fields)
+            reason = " ".join(str(exc).split())
+            log_event(log, "delivery_failed", logging.WARNING, state=state, reason=reason, **fields)
             return True
         with self.sessions() as session:
             leasing.mark_done(session, Delivery, row.id, owner)
@@ -172,6 +174,42 @@ class Outbox:
                     .limit(limit)
                 )
             )
+
+    def destination_summary(self) -> dict[str, dict[str, object]]:
+        """Per configured destination: rows by state, the latest error and the next attempt,
+        so an operator sees which receiver is failing and when it is tried again."""
+        summary: dict[str, dict[str, object]] = {}
+        with self.sessions() as session:
+            for destination in self.settings.destinations:
+                rows = select(Delivery).where(Delivery.destination == destination.name)
+                counts = dict(
+                    session.execute(
+                        select(Delivery.state, func.count())
+                        .where(Delivery.destination == destination.name)
+                        .group_by(Delivery.state)
+                    ).all()
+                )
+                failing = session.scalars(
+                    rows.where(Delivery.last_error.is_not(None))
+                    .where(Delivery.state != leasing.WorkState.DONE)
+                    .order_by(Delivery.updated_at.desc())
+                    .limit(1)
+                ).first()
+                next_attempt = session.scalar(
+                    select(func.min(Delivery.next_attempt_at)).where(
+                        Delivery.destination == destination.name,
+                        Delivery.state == leasing.WorkState.PENDING,
+                    )
+                )
+                summary[destination.name] = {
+                    "kind": destination.kind,
+                    "counts": counts,
+                    "last_error": failing.last_error if failing is not None else None,
+                    "next_attempt_at": (
+                        next_attempt.isoformat(timespec="seconds") + "Z" if next_attempt else None
+                    ),
+                }
+        return summary
 
     def rows(self) -> list[Delivery]:
         with self.sessions() as session:

@@ -164,18 +164,24 @@ def record_failure(
     backoff_s: float,
     now: datetime | None = None,
     permanent: bool = False,
+    give_up_after_s: float | None = None,
 ) -> str | None:
     """Schedule a retry with backoff, or fail for good after the last attempt.
 
     `permanent` fails at once: bad input fails the same way every time, so retrying it only
-    delays the answer. Returns the new state, or None when the lease had already been lost.
+    delays the answer. `give_up_after_s` also fails for good once the row is that old (a
+    receiver down for days should not be retried for ever on a backoff that grew to hours).
+    Returns the new state, or None when the lease had already been lost.
     """
     now = now or utcnow()
     with sessions() as session:
         row = session.get(model, row_id)
         if row is None or row.lease_owner != owner or row.state != WorkState.RUNNING:
             return None
-        final = permanent or row.attempts >= row.max_attempts
+        too_old = give_up_after_s is not None and now - row.created_at > timedelta(
+            seconds=give_up_after_s
+        )
+        final = permanent or too_old or row.attempts >= row.max_attempts
         values: dict[str, Any] = {
             "state": WorkState.FAILED if final else WorkState.PENDING,
             "next_attempt_at": now + timedelta(seconds=backoff_delay_s(backoff_s, row.attempts)),

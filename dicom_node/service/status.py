@@ -120,6 +120,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         ]
         outbox = Outbox(sessions, settings)
         queue_counts, delivery_counts = queue.counts(), outbox.counts()
+        destinations = outbox.destination_summary()
         dead_letters = [
             {
                 "id": row.id,
@@ -149,6 +150,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         "stuck_series": stuck,
         "job_counts": queue_counts,
         "delivery_counts": delivery_counts,
+        "destinations": destinations,
         "jobs": jobs,
         "dead_letters": dead_letters,
     }

@@ -181,3 +181,50 @@ def test_output_removed_from_the_data_directory_dead_letters_at_once(tmp_path: P
     (dead,) = outbox.dead_letters()
     assert dead.attempts == 1
     assert dead.last_error == "output 'sr' is missing (sr.dcm)"
+
+
+def test_a_delivery_failing_past_its_age_limit_is_dead_lettered(tmp_path: Path) -> None:
+    """A receiver down for days: the row gives up by age, not only by attempt count."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from dicom_node.deliver import Delivery
+
+    settings = delivery_settings(tmp_path, [closed_pacs()])
+    settings = settings.model_copy(
+        update={"outbox": settings.outbox.model_copy(update={"max_attempts": 100})}
+    )
+    outbox = make_outbox(settings)
+    outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
+    outbox.enqueue(KEY, STUDY_UID, {"sr": outputs["sr"]})
+    assert outbox.deliver_next("d")
+    assert outbox.rows()[0].state == WorkState.PENDING
+    with outbox.sessions() as session:  # queued four days ago
+        old = outbox.rows()[0].created_at - timedelta(days=4)
+        session.execute(update(Delivery).values(created_at=old))
+        session.commit()
+    assert outbox.deliver_next("d")
+    (dead,) = outbox.dead_letters()
+    assert dead.attempts == 2 < settings.outbox.max_attempts
+
+
+def test_status_shows_each_destination_with_its_last_error_and_next_attempt(
+    tmp_path: Path, caplog
+) -> None:
+    import logging
+
+    settings = delivery_settings(tmp_path, [closed_pacs()])
+    outbox = make_outbox(settings)
+    outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
+    outbox.enqueue(KEY, STUDY_UID, {"sr": outputs["sr"]})
+    with caplog.at_level(logging.WARNING, logger="dicom_node.deliver.outbox"):
+        assert outbox.deliver_next("d")
+
+    summary = outbox.destination_summary()["pacs"]
+
+    assert summary["counts"] == {"pending": 1}
+    assert "association" in str(summary["last_error"])
+    assert summary["next_attempt_at"] is not None
+    (failed,) = [r for r in caplog.records if r.getMessage() == "delivery_failed"]
+    assert "association" in failed.event_fields["reason"]
