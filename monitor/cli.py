@@ -183,9 +183,13 @@ def norms_show(
 
 
 def _print_model(model: NormativeModel, console: Console) -> None:
-    from monitor.norms.table import band_table, model_table
+    from monitor.norms.table import band_table, model_lines, parameter_lines
 
-    console.print(model_table(model))
+    for line in model_lines(model):
+        console.print(line, markup=False, highlight=False)
+    console.print("parameters (95 % CI):", markup=False)
+    for line in parameter_lines(model):
+        console.print(f"  {line}", markup=False)
     bands = band_table(model)
     if bands is not None:
         console.print(bands)

@@ -10,37 +10,45 @@ SHOWN_AGES_YEARS: tuple[float, ...] = (30.0, 50.0, 70.0)
 """Ages at which expected value and spread are printed: readers check numbers, not formulas."""
 
 
-def model_table(model: NormativeModel) -> Table:
-    """One row per curve: expected value +/- SD at a few ages, parameters with their CIs."""
-    table = Table(
-        title=f"{model.name} ({model.source}; ppb, {model.reference_region} reference)",
-        caption="Protocol- and pipeline-dependent: fit a site model from local controls.",
+_ROW = "{:<16}{:<10}{:<11}{:>4}{:>7}" + "{:>10}" * len(SHOWN_AGES_YEARS)
+"""Fixed columns, 78 characters: a terminal of 80 shows every row whole, nothing elided."""
+
+
+def model_lines(model: NormativeModel) -> list[str]:
+    """Title, header and one row per curve: expected value ± SD (ppb) at a few ages."""
+    header = _ROW.format(
+        "structure", "side", "form", "n", "ages", *(f"{age:g} y" for age in SHOWN_AGES_YEARS)
     )
-    for column in ("structure", "side", "form", "n", "ages"):
-        table.add_column(column)
-    for age in SHOWN_AGES_YEARS:
-        table.add_column(f"at {age:g} y", justify="right")
-    table.add_column("parameters (95 % CI)")
+    rows = []
     for curve in model.curves.values():
         low, high = curve.age_range_years
         at_ages = [
-            f"{curve.mean_ppb(age):.1f} ± {curve.sd_ppb(age):.1f}" if curve.covers(age) else "-"
+            f"{curve.mean_ppb(age):.1f}±{curve.sd_ppb(age):.1f}" if curve.covers(age) else "-"
             for age in SHOWN_AGES_YEARS
         ]
-        params = "; ".join(
+        n = "-" if curve.n_controls is None else str(curve.n_controls)
+        rows.append(
+            _ROW.format(curve.structure, curve.side, curve.form, n, f"{low:g}-{high:g}", *at_ages)
+        )
+    return [
+        f"{model.name} ({model.source}; ppb, {model.reference_region} reference)",
+        "Protocol- and pipeline-dependent: fit a site model. Value ± SD (ppb) by age.",
+        header,
+        "-" * len(header),
+        *rows,
+    ]
+
+
+def parameter_lines(model: NormativeModel) -> list[str]:
+    """One line per curve: its parameters with their 95 % intervals where fitted."""
+    return [
+        f"{curve.structure} {curve.side} ({curve.form}): "
+        + "; ".join(
             f"{name} {value:.3g}" + (_interval(curve.ci[name]) if name in curve.ci else "")
             for name, value in curve.params.items()
         )
-        table.add_row(
-            curve.structure,
-            curve.side,
-            curve.form,
-            "-" if curve.n_controls is None else str(curve.n_controls),
-            f"{low:g}-{high:g}",
-            *at_ages,
-            params,
-        )
-    return table
+        for curve in model.curves.values()
+    ]
 
 
 def band_table(model: NormativeModel) -> Table | None:

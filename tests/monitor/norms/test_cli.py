@@ -112,3 +112,17 @@ def test_show_uses_the_configured_site_model(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["norms", "show", "--config", str(config)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "configured-site-model" in result.output
+
+
+def test_norms_show_fits_an_80_column_terminal_without_eliding():
+    from typer.testing import CliRunner as Runner
+
+    from dicom_node.cli import app as cli
+
+    result = Runner(env={"COLUMNS": "80"}).invoke(cli, ["norms", "show"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    assert any(line.startswith("globus_pallidus bilateral saturating") for line in lines)
