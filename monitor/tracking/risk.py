@@ -147,12 +147,12 @@ def _judge_trend(
 ) -> None:
     """Fire when the trend or the step goes the rule's way beyond the per-visit limit."""
     direction = -1 if rule.direction == "low" else 1
-    limit = critical_z(trend.correlation, rule.change_alpha)
+    limit = direction * critical_z(trend.correlation, rule.change_alpha)
     numbers = (
         f"trend {trend.slope_ppb_per_year:+.1f} ppb/year over {trend.n_visits} comparable "
         f"visits (z = {trend.trend_z:+.2f}), latest value {trend.step_ppb:+.1f} ppb against the "
-        f"mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {'-' if direction < 0 else '+'}"
-        f"{limit:.2f}, crossed by a stable person at {100 * rule.change_alpha:g} % of visits "
+        f"mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {limit:+.2f}, "
+        f"crossed by a stable person at {100 * rule.change_alpha:g} % of visits "
         f"(scan-rescan SD {trend.retest_sd_ppb:g} ppb)"
     )
     if trend.fires(direction, rule.change_alpha):
