@@ -21,7 +21,7 @@ from monitor.settings import Settings
 from monitor.tracking.change import VisitValue, compute_change
 from monitor.tracking.fingerprint import ProtocolFingerprint, incompatibility
 from monitor.tracking.risk import DISCLAIMER, StructureEvidence, assess_risk
-from monitor.tracking.trend import trend_test
+from monitor.tracking.trend import expected_course, trend_test
 
 BILATERAL = "bilateral"
 SIDE_STATS = ("mean_ppb", "median_ppb", "sd_ppb", "volume_ml", "voxel_count")
@@ -167,7 +167,15 @@ def _structure_block(  # noqa: PLR0913
             **change.as_record(),
         }
         has_change = change.change_ppb is not None
-        trend = trend_test(earlier, now, retest_sd)
+        curve = None if score is None else model.curve(structure, side)
+        trend = trend_test(
+            earlier,
+            now,
+            retest_sd,
+            None
+            if curve is None or age_years is None
+            else expected_course(curve, age_years, sex, now),
+        )
         return fields, StructureEvidence(value, score, change if has_change else None, trend)
 
     bilateral_fields, evidence = judged(BILATERAL)

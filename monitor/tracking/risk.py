@@ -148,10 +148,15 @@ def _judge_trend(
     """Fire when the trend or the step goes the rule's way beyond the per-visit limit."""
     direction = -1 if rule.direction == "low" else 1
     limit = direction * critical_z(trend.correlation, rule.change_alpha)
+    expected = (
+        ""
+        if trend.expected_slope_ppb_per_year is None
+        else f", {trend.expected_slope_ppb_per_year:+.1f} expected with age"
+    )
     numbers = (
-        f"trend {trend.slope_ppb_per_year:+.1f} ppb/year over {trend.n_visits} comparable "
-        f"visits (z = {trend.trend_z:+.2f}), latest value {trend.step_ppb:+.1f} ppb against the "
-        f"mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {limit:+.2f}, "
+        f"trend {trend.slope_ppb_per_year:+.1f} ppb/year{expected} over {trend.n_visits} "
+        f"comparable visits (z = {trend.trend_z:+.2f}), latest value {trend.step_ppb:+.1f} ppb "
+        f"against the mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {limit:+.2f}, "
         f"crossed by a stable person at {100 * rule.change_alpha:g} % of visits "
         f"(scan-rescan SD {trend.retest_sd_ppb:g} ppb)"
     )

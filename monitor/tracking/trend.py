@@ -16,22 +16,35 @@ scan-rescan noise" they are standard normal with a known correlation. A rule fir
 larger of the two (in its direction) exceeds the critical value at which a stable person
 exceeds it with probability ``alpha`` at this visit: exact per visit, at every visit number,
 whatever the spacing of the visits. With two visits both are the pairwise difference.
+
+Where norms cover the patient, both are computed on the departure from the normative course
+(value minus the expected value at the age of each visit), so healthy ageing is not change.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
 from scipy import integrate, optimize
 from scipy.stats import norm
 
+from monitor.norms.model import NormCurve
 from monitor.tracking.change import VisitValue, years_between
 
-__all__ = ["TrendResult", "contrasts", "critical_z", "trend_statistics", "trend_test"]
+__all__ = [
+    "TrendResult",
+    "expected_course",
+    "contrasts",
+    "critical_z",
+    "exceeds",
+    "trend_statistics",
+    "trend_test",
+]
 
 _SAME_TEST = 1.0 - 1e-9
 """Correlation above which the two statistics are one (two visits): the critical value is the
@@ -45,22 +58,23 @@ class TrendResult:
     n_visits: int
     """Comparable visits used, the current one included (>= 2)."""
     slope_ppb_per_year: float
+    """Least-squares slope of the measured values."""
+    expected_slope_ppb_per_year: float | None
+    """Slope of the normative expected values at the patient's ages (None: not adjusted);
+    trend_z tests the measured slope minus this one."""
     slope_se_ppb_per_year: float
     trend_z: float
     step_ppb: float
-    """Current value minus the mean of the earlier comparable visits."""
+    """Current value minus the mean of the earlier comparable visits, both after removing the
+    expected values when adjusted."""
     step_z: float
     correlation: float
     """Correlation of trend_z and step_z for a stable person (1 with two visits)."""
     retest_sd_ppb: float
 
-    def z_towards(self, direction: int) -> float:
-        """The larger statistic in ``direction`` (-1 falling, +1 rising)."""
-        return max(direction * self.trend_z, direction * self.step_z)
-
     def fires(self, direction: int, alpha: float) -> bool:
         """Beyond the limit a stable person exceeds with probability ``alpha`` at this visit."""
-        return self.z_towards(direction) > critical_z(self.correlation, alpha)
+        return bool(exceeds(self.trend_z, self.step_z, self.correlation, direction, alpha))
 
 
 def contrasts(years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +103,21 @@ def trend_statistics(
     return (
         values @ trend / retest_sd_ppb,
         values @ step / retest_sd_ppb,
-        float(np.clip(trend @ step, -1.0, 1.0)),
+        round(float(np.clip(trend @ step, -1.0, 1.0)), 9),  # rounded: a cache key
     )
+
+
+def exceeds(
+    trend_z: np.ndarray | float,
+    step_z: np.ndarray | float,
+    correlation: float,
+    direction: int,
+    alpha: float,
+) -> np.ndarray:
+    """The rule's decision: trend or step beyond the per-visit limit in ``direction``
+    (-1 falling, +1 rising), elementwise."""
+    larger = np.maximum(direction * np.asarray(trend_z), direction * np.asarray(step_z))
+    return larger > critical_z(correlation, alpha)
 
 
 @lru_cache(maxsize=1024)
@@ -108,14 +135,24 @@ def critical_z(correlation: float, alpha: float) -> float:
         )
         return 1.0 - both_below - alpha
 
-    return float(optimize.brentq(exceed, float(norm.isf(alpha)), float(norm.isf(alpha / 2))))
+    # between one test at alpha and two independent ones (correlation >= 0 for ordered visits)
+    return float(optimize.brentq(exceed, float(norm.isf(alpha)), float(norm.isf(alpha / 2)) + 1))
 
 
 def trend_test(
-    earlier: Sequence[VisitValue], current: VisitValue, retest_sd_ppb: float
+    earlier: Sequence[VisitValue],
+    current: VisitValue,
+    retest_sd_ppb: float,
+    expected_ppb: Callable[[datetime], float] | None = None,
 ) -> TrendResult | None:
     """Trend and step of ``current`` over the earlier comparable visits (later ones ignored);
-    None at a baseline or when the value is missing."""
+    None at a baseline or when the value is missing.
+
+    ``expected_ppb`` gives the normative expected value on a date (the patient's age then):
+    the test is then on the departure from that course, because healthy ageing moves the
+    values too (on the default curves a 20-year-old's pallidum rises ~1.8 ppb a year, which
+    over ten yearly visits would flag a healthy person as "rising"). None: raw values.
+    """
     prior = sorted(
         (v for v in earlier if v.acquired_at < current.acquired_at and math.isfinite(v.value_ppb)),
         key=lambda v: v.acquired_at,
@@ -126,16 +163,33 @@ def trend_test(
     start = visits[0].acquired_at
     years = np.array([years_between(start, v.acquired_at) for v in visits])
     values = np.array([v.value_ppb for v in visits])
-    trend_z, step_z, correlation = trend_statistics(years, values, retest_sd_ppb)
+    expected = (
+        np.zeros(len(visits))
+        if expected_ppb is None
+        else np.array([expected_ppb(v.acquired_at) for v in visits])
+    )
+    raw_z, _, _ = trend_statistics(years, values, retest_sd_ppb)
+    trend_z, step_z, correlation = trend_statistics(years, values - expected, retest_sd_ppb)
+    values = values - expected
     centred = years - years.mean()
     se = retest_sd_ppb / math.sqrt(float(centred @ centred))
     return TrendResult(
         n_visits=len(visits),
-        slope_ppb_per_year=float(trend_z[0]) * se,
+        slope_ppb_per_year=float(raw_z[0]) * se,
+        expected_slope_ppb_per_year=None
+        if expected_ppb is None
+        else float(raw_z[0] - trend_z[0]) * se,
         slope_se_ppb_per_year=se,
         trend_z=float(trend_z[0]),
         step_ppb=float(values[-1] - values[:-1].mean()),
         step_z=float(step_z[0]),
-        correlation=round(correlation, 9),
+        correlation=correlation,
         retest_sd_ppb=retest_sd_ppb,
     )
+
+
+def expected_course(
+    curve: NormCurve, age_years: float, sex: str | None, current: VisitValue
+) -> Callable[[datetime], float]:
+    """The normative expected value on any date for a patient of ``age_years`` at ``current``."""
+    return lambda when: curve.mean_ppb(age_years - years_between(when, current.acquired_at), sex)
