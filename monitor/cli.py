@@ -173,6 +173,42 @@ def norms_show(
     _print_model(loaded, Console(highlight=False))
 
 
+@norms_app.command("retest")
+def norms_retest(
+    scans: Annotated[Path, typer.Argument(help="Repeat-scan CSV (format: docs/norms.md).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Site scan-rescan SD per structure from repeat scans, with 95 % intervals, and the
+    `[risk] retest_sd_ppb` line that makes the change rules use it."""
+    import json
+    from dataclasses import asdict
+
+    from monitor.norms.retest import MIN_DF, estimate_retest_sd, read_retest_csv, settings_lines
+
+    with reported_errors():
+        settings = load_settings(config)
+        estimates = estimate_retest_sd(read_retest_csv(scans))
+    lines = settings_lines(estimates, settings.risk.retest_sd_ppb)
+    if as_json:
+        payload = {"estimates": [asdict(e) for e in estimates], "settings": lines}
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        for e in estimates:
+            typer.echo(
+                f"{e.structure} {e.side}: SD {e.sd_ppb:.2f} ppb (95 % CI {e.ci_ppb[0]:.2f}-"
+                f"{e.ci_ppb[1]:.2f}), {e.n_subjects} subjects, {e.n_scans} scans, df {e.df}"
+            )
+        typer.echo("\n".join(["", "put in the settings file's [risk] section:", *lines]))
+    for e in estimates:
+        if e.df < MIN_DF:
+            typer.echo(
+                f"warning: {e.structure} {e.side} has {e.df} degrees of freedom (< {MIN_DF}): "
+                "the SD is poorly determined; rescan more people",
+                err=True,
+            )
+
+
 def _print_model(model: NormativeModel, console: Console) -> None:
     from monitor.norms.table import band_table, model_table
 
