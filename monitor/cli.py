@@ -254,6 +254,34 @@ def patient(
         typer.echo(message, err=True)
 
 
+@app.command()
+def assess(
+    values: Annotated[Path, typer.Argument(help="Values CSV (format: docs/norms.md).")],
+    norms: Annotated[
+        Path | None, typer.Option("--norms", help="Normative model JSON; default: configured.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Apply the tracking and risk rules to a table of measurements (no images): z, change,
+    trend and risk with reasons for every visit."""
+    import json
+
+    from monitor.norms import load_model
+    from monitor.tracking.replay import assess_values
+    from monitor.tracking.table import assessed_lines
+    from monitor.tracking.values_csv import read_values_csv
+
+    with reported_errors():
+        settings = load_settings(config)
+        model = load_model(norms if norms is not None else settings.norms.model_path)
+        assessed = assess_values(read_values_csv(values), model, settings)
+    if as_json:
+        typer.echo(json.dumps([visit.as_json() for visit in assessed], indent=2))
+    else:
+        typer.echo("\n".join(assessed_lines(assessed)))
+
+
 @identity_app.command("list")
 def identity_list(
     include_decided: Annotated[
