@@ -19,7 +19,14 @@ from monitor.errors import MonitorError
 from monitor.norms.model import NORM_SIDES, NormsError
 from monitor.segment.structures import STRUCTURES
 
-__all__ = ["REQUIRED_COLUMNS", "SEXES", "ControlRow", "read_controls_csv", "structure_and_side"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "SEXES",
+    "ControlRow",
+    "measurement_cells",
+    "read_controls_csv",
+    "structure_and_side",
+]
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "subject_id",
@@ -60,12 +67,19 @@ def _parse(values: dict[str, str], where: str) -> ControlRow:
     age = number(values["age_years"], "age_years", where, NormsError)
     if not AGE_LIMITS_YEARS[0] <= age <= AGE_LIMITS_YEARS[1]:
         raise NormsError(f"{where}: age_years {age} is outside {AGE_LIMITS_YEARS}")
+    sex, structure, side, value = measurement_cells(values, where, NormsError)
+    return ControlRow(values["subject_id"], age, sex, structure, side, value)
+
+
+def measurement_cells(
+    values: dict[str, str], where: str, error: type[MonitorError]
+) -> tuple[str, str, str, float]:
+    """Sex, structure, side and mean_ppb of a row, checked (shared by the value tables)."""
     sex = values["sex"].upper()
     if sex not in SEXES:
-        raise NormsError(f"{where}: sex {values['sex']!r} must be F, M, O or empty")
-    structure, side = structure_and_side(values, where, NormsError)
-    value = number(values["mean_ppb"], "mean_ppb", where, NormsError)
-    return ControlRow(values["subject_id"], age, sex, structure, side, value)
+        raise error(f"{where}: sex {values['sex']!r} must be F, M, O or empty")
+    structure, side = structure_and_side(values, where, error)
+    return sex, structure, side, number(values["mean_ppb"], "mean_ppb", where, error)
 
 
 def structure_and_side(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from monitor.csv_input import CsvRow, number, read_rows
 from monitor.errors import MonitorError
-from monitor.norms.controls_csv import SEXES, structure_and_side
+from monitor.norms.controls_csv import measurement_cells
 
 __all__ = ["VALUE_COLUMNS", "MeasuredValue", "ValuesError", "read_values_csv"]
 
@@ -74,11 +74,7 @@ def _parse(row: CsvRow) -> MeasuredValue:
     age = number(age_text, "age_years", where, ValuesError) if age_text else None
     if birth is None and age is None:
         raise ValuesError(f"{where}: give birth_date or age_years")
-    sex = cells["sex"].upper()
-    if sex not in SEXES:
-        raise ValuesError(f"{where}: sex {cells['sex']!r} must be F, M, O or empty")
-    structure, side = structure_and_side(cells, where, ValuesError)
-    value = number(cells["mean_ppb"], "mean_ppb", where, ValuesError)
+    sex, structure, side, value = measurement_cells(cells, where, ValuesError)
     return MeasuredValue(
         cells["subject_id"],
         visit_at,
