@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import integrate, optimize
+from scipy.special import ndtr
 from scipy.stats import norm
 
 from monitor.norms.model import NormCurve
@@ -131,8 +132,9 @@ def critical_z(correlation: float, alpha: float) -> float:
 
     def exceed(c: float) -> float:
         both_below, _ = integrate.quad(
-            lambda z: norm.pdf(z) * norm.cdf((c - correlation * z) / spread), -np.inf, c
+            lambda z: math.exp(-0.5 * z * z) * ndtr((c - correlation * z) / spread), -np.inf, c
         )
+        both_below /= math.sqrt(2.0 * math.pi)  # the standard normal density's constant
         return 1.0 - both_below - alpha
 
     # between one test at alpha and two independent ones (correlation >= 0 for ordered visits)

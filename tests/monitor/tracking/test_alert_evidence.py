@@ -155,3 +155,39 @@ def test_pallidal_detection_is_reported() -> None:
     )
     assert by_three > 0.5 and at_two > 0.5
     assert math.isfinite(by_three)
+
+
+def test_operating_points_of_the_thalamic_change_budget() -> None:
+    """The table in docs/norms.md: false alarms of the thalamic change rule alone against its
+    detection, for several shares of the budget (the default is 3 %)."""
+    stable = people(40, ageing=True, n=10000)
+    decline = people(41, n=10000).with_change("thalamus", -2.0 * SD * np.arange(N_VISITS))
+    step = people(42, n=10000).with_change(
+        "thalamus", np.where(np.arange(N_VISITS) >= 1, -4.0 * SD, 0.0)
+    )
+    detections = []
+    for alpha in (0.01, 0.02, 0.03, 0.04, 0.05):
+        risk = RiskSettings(
+            rules=[
+                {
+                    "structure": "thalamus",
+                    "direction": "low",
+                    "z_threshold": -3.0,
+                    "change_alpha": alpha,
+                }
+            ]
+        )
+
+        def change(series: VisitSeries, visit: int, risk: RiskSettings = risk) -> np.ndarray:
+            return rule_flags(series, risk, visit)["thalamus change"]
+
+        false = max(float(np.mean(change(stable, v))) for v in range(2, N_VISITS + 1))
+        by_three = float(np.mean(change(decline, 2) | change(decline, 3)))
+        after_step = float(np.mean(change(step, 2)))
+        detections.append(by_three)
+        print(
+            f"alpha {alpha:.2f}: worst per-visit false alarms {false:.4f}, decline by visit 3 "
+            f"{by_three:.4f}, 4 SD step at the next visit {after_step:.4f}"
+        )
+        assert false <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / 10000)
+    assert detections == sorted(detections)
