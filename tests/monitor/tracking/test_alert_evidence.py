@@ -88,8 +88,8 @@ def test_stable_people_are_elevated_at_most_5_percent_at_every_visit_number() ->
 
 
 def test_old_rules_fail_the_budget() -> None:
-    """The previous defaults (z 2, each rule's change at 2.5 % one-sided) exceed 5 %: the
-    simulation can tell a rule that meets the budget from one that does not."""
+    """The previous thresholds (z 2, each change rule at 2.5 % one-sided, here on the new test)
+    exceed 5 %: the simulation can tell a rule that meets the budget from one that does not."""
     old = RiskSettings(
         rules=[
             {
