@@ -170,9 +170,9 @@ def trend_test(
         if expected_ppb is None
         else np.array([expected_ppb(v.acquired_at) for v in visits])
     )
+    departure = values - expected
     raw_z, _, _ = trend_statistics(years, values, retest_sd_ppb)
-    trend_z, step_z, correlation = trend_statistics(years, values - expected, retest_sd_ppb)
-    values = values - expected
+    trend_z, step_z, correlation = trend_statistics(years, departure, retest_sd_ppb)
     centred = years - years.mean()
     se = retest_sd_ppb / math.sqrt(float(centred @ centred))
     return TrendResult(
@@ -183,7 +183,7 @@ def trend_test(
         else float(raw_z[0] - trend_z[0]) * se,
         slope_se_ppb_per_year=se,
         trend_z=float(trend_z[0]),
-        step_ppb=float(values[-1] - values[:-1].mean()),
+        step_ppb=float(departure[-1] - departure[:-1].mean()),
         step_z=float(step_z[0]),
         correlation=correlation,
         retest_sd_ppb=retest_sd_ppb,
