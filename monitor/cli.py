@@ -182,6 +182,42 @@ def norms_show(
     _print_model(loaded, Console(highlight=False))
 
 
+@norms_app.command("retest")
+def norms_retest(
+    scans: Annotated[Path, typer.Argument(help="Repeat-scan CSV (format: docs/norms.md).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Site scan-rescan SD per structure from repeat scans, with 95 % intervals, and the
+    `[risk] retest_sd_ppb` line that makes the change rules use it."""
+    import json
+    from dataclasses import asdict
+
+    from monitor.norms.retest import MIN_DF, estimate_retest_sd, read_retest_csv, settings_lines
+
+    with reported_errors():
+        settings = load_settings(config)
+        estimates = estimate_retest_sd(read_retest_csv(scans))
+    lines = settings_lines(estimates, settings.risk.retest_sd_ppb)
+    if as_json:
+        payload = {"estimates": [asdict(e) for e in estimates], "settings": lines}
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        for e in estimates:
+            typer.echo(
+                f"{e.structure} {e.side}: SD {e.sd_ppb:.2f} ppb (95 % CI {e.ci_ppb[0]:.2f}-"
+                f"{e.ci_ppb[1]:.2f}), {e.n_subjects} subjects, {e.n_scans} scans, df {e.df}"
+            )
+        typer.echo("\n".join(["", "put in the settings file's [risk] section:", *lines]))
+    for e in estimates:
+        if e.df < MIN_DF:
+            typer.echo(
+                f"warning: {e.structure} {e.side} has {e.df} degrees of freedom (< {MIN_DF}): "
+                "the SD is poorly determined; rescan more people",
+                err=True,
+            )
+
+
 def _print_model(model: NormativeModel, console: Console) -> None:
     from monitor.norms.table import band_table, model_lines, parameter_lines
 
@@ -229,6 +265,34 @@ def patient(
         written = write_patient_trend_plot(plot, settings, patient_id, issuer)
         message = f"wrote {written}" if written else "no measured visit to plot"
         typer.echo(message, err=True)
+
+
+@app.command()
+def assess(
+    values: Annotated[Path, typer.Argument(help="Values CSV (format: docs/norms.md).")],
+    norms: Annotated[
+        Path | None, typer.Option("--norms", help="Normative model JSON; default: configured.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Apply the tracking and risk rules to a table of measurements (no images): z, change,
+    trend and risk with reasons for every visit."""
+    import json
+
+    from monitor.norms import load_model
+    from monitor.tracking.replay import assess_values
+    from monitor.tracking.table import assessed_lines
+    from monitor.tracking.values_csv import read_values_csv
+
+    with reported_errors():
+        settings = load_settings(config)
+        model = load_model(norms if norms is not None else settings.norms.model_path)
+        assessed = assess_values(read_values_csv(values), model, settings)
+    if as_json:
+        typer.echo(json.dumps([visit.as_json() for visit in assessed], indent=2))
+    else:
+        typer.echo("\n".join(assessed_lines(assessed)))
 
 
 @identity_app.command("list")

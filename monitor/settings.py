@@ -322,11 +322,15 @@ class NormsSettings(SettingsSection):
 
 
 class RiskRuleSettings(SettingsSection):
-    """One risk rule: a structure whose value beyond ``z_threshold`` in ``direction`` flags risk."""
+    """One risk rule: a structure whose value is beyond ``z_threshold`` in ``direction``, or
+    whose trend or step over the comparable visits goes that way beyond the limit a stable
+    person crosses with probability ``change_alpha`` per visit, flags risk (docs/norms.md)."""
 
     structure: Literal["thalamus", "caudate", "putamen", "globus_pallidus"]
     direction: Literal["low", "high"]
     z_threshold: float
+    change_alpha: float = Field(0.02, gt=0.0, lt=0.5)
+    """This rule's share of the per-visit false-alarm budget for its change test."""
 
 
 class RiskSettings(SettingsSection):
@@ -334,10 +338,16 @@ class RiskSettings(SettingsSection):
 
     rules: list[RiskRuleSettings] = Field(
         default_factory=lambda: [
-            RiskRuleSettings(structure="thalamus", direction="low", z_threshold=-2.0),
-            RiskRuleSettings(structure="globus_pallidus", direction="high", z_threshold=2.0),
+            RiskRuleSettings(
+                structure="thalamus", direction="low", z_threshold=-3.0, change_alpha=0.03
+            ),
+            RiskRuleSettings(
+                structure="globus_pallidus", direction="high", z_threshold=3.0, change_alpha=0.01
+            ),
         ]
     )
+    """Defaults keep a stable person's per-visit false-alarm rate near 4.3 % for all rules
+    together (z 0.3 %, thalamic change 3 %, pallidal change 1 %); docs/norms.md has the table."""
     retest_sd_ppb: dict[str, float] = Field(
         default_factory=lambda: {
             "thalamus": 2.4,
@@ -349,7 +359,8 @@ class RiskSettings(SettingsSection):
     """Scan-rescan SD per structure (ppb); default: mean within-site SDw of deep grey matter
     at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
     reliable_change_factor: float = Field(1.96 * 2**0.5, gt=0.0)
-    """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans)."""
+    """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans).
+    Descriptive (the record's reliable_change fields); the risk rules use the trend test."""
 
     @model_validator(mode="after")
     def _retest_sd_for_every_structure(self) -> RiskSettings:

@@ -11,13 +11,22 @@ Every problem is reported with its line number, because these files are assemble
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.csv_input import number, read_rows
+from monitor.errors import MonitorError
 from monitor.norms.model import NORM_SIDES, NormsError
 from monitor.segment.structures import STRUCTURES
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "SEXES",
+    "ControlRow",
+    "measurement_cells",
+    "read_controls_csv",
+    "structure_and_side",
+]
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "subject_id",
@@ -44,52 +53,46 @@ class ControlRow:
 
 def read_controls_csv(path: Path) -> list[ControlRow]:
     """All rows, validated; raises NormsError naming the file and line of the first problem."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise NormsError(f"{path}: missing column(s) {', '.join(missing)} in the header")
-            rows = [_parse(row, f"{path} line {reader.line_num}") for row in reader]
-    except FileNotFoundError:
-        raise NormsError(f"controls file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise NormsError(f"{path}: not a UTF-8 text CSV file") from None
-    if not rows:
-        raise NormsError(f"{path}: no control rows after the header")
-    _reject_duplicates(rows, path)
+    rows = [
+        _parse(row.cells, row.where)
+        for row in read_rows(path, REQUIRED_COLUMNS, NormsError, "control")
+    ]
+    _reject_duplicates(rows, Path(path))
     return rows
 
 
-def _parse(row: dict[str, str | None], where: str) -> ControlRow:
-    values = {key: (row.get(key) or "").strip() for key in REQUIRED_COLUMNS}
+def _parse(values: dict[str, str], where: str) -> ControlRow:
     if not values["subject_id"]:
         raise NormsError(f"{where}: subject_id is empty")
-    age = _number(values["age_years"], "age_years", where)
+    age = number(values["age_years"], "age_years", where, NormsError)
     if not AGE_LIMITS_YEARS[0] <= age <= AGE_LIMITS_YEARS[1]:
         raise NormsError(f"{where}: age_years {age} is outside {AGE_LIMITS_YEARS}")
-    sex = values["sex"].upper()
-    if sex not in SEXES:
-        raise NormsError(f"{where}: sex {values['sex']!r} must be F, M, O or empty")
-    structure = values["structure"].lower()
-    if structure not in STRUCTURES:
-        raise NormsError(f"{where}: structure {values['structure']!r} is not one of {STRUCTURES}")
-    side = values["side"].lower()
-    if side not in NORM_SIDES:
-        raise NormsError(f"{where}: side {values['side']!r} is not one of {NORM_SIDES}")
-    value = _number(values["mean_ppb"], "mean_ppb", where)
+    sex, structure, side, value = measurement_cells(values, where, NormsError)
     return ControlRow(values["subject_id"], age, sex, structure, side, value)
 
 
-def _number(text: str, column: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise NormsError(f"{where}: {column} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise NormsError(f"{where}: {column} {text!r} is not a finite number")
-    return value
+def measurement_cells(
+    values: dict[str, str], where: str, error: type[MonitorError]
+) -> tuple[str, str, str, float]:
+    """Sex, structure, side and mean_ppb of a row, checked (shared by the value tables)."""
+    sex = values["sex"].upper()
+    if sex not in SEXES:
+        raise error(f"{where}: sex {values['sex']!r} must be F, M, O or empty")
+    structure, side = structure_and_side(values, where, error)
+    return sex, structure, side, number(values["mean_ppb"], "mean_ppb", where, error)
+
+
+def structure_and_side(
+    values: dict[str, str], where: str, error: type[MonitorError]
+) -> tuple[str, str]:
+    """The row's structure and side, lower-cased and checked (shared by the value tables)."""
+    structure = values["structure"].lower()
+    if structure not in STRUCTURES:
+        raise error(f"{where}: structure {values['structure']!r} is not one of {STRUCTURES}")
+    side = values["side"].lower()
+    if side not in NORM_SIDES:
+        raise error(f"{where}: side {values['side']!r} is not one of {NORM_SIDES}")
+    return structure, side
 
 
 def _reject_duplicates(rows: list[ControlRow], path: Path) -> None:

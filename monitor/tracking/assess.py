@@ -21,6 +21,7 @@ from monitor.settings import Settings
 from monitor.tracking.change import VisitValue, compute_change
 from monitor.tracking.fingerprint import ProtocolFingerprint, incompatibility
 from monitor.tracking.risk import DISCLAIMER, StructureEvidence, assess_risk
+from monitor.tracking.trend import expected_course, trend_test
 
 BILATERAL = "bilateral"
 SIDE_STATS = ("mean_ppb", "median_ppb", "sd_ppb", "volume_ml", "voxel_count")
@@ -158,18 +159,24 @@ def _structure_block(  # noqa: PLR0913
             if model.reference_region == current.fingerprint.reference_region
             else None  # norms of another reference region would give meaningless z-scores
         )
-        change = compute_change(
-            [v for p in compared if (v := _visit_value(p, structure, side)) is not None],
-            VisitValue(current.study_uid, current.acquired_at or datetime.min, _nan(value)),
-            retest_sd,
-            factor,
-        )
+        earlier = [v for p in compared if (v := _visit_value(p, structure, side)) is not None]
+        now = VisitValue(current.study_uid, current.acquired_at or datetime.min, _nan(value))
+        change = compute_change(earlier, now, retest_sd, factor)
         fields = {
             **score_record(score),
             **change.as_record(),
         }
         has_change = change.change_ppb is not None
-        return fields, StructureEvidence(value, score, change if has_change else None)
+        curve = None if score is None else model.curve(structure, side)
+        trend = trend_test(
+            earlier,
+            now,
+            retest_sd,
+            None
+            if curve is None or age_years is None
+            else expected_course(curve, age_years, sex, now),
+        )
+        return fields, StructureEvidence(value, score, change if has_change else None, trend)
 
     bilateral_fields, evidence = judged(BILATERAL)
     bilateral = current.stats[(structure, BILATERAL)]

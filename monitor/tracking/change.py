@@ -128,7 +128,7 @@ def annual_rate_ppb_per_year(visits: Sequence[VisitValue]) -> float | None:
     if len(visits) < 2:
         return None
     ordered = sorted(visits, key=lambda v: v.acquired_at)
-    years = np.array([_years_between(ordered[0].acquired_at, v.acquired_at) for v in ordered])
+    years = np.array([years_between(ordered[0].acquired_at, v.acquired_at) for v in ordered])
     values = np.array([v.value_ppb for v in ordered])
     if len(ordered) == 2:
         span = years[1] - years[0]
@@ -140,7 +140,8 @@ def annual_rate_ppb_per_year(visits: Sequence[VisitValue]) -> float | None:
     return float(centred @ (values - values.mean()) / spread)
 
 
-def _years_between(start: datetime, end: datetime) -> float:
+def years_between(start: datetime, end: datetime) -> float:
+    """Time from ``start`` to ``end`` in years of 365.25 days (rates are per year)."""
     return (end - start).total_seconds() / (86400.0 * DAYS_PER_YEAR)
 
 

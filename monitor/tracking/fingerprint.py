@@ -28,6 +28,9 @@ class ProtocolFingerprint:
     vendor: str = ""
     model: str = ""
     pipeline_params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    protocol: str = ""
+    """A named protocol, for values measured elsewhere (`qsm-monitor assess`'s protocol
+    column); empty for the pipeline's own acquisitions, which compare by the fields above."""
 
 
 def major_version(version: str) -> str:
@@ -55,6 +58,8 @@ def incompatibility(
         return f"voxel size {_list(current.voxel_mm)} mm vs {_list(earlier.voxel_mm)} mm"
     if earlier.reference_region != current.reference_region:
         return f"reference region {current.reference_region} vs {earlier.reference_region}"
+    if earlier.protocol != current.protocol:
+        return f"protocol {current.protocol or '(none)'} vs {earlier.protocol or '(none)'}"
     if major_version(earlier.pipeline_version) != major_version(current.pipeline_version):
         return (
             f"pipeline version {current.pipeline_version} vs {earlier.pipeline_version} "

@@ -2,8 +2,10 @@
 
 The default rules follow the seed study (Zivadinov et al., Radiology 2018): lower thalamic and
 higher globus pallidus susceptibility went with more disability. A rule fires when its
-structure's z-score is beyond the threshold *or* it changed reliably in the flagged direction
-since the previous or the baseline comparable visit. Levels:
+structure's z-score is beyond the threshold *or* its trend or step over all comparable visits
+(`monitor.tracking.trend`) goes the flagged way beyond the limit a stable person crosses with
+probability ``change_alpha`` at this visit. The thresholds share one per-visit false-alarm
+budget (docs/norms.md): several rules that each allowed 5 % added up to 12 %. Levels:
 
 * ``elevated``: at least one rule fired (a cross-sectional z stays valid even when the
   protocol changed, so it may fire without a comparable prior);
@@ -23,6 +25,16 @@ from typing import Any, Literal
 from monitor.norms.model import NormScore
 from monitor.settings import RiskRuleSettings, RiskSettings
 from monitor.tracking.change import ChangeResult
+from monitor.tracking.trend import TrendResult, critical_z
+
+__all__ = [
+    "DISCLAIMER",
+    "SEED_PATTERN",
+    "RiskAssessment",
+    "RiskLevel",
+    "StructureEvidence",
+    "assess_risk",
+]
 
 RiskLevel = Literal["elevated", "not elevated", "indeterminate"]
 
@@ -42,6 +54,9 @@ class StructureEvidence:
     """None when no norms cover the patient's age (or no age is known)."""
     change: ChangeResult | None
     """None when there is no comparable earlier visit."""
+    trend: TrendResult | None = None
+    """Trend and step over the comparable visits; None at a baseline. The change rule uses
+    this, `change` is the descriptive pairwise record."""
 
 
 @dataclass(frozen=True)
@@ -116,47 +131,38 @@ def _apply_rule(
             f"rule: z {'<=' if rule.direction == 'low' else '>='} {rule.z_threshold:g})"
         )
         (fired if beyond else quiet).append(text + ("." if beyond else ": within the rule."))
-    change = evidence.change
-    if change is not None and change.change_ppb is not None:
-        _judge_change(rule, name, change, fired, quiet)
+    if evidence.trend is not None:
+        _judge_trend(rule, name, evidence.trend, fired, quiet)
     else:
         quiet.append(f"{name.capitalize()}: no earlier comparable visit, change not assessed.")
     return _RuleOutcome(tuple(fired), tuple(quiet), tuple(gaps))
 
 
-def _judge_change(
+def _judge_trend(
     rule: RiskRuleSettings,
     name: str,
-    change: ChangeResult,
+    trend: TrendResult,
     fired: list[str],
     quiet: list[str],
 ) -> None:
-    """Fire on a reliable change in the rule's direction since the previous or baseline visit."""
-    verb = "fell" if rule.direction == "low" else "rose"
-    sign = -1.0 if rule.direction == "low" else 1.0
-    candidates = [
-        ("since the previous visit", change.change_ppb, change.reliable_change),
-        (
-            "since the baseline visit",
-            change.change_from_baseline_ppb,
-            change.reliable_change_from_baseline,
-        ),
-    ]
-    limit = change.reliable_limit_ppb
-    for when, delta, reliable in candidates:
-        if delta is not None and reliable and sign * delta > 0:
-            fired.append(
-                f"{name.capitalize()} susceptibility {verb} reliably {when}: "
-                f"{delta:+.1f} ppb (reliable-change limit {limit:.1f} ppb)."
-            )
-            return
-    since_baseline = (
-        f", since the baseline visit {change.change_from_baseline_ppb:+.1f} ppb"
-        if change.n_visits > 2 and change.change_from_baseline_ppb is not None
-        else ""
+    """Fire when the trend or the step goes the rule's way beyond the per-visit limit."""
+    direction = -1 if rule.direction == "low" else 1
+    limit = direction * critical_z(trend.correlation, rule.change_alpha)
+    expected = (
+        ""
+        if trend.expected_slope_ppb_per_year is None
+        else f", {trend.expected_slope_ppb_per_year:+.1f} expected with age"
     )
-    quiet.append(
-        f"{name.capitalize()} change since the previous visit {change.change_ppb:+.1f} ppb"
-        f"{since_baseline}: no reliable {'fall' if rule.direction == 'low' else 'rise'} "
-        f"(limit {limit:.1f} ppb)."
+    numbers = (
+        f"trend {trend.slope_ppb_per_year:+.1f} ppb/year{expected} over {trend.n_visits} "
+        f"comparable visits (z = {trend.trend_z:+.2f}), latest value {trend.step_ppb:+.1f} ppb "
+        f"against the mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {limit:+.2f}, "
+        f"crossed by a stable person at {100 * rule.change_alpha:g} % of visits "
+        f"(scan-rescan SD {trend.retest_sd_ppb:g} ppb)"
     )
+    if trend.fires(direction, rule.change_alpha):
+        verb = "is falling" if direction < 0 else "is rising"
+        fired.append(f"{name.capitalize()} susceptibility {verb}: {numbers}.")
+    else:
+        movement = "fall" if direction < 0 else "rise"
+        quiet.append(f"{name.capitalize()}: no significant {movement}; {numbers}.")

@@ -1,12 +1,16 @@
 """Rich tables for `qsm-monitor patient` (no patient data in titles: the operator typed the
 ID, and terminals get logged) and `qsm-monitor identity list` (which must show demographics:
-they are what the reviewer compares with the hospital's records)."""
+they are what the reviewer compares with the hospital's records), and the visits of
+`qsm-monitor assess`."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.table import Table
 
 from monitor.segment.structures import STRUCTURES
+from monitor.tracking.replay import AssessedVisit
 from monitor.tracking.review import ReviewItem
 from monitor.tracking.tables import CONFIRMED, SEPARATED
 from monitor.tracking.timeline import PatientTimeline, TimelineEntry
@@ -61,6 +65,31 @@ def review_lines(items: list[ReviewItem]) -> list[str]:
             f"{item.patient_birth_date or '-'}; sex visit {item.visit_sex or '-'} / record "
             f"{item.patient_sex or '-'}"
         )
+    return lines
+
+
+def assessed_lines(assessed: Sequence[AssessedVisit]) -> list[str]:
+    """`qsm-monitor assess`: per visit its risk, each structure's value (z) change since the
+    previous comparable visit (* reliable) and slope over the comparable visits, and the
+    reasons (they carry the trend test's numbers)."""
+    lines = []
+    for visit in assessed:
+        a = visit.assessment
+        age = "-" if visit.age_years is None else f"{visit.age_years:.1f}"
+        protocol = f", protocol {visit.protocol}" if visit.protocol else ""
+        lines.append(
+            f"{visit.subject_id} {visit.visit_at.date().isoformat()} (age {age}{protocol}): "
+            f"risk {a.risk['level']}"
+        )
+        for name in STRUCTURES:
+            block = a.structures.get(name)
+            if block is None:
+                continue
+            rate = block.get("annual_change_ppb_per_year")
+            slope = "" if rate is None else f"; slope {rate:+.1f} ppb/year"
+            lines.append(f"  {name.replace('_', ' ')}: {_cell(block)}{slope}")
+        lines.extend(f"  - {reason}" for reason in a.risk["reasons"])
+    lines.append("value (z) change since the previous comparable visit, * reliable change; ppb")
     return lines
 
 

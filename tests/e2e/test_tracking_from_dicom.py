@@ -86,7 +86,7 @@ def test_patient_is_elevated_and_control_is_not(processed) -> None:
     control = [r for v, r, _ in processed if v.subject == "control"]
     for record in patient[1:]:
         assert record["risk"]["level"] == "elevated", record["risk"]["reasons"]
-        assert any("reliably" in reason for reason in record["risk"]["reasons"])
+        assert any("is falling" in reason for reason in record["risk"]["reasons"])
     last = patient[-1]["structures"]
     assert last["thalamus"]["annual_change_ppb_per_year"] < 0
     assert last["globus_pallidus"]["annual_change_ppb_per_year"] > 0

@@ -38,7 +38,7 @@ def test_baseline_then_reliable_decline_is_elevated(sessions) -> None:
     assert second.structures["putamen"]["reliable_change"] is False
     assert second.fields["previous_study_uid"] == visit("20240301").study_uid
     assert second.fields["risk"]["level"] == "elevated"
-    assert any("fell reliably" in reason for reason in second.fields["risk"]["reasons"])
+    assert any("is falling" in reason for reason in second.fields["risk"]["reasons"])
 
 
 def test_same_id_with_other_birth_date_is_held_for_review(sessions) -> None:

@@ -1,0 +1,82 @@
+"""`qsm-monitor norms retest`: site scan-rescan SD, its interval, and the settings it feeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from monitor.norms.retest import RETEST_COLUMNS, RetestScan, estimate_retest_sd
+from monitor.settings import load_settings
+from monitor.tracking.change import VisitValue
+from monitor.tracking.risk import StructureEvidence, assess_risk
+from monitor.tracking.trend import trend_test
+
+RUNNER = CliRunner()
+TRUE_SD = 3.0
+
+
+def scans(rng: np.random.Generator, n_subjects: int, structure: str = "thalamus") -> list:
+    truth = rng.normal(0.0, 7.0, n_subjects)
+    repeats = rng.integers(2, 4, n_subjects)  # two or three scans each
+    return [
+        RetestScan(f"r{i}", structure, "bilateral", float(truth[i] + rng.normal(0.0, TRUE_SD)))
+        for i in range(n_subjects)
+        for _ in range(repeats[i])
+    ]
+
+
+def test_interval_covers_the_true_sd_at_its_nominal_rate() -> None:
+    rng = np.random.default_rng(5)
+    covered = 0
+    for _ in range(400):
+        (estimate,) = estimate_retest_sd(scans(rng, 12))
+        covered += estimate.ci_ppb[0] <= TRUE_SD <= estimate.ci_ppb[1]
+    print(f"coverage {covered / 400:.3f}")
+    assert 0.92 <= covered / 400 <= 0.98  # binomial SD 1.1 %
+
+
+def test_cli_prints_settings_lines_that_the_change_rule_then_uses(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    rows = scans(rng, 30) + scans(rng, 30, "globus_pallidus")
+    path = tmp_path / "retest.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RETEST_COLUMNS)
+        writer.writerows([r.subject_id, r.structure, r.side, r.mean_ppb] for r in rows)
+    result = RUNNER.invoke(app, ["norms", "retest", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    thalamus = next(e for e in payload["estimates"] if e["structure"] == "thalamus")
+    assert thalamus["ci_ppb"][0] <= TRUE_SD <= thalamus["ci_ppb"][1]
+    assert thalamus["df"] == sum(1 for r in rows if r.structure == "thalamus") - 30
+    config = tmp_path / "settings.toml"
+    config.write_text("\n".join(payload["settings"]) + "\n")
+    settings = load_settings(config)
+    assert settings.risk.retest_sd_ppb["thalamus"] == round(thalamus["sd_ppb"], 2)
+    assert settings.risk.retest_sd_ppb["caudate"] == 2.4  # no repeats: default kept
+    assert tomllib.loads(config.read_text())["risk"]["retest_sd_ppb"]["putamen"] == 2.4
+    sd = settings.risk.retest_sd_ppb["thalamus"]
+    start = datetime(2020, 1, 1)
+    visits = [VisitValue(f"v{k}", start + timedelta(days=365 * k), -2.0 * k) for k in range(2)]
+    trend = trend_test(visits[:1], visits[1], sd)
+    result = assess_risk({"thalamus": StructureEvidence(-2.0, None, None, trend)}, settings.risk)
+    assert any(f"scan-rescan SD {sd:g} ppb" in r for r in result.reasons)
+
+
+def test_malformed_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("subject_id,structure,side,mean_ppb\nr1,thalamus,bilateral,abc\n")
+    result = RUNNER.invoke(app, ["norms", "retest", str(path)])
+    assert result.exit_code == 2
+    assert "line 2: mean_ppb 'abc' is not a number" in result.output
+    single = tmp_path / "single.csv"
+    single.write_text("subject_id,structure,side,mean_ppb\nr1,thalamus,bilateral,1\n")
+    result = RUNNER.invoke(app, ["norms", "retest", str(single)])
+    assert result.exit_code == 2 and "no subject has two scans" in result.output

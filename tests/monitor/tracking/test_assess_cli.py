@@ -1,0 +1,117 @@
+"""`qsm-monitor assess VALUES.csv`: the pipeline's assessment, reproduced from a values table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from support.tracking_helpers import NORMAL_PPB, sessions_for, shifted, visit
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from monitor.norms.model import score_record
+from monitor.segment.structures import SIDES, STRUCTURES
+from monitor.settings import Settings
+from monitor.tracking.change import change_record
+from monitor.tracking.history import record_visit
+
+RUNNER = CliRunner()
+SETTINGS = Settings()
+COMPARED = [*score_record(None), *change_record(None)]
+"""The per-structure and per-side fields the assessment computes (not the raw statistics,
+which a values table does not carry)."""
+HISTORY = [
+    ("20200301", {}),
+    ("20210301", {"thalamus": -2.0, "globus_pallidus": 1.0}),
+    ("20220301", {"thalamus": -6.0, "globus_pallidus": 2.5}),
+    ("20230301", {"thalamus": -9.5, "globus_pallidus": 2.0, "caudate": 3.0}),
+]
+
+
+def values_csv(path: Path, rows: list[tuple[str, dict[str, float]]], protocol: str = "") -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["subject_id", "visit_date", "birth_date", "sex", "structure", "side", "mean_ppb"]
+            + (["protocol"] if protocol else [])
+        )
+        for study_date, shifts in rows:
+            when = f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:]}T10:00:00"
+            for structure in STRUCTURES:
+                value = NORMAL_PPB[structure] + shifts.get(structure, 0.0)
+                for side in ("bilateral", *SIDES):
+                    writer.writerow(
+                        ["P-1", when, "1980-01-01", "F", structure, side, value]
+                        + ([protocol] if protocol else [])
+                    )
+    return path
+
+
+def test_assess_reproduces_the_pipeline_tracking_step(tmp_path: Path) -> None:
+    sessions = sessions_for(tmp_path)
+    tracked = [
+        record_visit(sessions, visit(day, shifted(**shifts)), SETTINGS) for day, shifts in HISTORY
+    ]
+    result = RUNNER.invoke(app, ["assess", str(values_csv(tmp_path / "v.csv", HISTORY)), "--json"])
+    assert result.exit_code == 0, result.output
+    assessed = json.loads(result.stdout)
+    assert len(assessed) == len(tracked)
+    levels = []
+    for pipeline, table in zip(tracked, assessed, strict=True):
+        assert table["risk"] == pipeline.fields["risk"]
+        assert table["comparable"] is pipeline.fields["comparable"]
+        assert table["age_years"] == pipeline.fields["age_years"]
+        for structure in STRUCTURES:
+            ours, theirs = table["structures"][structure], pipeline.structures[structure]
+            for field in COMPARED:
+                assert ours[field] == pytest.approx(theirs[field]), (structure, field)
+                for side in SIDES:
+                    assert ours["sides"][side][field] == pytest.approx(
+                        theirs["sides"][side][field]
+                    ), (structure, side, field)
+        levels.append(table["risk"]["level"])
+    assert levels[0] == "not elevated" and levels[-1] == "elevated"  # both outcomes compared
+
+
+def test_text_output_and_protocol_change(tmp_path: Path) -> None:
+    path = values_csv(tmp_path / "v.csv", HISTORY[:2], protocol="3T-A")
+    other = values_csv(tmp_path / "w.csv", HISTORY[2:3], protocol="3T-B")
+    path.write_text(path.read_text() + "".join(other.read_text().splitlines(True)[1:]))
+    result = RUNNER.invoke(app, ["assess", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "P-1 2022-03-01 (age 42.2, protocol 3T-B): risk indeterminate" in result.output
+    assert "protocol 3T-B vs 3T-A" in result.output
+    assert "no significant fall" in result.output  # the second visit's trend test
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "subject_id,visit_date,sex,structure,side,mean_ppb\n",
+            "needs a birth_date or an age_years",
+        ),
+        (
+            "subject_id,visit_date,age_years,sex,structure,side,mean_ppb\n"
+            "s1,2021-13-01,40,F,thalamus,bilateral,1\n",
+            "line 2: visit_date '2021-13-01' is not an ISO date",
+        ),
+        (
+            "subject_id,visit_date,age_years,sex,structure,side,mean_ppb\n"
+            "s1,2021-01-01,40,F,thalamus,middle,1\n",
+            "line 2: side 'middle' is not one of",
+        ),
+        ("subject_id,visit_date\n", "missing column(s) sex, structure, side, mean_ppb"),
+    ],
+)
+def test_malformed_csv_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        text if text.count("\n") > 1 else text + "s1,2021-01-01,F,thalamus,bilateral,1\n"
+    )
+    result = RUNNER.invoke(app, ["assess", str(path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
