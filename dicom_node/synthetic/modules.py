@@ -13,6 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from dicom_node.geometry import SliceGeometry, slice_normal
 from monitor.types import GYROMAGNETIC_HZ_PER_T, Acquisition
 
 
@@ -148,3 +149,14 @@ def write_dataset(ds: Dataset, path: Path) -> Path:
 def _ds(value: float) -> str:
     """Decimal String within its 16-character limit."""
     return f"{value:.10g}"[:16]
+
+
+def fill_slice_geometry(ds: Dataset, geometry: SliceGeometry, z: int) -> None:
+    """Image Plane module of slice `z` (position, orientation, spacing, slice location)."""
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in geometry.position_lps(z)]
+    ds.ImageOrientationPatient = [f"{v:.8f}" for v in geometry.image_orientation]
+    ds.PixelSpacing = [f"{v:.6g}" for v in geometry.pixel_spacing_mm]
+    ds.SliceThickness = f"{geometry.slice_spacing_mm:.6g}"
+    ds.SpacingBetweenSlices = f"{geometry.slice_spacing_mm:.6g}"
+    location = np.dot(geometry.position_lps(z), slice_normal(geometry.image_orientation))
+    ds.SliceLocation = f"{float(location):.6f}"

@@ -32,7 +32,7 @@ from dicom_node.assemble.vendor_phase import (
     full_circle_rescale,
     siemens_stored_phase,
 )
-from dicom_node.geometry import SliceGeometry, geometry_from_affine, slice_normal
+from dicom_node.geometry import SliceGeometry, geometry_from_affine
 from dicom_node.sop_classes import new_dataset
 from dicom_node.synthetic.enhanced import write_enhanced_series
 from dicom_node.synthetic.modules import (
@@ -41,6 +41,7 @@ from dicom_node.synthetic.modules import (
     fill_gre_classic,
     fill_patient_study,
     fill_series_equipment,
+    fill_slice_geometry,
     magnitude_codes,
     write_dataset,
 )
@@ -200,13 +201,7 @@ def _slice_dataset(
     fill_gre_classic(ds, acq, vendor)
     ds.EchoTime = f"{acq.te_s[echo] * 1000.0:.6g}"
     ds.EchoNumbers = echo + 1
-    ds.ImagePositionPatient = [f"{v:.6f}" for v in geometry.position_lps(z)]
-    ds.ImageOrientationPatient = [f"{v:.8f}" for v in geometry.image_orientation]
-    ds.PixelSpacing = [f"{v:.6g}" for v in geometry.pixel_spacing_mm]
-    ds.SliceThickness = f"{geometry.slice_spacing_mm:.6g}"
-    ds.SpacingBetweenSlices = f"{geometry.slice_spacing_mm:.6g}"
-    location = np.dot(geometry.position_lps(z), slice_normal(geometry.image_orientation))
-    ds.SliceLocation = f"{float(location):.6f}"
+    fill_slice_geometry(ds, geometry, z)
     _fill_pixels(ds, component.codes[:, :, z, echo].T, component)
     return ds
 

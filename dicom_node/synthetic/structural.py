@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import MRImageStorage, generate_uid
 
-from dicom_node.geometry import geometry_from_affine, slice_normal
+from dicom_node.geometry import geometry_from_affine
 from dicom_node.sop_classes import new_dataset
 from dicom_node.synthetic.modules import (
     PatientIdentity,
     VendorInfo,
     fill_patient_study,
     fill_series_equipment,
+    fill_slice_geometry,
     magnitude_codes,
     write_dataset,
 )
@@ -63,12 +64,7 @@ def write_single_echo_series(  # noqa: PLR0913 - the series' identity and contra
         ds.MagneticFieldStrength = f"{b0_tesla:.6g}"
         ds.ImagingFrequency = f"{b0_tesla * 42.577478518:.6f}"
         ds.InstanceNumber = z + 1
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in geometry.position_lps(z)]
-        ds.ImageOrientationPatient = [f"{v:.8f}" for v in geometry.image_orientation]
-        ds.PixelSpacing = [f"{v:.6g}" for v in geometry.pixel_spacing_mm]
-        ds.SliceThickness = f"{geometry.slice_spacing_mm:.6g}"
-        location = np.dot(geometry.position_lps(z), slice_normal(geometry.image_orientation))
-        ds.SliceLocation = f"{float(location):.6f}"
+        fill_slice_geometry(ds, geometry, z)
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.Rows, ds.Columns = codes.shape[1], codes.shape[0]
