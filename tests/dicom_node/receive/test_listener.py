@@ -187,7 +187,7 @@ def test_disk_write_error_answers_out_of_resources(
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     listener = start_listener()
-    monkeypatch.setattr(dicom_node.receive.spool, "write_durably", disk_full)
+    monkeypatch.setattr(dicom_node.receive.spool, "write_durably_once", disk_full)
     result = storescu(port_of(listener), write_series(tmp_path / "series", 1))
     assert "Refused: OutOfResources" in result.stderr  # DCMTK's name for 0xA700
     assert "Success" not in result.stderr
