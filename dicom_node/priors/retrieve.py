@@ -75,7 +75,7 @@ def retrieve_series(  # noqa: PLR0913 - what, from where, how, to whom
             else:
                 responses = assoc.send_c_move(keys, calling_ae, model)
             status, _ = final_status(responses, f"C-{settings.retrieve.upper()}")
-            total = _add(total, _checked(status, calling_ae, settings.retrieve))
+            total = _add(total, retrieve_outcome(status, calling_ae, settings.retrieve))
     return total
 
 
@@ -87,7 +87,7 @@ def _series_identifier(series: PriorSeries) -> Dataset:
     return keys
 
 
-def _checked(status: Dataset, calling_ae: str, method: str) -> RetrieveOutcome:
+def retrieve_outcome(status: Dataset, calling_ae: str, method: str) -> RetrieveOutcome:
     """The final response's counts, or the one reason this retrieve did not fully succeed."""
     code = int(status.Status)
     outcome = RetrieveOutcome(
@@ -102,11 +102,15 @@ def _checked(status: Dataset, calling_ae: str, method: str) -> RetrieveOutcome:
         )
     if code == PARTIAL or outcome.failed:
         raise PriorsError(
-            f"C-{method.upper()} partly failed: {outcome.failed} of "
-            f"{outcome.failed + outcome.completed + outcome.warnings} instances not retrieved"
+            f"C-{method.upper()} partly failed: {outcome.failed} instance(s) of a series "
+            "not retrieved"
         )
     if code != 0x0000:
-        raise PriorsError(f"C-{method.upper()} failed: status 0x{code:04X}")
+        comment = str(status.get("ErrorComment", "")).strip()
+        detail = f" ({comment})" if comment else ""
+        if method == "move" and not outcome.completed:  # Orthanc says 0xC000, not 0xA801
+            detail += f"; does the PACS know our AE title {calling_ae!r} as a C-MOVE destination?"
+        raise PriorsError(f"C-{method.upper()} failed: status 0x{code:04X}{detail}")
     return outcome
 
 
