@@ -61,11 +61,17 @@ def prior_source(settings: Settings) -> DestinationSettings:
     return source
 
 
-def plan_fetch(settings: Settings, sessions: sessionmaker, query: PriorQuery) -> FetchPlan:
-    """Query the source (audited) and choose the series to retrieve."""
+def plan_fetch(
+    settings: Settings,
+    sessions: sessionmaker,
+    query: PriorQuery,
+    retry: frozenset[str] = frozenset(),
+) -> FetchPlan:
+    """Query the source (audited) and choose the series to retrieve; studies in `retry` (an
+    earlier attempt began them) count as unknown even when the catalogue holds part of them."""
     source = prior_source(settings)
     found = find_prior_series(query, source, settings.node.ae_title, settings.priors)
-    known = known_study_uids(sessions, {s.study_uid for s in found})
+    known = known_study_uids(sessions, {s.study_uid for s in found}) - retry
     fresh = [s for s in found if s.study_uid not in known]
     keep = set(list(dict.fromkeys(s.study_uid for s in fresh))[: settings.priors.max_studies])
     plan = FetchPlan(query, [s for s in fresh if s.study_uid in keep], len(known))

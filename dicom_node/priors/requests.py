@@ -30,6 +30,9 @@ class PriorFetch(leasing.LeasedWork, Base):
     until: Mapped[str] = mapped_column(String(8), default="")
     """Inclusive upper bound: the date of the visit that asked (its priors are earlier)."""
     trigger_study_uid: Mapped[str | None] = mapped_column(String(64), default=None)
+    started_study_uids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Studies an attempt began to retrieve: a retry retrieves them again even though the
+    catalogue now holds part of them (a partial retrieve must not end as "known")."""
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     """What the last successful attempt retrieved (counts, hashed study UIDs)."""
 
@@ -79,6 +82,13 @@ class PriorFetches:
 
     def claim(self, owner: str) -> PriorFetch | None:
         return leasing.claim_next(self.sessions, PriorFetch, owner, self._lease_s())
+
+    def note_started(self, row_id: int, study_uids: list[str]) -> None:
+        """Remember the studies this fetch is about to retrieve (before it touches them)."""
+        with self.sessions() as session:
+            row = session.get_one(PriorFetch, row_id)
+            row.started_study_uids = sorted({*row.started_study_uids, *study_uids})
+            session.commit()
 
     def complete(self, row_id: int, owner: str, outcome: dict[str, Any]) -> bool:
         with self.sessions() as session:

@@ -66,9 +66,9 @@ def retrieve_series(  # noqa: PLR0913 - what, from where, how, to whom
     else:
         model = StudyRootQueryRetrieveInformationModelMove
         ae.add_requested_context(model)
-    total = RetrieveOutcome()
+    total, partial = RetrieveOutcome(), False
     with source_association(ae, source, settings.timeout_s, **kwargs) as assoc:
-        for one in series:
+        for one in series:  # a partly failed series does not stop the others
             keys = _series_identifier(one)
             if settings.retrieve == "get":
                 responses = assoc.send_c_get(keys, model)
@@ -76,6 +76,12 @@ def retrieve_series(  # noqa: PLR0913 - what, from where, how, to whom
                 responses = assoc.send_c_move(keys, calling_ae, model)
             status, _ = final_status(responses, f"C-{settings.retrieve.upper()}")
             total = _add(total, retrieve_outcome(status, calling_ae, settings.retrieve))
+            partial = partial or int(status.Status) == PARTIAL
+    if partial or total.failed:
+        raise PriorsError(
+            f"C-{settings.retrieve.upper()} partly failed: {total.failed} of "
+            f"{total.failed + total.completed + total.warnings} instance(s) not retrieved"
+        )
     return total
 
 
@@ -88,7 +94,8 @@ def _series_identifier(series: PriorSeries) -> Dataset:
 
 
 def retrieve_outcome(status: Dataset, calling_ae: str, method: str) -> RetrieveOutcome:
-    """The final response's counts, or the one reason this retrieve did not fully succeed."""
+    """The final response's counts (also of a partial success, status 0xB000), or the one
+    reason this retrieve failed outright."""
     code = int(status.Status)
     outcome = RetrieveOutcome(
         completed=int(status.get("NumberOfCompletedSuboperations", 0) or 0),
@@ -100,11 +107,8 @@ def retrieve_outcome(status: Dataset, calling_ae: str, method: str) -> RetrieveO
             f"the PACS does not know our AE title {calling_ae!r} as a C-MOVE destination "
             '(add it there, with our host and port, or set [priors] retrieve = "get")'
         )
-    if code == PARTIAL or outcome.failed:
-        raise PriorsError(
-            f"C-{method.upper()} partly failed: {outcome.failed} instance(s) of a series "
-            "not retrieved"
-        )
+    if code == PARTIAL:
+        return outcome  # the caller retrieves the other series first, then fails the attempt
     if code != 0x0000:
         comment = str(status.get("ErrorComment", "")).strip()
         detail = f" ({comment})" if comment else ""

@@ -36,7 +36,9 @@ class PriorFetcher:
         query = PriorQuery(row.patient_id, row.issuer, row.since, row.until)
         fields = {"fetch": row.id, "patient": patient_ref(row.patient_id, row.issuer)}
         try:
-            plan = plan_fetch(self.settings, self.sessions, query)
+            retry = frozenset(row.started_study_uids or ())
+            plan = plan_fetch(self.settings, self.sessions, query, retry)
+            self.fetches.note_started(row.id, plan.study_uids)
             outcome = run_fetch(self.settings, self.sessions, plan)
         except PriorsError as exc:
             state = self.fetches.fail(row.id, self.owner, str(exc), exc.permanent)

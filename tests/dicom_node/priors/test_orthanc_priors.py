@@ -2,11 +2,11 @@
 
 Orthanc holds three earlier multi-echo GRE visits of one patient, an MPRAGE (GR\\IR) in one
 of those studies, another patient's visit, and a third patient whose phase series also holds
-a Secondary Capture (which our C-GET does not accept, so that retrieve is partial). The node
-queries by Patient ID and retrieves only the earlier GRE visits (C-MOVE to its listener, or
-C-GET), and intake turns them into back-filled jobs; known studies are never retrieved
-again. Reconstruction is left out here (retrieval + intake, the smallest acquisitions);
-`benchmarks/priors_amendment.py` times the whole path to the amended report.
+an instance with truncated pixel data (our node refuses it, so that retrieve is partial).
+The node queries by Patient ID and retrieves only the earlier GRE visits (C-MOVE to its
+listener, or C-GET), and intake turns them into back-filled jobs; known studies are never
+retrieved again. Reconstruction is left out here (retrieval + intake, the smallest
+acquisitions); `benchmarks/priors_amendment.py` times the whole path to the amended report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import generate_uid
 from sqlalchemy import select
 from support.node_acquisitions import small_acquisition
 from support.node_helpers import free_port
@@ -79,7 +79,7 @@ def pacs(tmp_path_factory: pytest.TempPathFactory, node_port: int) -> Iterator[O
         series_number=2,
         description="t1_mprage",
     )
-    files.append(_secondary_capture_beside(files[-2 - acquisition.magnitude.shape[2]], root))
+    files.append(_truncated_copy_beside(files[-2 - acquisition.magnitude.shape[2]], root))
     modalities = {"qsm": (NODE_AE, node_port), "qsmget": (GET_AE, 1)}
     extra = {"DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True}
     with running_orthanc(root, modalities, extra) as peer, peer.client() as client:
@@ -88,13 +88,15 @@ def pacs(tmp_path_factory: pytest.TempPathFactory, node_port: int) -> Iterator[O
         yield peer
 
 
-def _secondary_capture_beside(path: Path, root: Path) -> Path:
-    """A copy of one PARTIAL instance stored as a Secondary Capture in the same series."""
+def _truncated_copy_beside(path: Path, root: Path) -> Path:
+    """A copy of one PARTIAL instance with half its pixel data, in the same series: the PACS
+    stores it, our node refuses it (truncated_pixel_data), so that sub-operation fails."""
     ds = dcmread(path)
     assert ds.PatientID == PARTIAL.patient_id
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    out = root / "stray-sc.dcm"
+    ds.InstanceNumber = 1000
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    out = root / "truncated.dcm"
     ds.save_as(out, enforce_file_format=True)
     return out
 
@@ -202,11 +204,14 @@ def test_unknown_move_destination_is_retried_and_shown(tmp_path: Path, pacs: Ort
 
 
 def test_partial_get_is_retried(tmp_path: Path, pacs: OrthancPeer) -> None:
-    settings = _settings(tmp_path, pacs, GET_AE, free_port(), retrieve="get")
+    settings = _settings(tmp_path, pacs, GET_AE, free_port(), retrieve="get", backoff_s=0.0)
     _queue(settings, PARTIAL.patient_id)
     with open_node_db(settings) as sessions:
-        assert PriorFetcher(settings, sessions, "test:priors").run_once()
+        fetcher = PriorFetcher(settings, sessions, "test:priors")
+        assert fetcher.run_once()
+        assert fetcher.run_once()  # the partly catalogued study is retrieved again, not "known"
     row = _only_fetch(settings)
-    assert row.state == WorkState.PENDING
-    assert row.last_error == "C-GET partly failed: 1 instance(s) of a series not retrieved"
+    assert row.state == WorkState.PENDING and row.attempts == 2
+    assert row.started_study_uids == [PARTIAL.study_uid]
+    assert row.last_error == "C-GET partly failed: 1 of 49 instance(s) not retrieved"
     assert _catalogued_studies(settings) == {PARTIAL.study_uid}  # what came is kept
