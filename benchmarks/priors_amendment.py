@@ -26,12 +26,10 @@ import threading
 import time
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # Orthanc helpers
 from support.node_helpers import free_port  # noqa: E402
 from support.node_peers import running_orthanc  # noqa: E402
+from support.phantom_labels import write_true_labels  # noqa: E402
 
 from dicom_node.deliver.sender import send_dicom  # noqa: E402
 from dicom_node.priors.runner import PriorFetcher  # noqa: E402
@@ -42,9 +40,7 @@ from dicom_node.service.serve import Service  # noqa: E402
 from dicom_node.synthetic.modules import PatientIdentity  # noqa: E402
 from dicom_node.synthetic.series import write_acquisition_series  # noqa: E402
 from monitor.phantom import PhantomConfig, simulate_phantom  # noqa: E402
-from monitor.segment.evaluation import to_structure_ids  # noqa: E402
-from monitor.segment.structures import LABEL_IDS  # noqa: E402
-from monitor.settings import DestinationSettings, SegmentationSettings, load_settings  # noqa: E402
+from monitor.settings import DestinationSettings, load_settings  # noqa: E402
 
 HEAD = PhantomConfig(
     shape=(48, 56, 40), voxel_mm=(3.0, 3.0, 3.0), n_echoes=2, field_margin_mm=9.0, supersample=False
@@ -79,14 +75,7 @@ def _phantom_files(root: Path) -> tuple[dict[str, list[Path]], Path]:
         )
         for identity in (*EARLIER, NEWEST)
     }
-    truth = to_structure_ids(phantom.labels, phantom.label_names)
-    aseg = np.zeros(truth.shape, dtype=np.int16)
-    for name, (value, *_) in SegmentationSettings().external_labels.items():
-        if name in LABEL_IDS:
-            aseg[truth == LABEL_IDS[name]] = value
-    labels = root / "aseg.nii.gz"
-    nib.save(nib.Nifti1Image(aseg, phantom.acquisition.affine_ras), labels)
-    return files, labels
+    return files, write_true_labels(phantom, root / "aseg.nii.gz")
 
 
 def run(root: Path) -> None:
@@ -103,16 +92,7 @@ def run(root: Path) -> None:
             jobs={"backoff_s": 0.0},
             recon={"tv_iterations": 30},
             segmentation={"method": "external", "external_path": labels},
-            destinations=[
-                {
-                    "name": "pacs",
-                    "kind": "dicom",
-                    "host": "127.0.0.1",
-                    "port": pacs.dicom_port,
-                    "ae_title": pacs.ae_title,
-                    "outputs": [],
-                }
-            ],
+            destinations=[pacs.destination(outputs=[])],
             priors={"enabled": True, "source": "pacs", "poll_interval_s": 0.2},
         )
         timings = _serve_and_measure(settings, files[NEWEST.study_uid])

@@ -53,3 +53,10 @@ def final_status(responses: Iterator[tuple[Any, Any]], what: str) -> tuple[Any, 
     if last is None:
         raise PriorsError(f"{what}: no answer from the PACS")
     return last, identifiers
+
+
+def failure_reason(status: Any, what: str) -> str:
+    """`<what> failed: status 0xNNNN`, with the PACS's Error Comment when it sent one."""
+    comment = str(status.get("ErrorComment", "")).strip()
+    detail = f" ({comment})" if comment else ""
+    return f"{what} failed: status 0x{int(status.Status):04X}{detail}"

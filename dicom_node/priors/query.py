@@ -16,7 +16,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from dicom_node.priors.association import final_status, source_association
+from dicom_node.priors.association import failure_reason, final_status, source_association
 from dicom_node.priors.errors import PriorsError
 from monitor.settings import DestinationSettings, PriorsSettings
 
@@ -63,7 +63,7 @@ def _find(assoc: object, keys: Dataset, what: str) -> list[Dataset]:
     responses = assoc.send_c_find(keys, StudyRootQueryRetrieveInformationModelFind)  # type: ignore[attr-defined]
     status, identifiers = final_status(responses, what)
     if status.Status != 0x0000:
-        raise PriorsError(f"{what} failed: status 0x{status.Status:04X}")
+        raise PriorsError(failure_reason(status, what))
     return identifiers
 
 

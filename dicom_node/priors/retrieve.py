@@ -18,7 +18,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from dicom_node.priors.association import final_status, source_association
+from dicom_node.priors.association import failure_reason, final_status, source_association
 from dicom_node.priors.errors import PriorsError
 from dicom_node.priors.query import PriorSeries
 from dicom_node.priors.store import SpoolingStore
@@ -110,11 +110,10 @@ def retrieve_outcome(status: Dataset, calling_ae: str, method: str) -> RetrieveO
     if code == PARTIAL:
         return outcome  # the caller retrieves the other series first, then fails the attempt
     if code != 0x0000:
-        comment = str(status.get("ErrorComment", "")).strip()
-        detail = f" ({comment})" if comment else ""
+        reason = failure_reason(status, f"C-{method.upper()}")
         if method == "move" and not outcome.completed:  # Orthanc says 0xC000, not 0xA801
-            detail += f"; does the PACS know our AE title {calling_ae!r} as a C-MOVE destination?"
-        raise PriorsError(f"C-{method.upper()} failed: status 0x{code:04X}{detail}")
+            reason += f"; does the PACS know our AE title {calling_ae!r} as a C-MOVE destination?"
+        raise PriorsError(reason)
     return outcome
 
 

@@ -106,16 +106,7 @@ def _settings(tmp_path: Path, pacs: OrthancPeer, ae: str, port: int, **priors: o
         None,
         storage={"data_dir": tmp_path / "data"},
         node={"ae_title": ae, "port": port, "stable_after_s": 0.5},
-        destinations=[
-            {
-                "name": "pacs",
-                "kind": "dicom",
-                "host": "127.0.0.1",
-                "port": pacs.dicom_port,
-                "ae_title": pacs.ae_title,
-                "outputs": [],
-            }
-        ],
+        destinations=[pacs.destination(outputs=[])],
         priors={"enabled": True, "source": "pacs", "timeout_s": 20.0, **priors},
     )
 
