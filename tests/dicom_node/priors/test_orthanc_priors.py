@@ -21,7 +21,9 @@ from sqlalchemy import select
 from support.node_acquisitions import small_acquisition
 from support.node_helpers import free_port
 from support.node_peers import ORTHANC, OrthancPeer, running_orthanc, wait_for
+from typer.testing import CliRunner
 
+from dicom_node.cli import app
 from dicom_node.db import open_node_db
 from dicom_node.priors.fetch import plan_fetch, run_fetch
 from dicom_node.priors.query import PriorQuery
@@ -206,3 +208,24 @@ def test_partial_get_is_retried(tmp_path: Path, pacs: OrthancPeer) -> None:
     assert row.started_study_uids == [PARTIAL.study_uid]
     assert row.last_error == "C-GET partly failed: 1 of 49 instance(s) not retrieved"
     assert _catalogued_studies(settings) == {PARTIAL.study_uid}  # what came is kept
+
+
+def test_cli_dry_run_lists_what_would_be_retrieved(tmp_path: Path, pacs: OrthancPeer) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[node]\nae_title = "{GET_AE}"\n'
+        f'[[destinations]]\nname = "pacs"\nkind = "dicom"\nhost = "127.0.0.1"\n'
+        f'port = {pacs.dicom_port}\nae_title = "{pacs.ae_title}"\noutputs = []\n'
+        '[priors]\nsource = "pacs"\n'
+    )
+    args = ["priors", "fetch", PATIENT, "--since", "2024", "--dry-run", "--config", str(config)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        lines[-1]
+        == "dry run: would retrieve 4 series in 2 studies; 0 matching studies already known"
+    )
+    assert {line.split()[2] for line in lines[:-1]} == {EARLIER[1].study_uid, EARLIER[2].study_uid}
+    assert '"event":"prior_query"' in result.stderr and PATIENT not in result.stderr
+    assert _catalogued_studies(load_settings(config)) == set()
