@@ -42,7 +42,14 @@ class PriorFetcher:
             outcome = run_fetch(self.settings, self.sessions, plan)
         except PriorsError as exc:
             state = self.fetches.fail(row.id, self.owner, str(exc), exc.permanent)
-            log_event(LOGGER, "prior_fetch_failed", logging.WARNING, state=state, **fields)
+            log_event(
+                LOGGER,
+                "prior_fetch_failed",
+                logging.WARNING,
+                state=state,
+                reason=str(exc),  # hosts, AE titles and counts: no patient data
+                **fields,
+            )
             return True
         except Exception as exc:  # a bug or the database: retry later, never kill the thread
             LOGGER.exception("prior_fetch_crashed")
