@@ -151,6 +151,13 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 f"  {dead['study_uid']} {dead['output']} -> {dead['destination']} "
                 f"after {dead['attempts']} attempts: {dead['error']}"
             )
+        typer.echo(f"prior fetches: {report['prior_fetch_counts']}")
+        for fetch in report["prior_fetch_problems"]:
+            typer.echo(
+                f"  fetch {fetch['id']} {fetch['state']} (study {fetch['study_uid'] or '-'}) "
+                f"after {fetch['attempts']} attempts, next {fetch['next_attempt_at']}: "
+                f"{fetch['error']}"
+            )
     if not report["healthy"]:
         raise typer.Exit(1)
 
@@ -199,6 +206,58 @@ def demo(
         typer.echo(f"failed: {problem}", err=True)
     if outcome.failed:
         raise typer.Exit(1)
+
+
+priors_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Prior exams: fetch a patient's earlier studies from the [priors] source PACS.",
+)
+app.add_typer(priors_app, name="priors")
+
+
+@priors_app.command("fetch")
+def priors_fetch(
+    patient_id: Annotated[str, typer.Argument(help="Patient ID as the PACS holds it.")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID.")] = "",
+    since: Annotated[
+        int | None,
+        typer.Option("--since", min=1900, max=9999, help="Earliest study year (YYYY)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be retrieved; retrieve nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Query the PACS for the patient's earlier multi-echo GRE series and retrieve those the
+    node does not have. With C-MOVE they arrive at the listener, so `serve` must be running;
+    with C-GET they are spooled here and a running (or the next) `serve` takes them in."""
+    from dicom_node.db import open_node_db
+    from dicom_node.logs import configure_logging
+    from dicom_node.priors.fetch import default_since, plan_fetch, run_fetch
+    from dicom_node.priors.query import PriorQuery
+
+    settings = load_settings_or_exit(config)
+    configure_logging()
+    first = f"{since:04d}0101" if since is not None else default_since(settings)
+    query = PriorQuery(patient_id.strip(), issuer.strip(), first)
+    with reported_errors(), open_node_db(settings) as sessions:
+        plan = plan_fetch(settings, sessions, query)
+        for series in plan.wanted:
+            count = "?" if series.instances is None else series.instances
+            typer.echo(
+                f"{series.study_date or '-'} study {series.study_uid} "
+                f"series {series.series_uid} ({count} instances)"
+            )
+        summary = (
+            f"{len(plan.wanted)} series in {len(plan.study_uids)} studies; "
+            f"{plan.known_studies} matching studies already known"
+        )
+        if dry_run:
+            typer.echo(f"dry run: would retrieve {summary}")
+            return
+        outcome = run_fetch(settings, sessions, plan)
+    typer.echo(f"retrieved {outcome.completed + outcome.warnings} instances: {summary}")
 
 
 def main() -> None:

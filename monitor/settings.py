@@ -411,6 +411,35 @@ class FhirSettings(SettingsSection):
         return value
 
 
+class PriorsSettings(SettingsSection):
+    """Day-one history: fetch a patient's earlier exams from the PACS (docs/priors.md)."""
+
+    enabled: bool = False
+    """True: a processed visit without a comparable prior makes the node query `source`."""
+    source: str | None = None
+    """Name of a `dicom` destination whose AE also answers C-FIND and C-MOVE or C-GET."""
+    lookback_years: float = Field(10.0, gt=0.0)
+    """Only studies this many years before today are asked for (`--since` overrides)."""
+    max_studies: int = Field(5, ge=1)
+    """At most this many earlier studies (the newest) are retrieved per fetch."""
+    retrieve: Literal["move", "get"] = "move"
+    """C-MOVE to our own AE title (the PACS must know it) or C-GET on the query association."""
+    interval_days: float = Field(30.0, ge=0.0)
+    """A patient's priors are fetched automatically at most once in this many days."""
+    modality: str = "MR"
+    scanning_sequence: str | None = "GR"
+    """Series whose ScanningSequence the PACS returns must be exactly this (GR\\IR is not)."""
+    min_instances: int = Field(8, ge=1)
+    """Series with fewer instances (when the PACS counts them) are no multi-echo volume."""
+    exclude_image_types: list[str] = Field(default_factory=lambda: ["DERIVED"])
+    """Series whose ImageType holds one of these are skipped (our own QSM maps, MIPs)."""
+    max_attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(60.0, ge=0.0)
+    """Retry delay after a failed fetch, doubling per attempt (PACS down, partial retrieve)."""
+    timeout_s: float = Field(60.0, gt=0.0)
+    poll_interval_s: float = Field(2.0, gt=0.0)
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -430,6 +459,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
+    priors: PriorsSettings = Field(default_factory=PriorsSettings)
 
     def with_external_segmentation(self, path: Path) -> Settings:
         """A copy that measures on `path` (label NIfTI or DICOM SEG) instead of the atlas."""
@@ -448,6 +478,21 @@ class Settings(BaseSettings):
         if duplicated:
             raise ValueError(f"destination names must be unique: {duplicated}")
         return destinations
+
+    @model_validator(mode="after")
+    def _priors_source_is_a_pacs(self) -> Settings:
+        """The prior fetch needs a DICOM peer to query; say so at start-up, not at 3 a.m."""
+        wanted = self.priors.enabled or self.priors.source is not None
+        if wanted and self.prior_source() is None:
+            raise ValueError("priors.source must name a destination of kind dicom")
+        return self
+
+    def prior_source(self) -> DestinationSettings | None:
+        """The `dicom` destination `[priors] source` names, or None."""
+        return next(
+            (d for d in self.destinations if d.name == self.priors.source and d.kind == "dicom"),
+            None,
+        )
 
     @classmethod
     def settings_customise_sources(  # noqa: PLR0913 - signature fixed by pydantic-settings

@@ -26,6 +26,7 @@ from dicom_node.assemble.study import assemble_study
 from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.logs import configure_logging, log_event, uid_hash
+from dicom_node.priors.trigger import request_priors
 from dicom_node.process.amend import amend_acquisition, due_amendments
 from dicom_node.process.pipeline import (
     ProcessingResult,
@@ -214,11 +215,12 @@ class Worker:
         result: ProcessingResult,
         amendments: list[tuple[str, str, dict[str, Any]]],
     ) -> None:
-        """Deliveries of the result and the amendments it caused, in the completing
-        transaction: a crash can lose neither."""
+        """Deliveries of the result, the amendments it caused and a prior fetch it calls for,
+        in the completing transaction: a crash can lose none of them."""
         self.outbox.add(session, job.idempotency_key, job.study_uid, result.outputs)
         for key, study_uid, payload in amendments:
             self.queue.add(session, key, study_uid, payload)
+        request_priors(session, self.settings, result.study_uid, result.history)
 
     def _stage(self, job_id: int, stage: str) -> None:
         SHUTDOWN.check()

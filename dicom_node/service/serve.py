@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.logs import log_event
+from dicom_node.priors.runner import PriorFetcher
 from dicom_node.process.worker import lease_owner_name, worker_process_main
 from dicom_node.queue.intake import enqueue_study
 from dicom_node.queue.jobs import JobQueue
@@ -52,6 +53,7 @@ class Service:
         self._workers = [self._spawn(i) for i in range(self.settings.jobs.workers)]
         deliverer = threading.Thread(target=self._deliver, args=(stop,), name="deliverer")
         deliverer.start()
+        fetcher = self._start_prior_fetcher(stop)
         write_state(self.settings, [p.pid or 0 for p in self._workers])
         log_event(LOGGER, "service_started", workers=len(self._workers))
         try:
@@ -62,9 +64,21 @@ class Service:
             self._stop_workers()
             stop.set()
             deliverer.join()
+            if fetcher is not None:
+                fetcher.join()
             remove_state(self.settings)
             self.engine.dispose()
             log_event(LOGGER, "service_stopped")
+
+    def _start_prior_fetcher(self, stop: threading.Event) -> threading.Thread | None:
+        """Prior fetches run in their own thread: they wait on the PACS, and never on (or
+        hold up) a report."""
+        if not self.settings.priors.enabled:
+            return None
+        fetcher = PriorFetcher(self.settings, self.sessions, lease_owner_name("priors"))
+        thread = threading.Thread(target=fetcher.run, args=(stop,), name="prior-fetcher")
+        thread.start()
+        return thread
 
     def _spawn(self, index: int) -> BaseProcess:
         process = self._context.Process(

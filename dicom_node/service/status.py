@@ -16,10 +16,12 @@ from typing import Any
 
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from sqlalchemy.orm import sessionmaker
 
 from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.files import write_durably
+from dicom_node.priors.requests import PriorFetches
 from dicom_node.queue.jobs import JobQueue
 from dicom_node.receive.access import HEALTH_CHECK_AE
 from dicom_node.receive.completion import stuck_series
@@ -135,6 +137,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         ]
         with sessions() as session:
             stuck = [key.series_uid for key in stuck_series(session)]
+        priors = prior_fetch_status(sessions, settings, recent)
     listener = listener_status(settings)
     disk = disk_status(settings)
     problems = [
@@ -153,7 +156,26 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         "destinations": destinations,
         "jobs": jobs,
         "dead_letters": dead_letters,
+        **priors,
     }
+
+
+def prior_fetch_status(sessions: sessionmaker, settings: Settings, recent: int) -> dict[str, Any]:
+    """Prior fetches by state and those whose last attempt failed (retrying or given up),
+    named by the study that asked for them, never by the patient."""
+    fetches = PriorFetches(sessions, settings.priors)
+    problems = [
+        {
+            "id": row.id,
+            "state": row.state,
+            "study_uid": row.trigger_study_uid,
+            "attempts": row.attempts,
+            "error": row.last_error,
+            "next_attempt_at": row.next_attempt_at.isoformat(timespec="seconds") + "Z",
+        }
+        for row in fetches.unfinished_problems(recent)
+    ]
+    return {"prior_fetch_counts": fetches.counts(), "prior_fetch_problems": problems}
 
 
 def disk_status(settings: Settings) -> dict[str, Any]:

@@ -14,7 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("receive", "assemble", "queue", "outputs", "deliver", "process", "service")
+STAGES = (
+    "receive",
+    "assemble",
+    "queue",
+    "outputs",
+    "deliver",
+    "priors",
+    "process",
+    "service",
+)
 """`dicom_node` stages in import order: each may import only those before it."""
 
 FENCED = ("dicom_node.demo", "dicom_node.synthetic", "dicom_node.cli", "monitor.cli")

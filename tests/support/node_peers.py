@@ -39,6 +39,17 @@ class OrthancPeer:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.http_url, timeout=30.0)
 
+    def destination(self, name: str = "pacs", **extra: Any) -> dict[str, Any]:
+        """This Orthanc as a `dicom` destination table of the settings."""
+        return {
+            "name": name,
+            "kind": "dicom",
+            "host": LOOPBACK,
+            "port": self.dicom_port,
+            "ae_title": self.ae_title,
+            **extra,
+        }
+
 
 @contextmanager
 def running_orthanc(

@@ -13,11 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pydicom
 import pytest
 from sqlalchemy import select
+from support.phantom_labels import write_true_labels
 
 from dicom_node.assemble.study import assemble_study
 from dicom_node.db import create_schema, database_url, make_engine
@@ -30,9 +29,7 @@ from dicom_node.queue.results import results_for_study
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
 from monitor.phantom import PhantomConfig, simulate_phantom
-from monitor.segment.evaluation import to_structure_ids
-from monitor.segment.structures import LABEL_IDS
-from monitor.settings import SegmentationSettings, Settings, load_settings
+from monitor.settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +54,7 @@ def visits(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list[Pat
         )
         for identity in (LATER, EARLIER)
     }
-    truth = to_structure_ids(phantom.labels, phantom.label_names)
-    aseg = np.zeros(truth.shape, dtype=np.int16)
-    for name, (value, *_) in SegmentationSettings().external_labels.items():
-        if name in LABEL_IDS:
-            aseg[truth == LABEL_IDS[name]] = value
-    labels = root / "aseg.nii.gz"
-    nib.save(nib.Nifti1Image(aseg, phantom.acquisition.affine_ras), labels)
-    return files, labels
+    return files, write_true_labels(phantom, root / "aseg.nii.gz")
 
 
 def _settings(tmp_path: Path, labels: Path) -> Settings:
