@@ -254,8 +254,18 @@ class SegmentationSettings(BaseModel):
         }
     )
     """Structure name -> label values in the external map; default FreeSurfer/FastSurfer aseg."""
-    min_similarity_nmi: float = Field(1.03, ge=1.0, le=2.0)
-    """Normalised mutual information of magnitude and warped template below this fails QC."""
+    min_similarity_nmi: float = Field(1.06, ge=1.0, le=2.0)
+    """Normalised mutual information of the registered image (GRE magnitude or T1) and the
+    warped template, over the brain and an 8 mm margin, below this: registration failed."""
+    min_t1_to_gre_nmi: float = Field(1.05, ge=1.0, le=2.0)
+    """A T1 aligned to the GRE less similar than this is not used (GRE-only path instead)."""
+    prior_support_probability: float = Field(0.05, gt=0.0, lt=1.0)
+    """Refined labels stay where the prior registration gives the structure this probability."""
+    max_side_volume_ratio: float = Field(1.5, gt=1.0)
+    """Left and right of a structure differing more than this withholds both sides."""
+    expected_volume_ratio: tuple[float, float] = (0.5, 1.7)
+    """Labelled volume over the atlas volume the linear registration predicts: outside this
+    range the structure is withheld (a local deformation ran away or the slab cuts it)."""
     min_brain_overlap_dice: float = Field(0.8, ge=0.0, le=1.0)
     min_coverage_fraction: float = Field(0.9, ge=0.0, le=1.0)
     max_scale_deviation: float = Field(0.3, gt=0.0, lt=1.0)

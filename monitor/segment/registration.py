@@ -70,6 +70,21 @@ def _linear_stage(
     return transform
 
 
+def register_rigid(
+    fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, params: RegistrationParameters
+) -> sitk.Euler3DTransform:
+    """Rigid registration from the identity about the fixed mask's centre.
+
+    For two images of one session (T1 and GRE): the head moves by a few degrees and
+    millimetres between them, so no search is needed.
+    """
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(fixed_mask)
+    rigid = sitk.Euler3DTransform()
+    rigid.SetCenter(shape.GetCentroid(1))
+    return _linear_stage(fixed, moving, fixed_mask, rigid, params)
+
+
 def register_affine(
     fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, params: RegistrationParameters
 ) -> sitk.AffineTransform:
@@ -97,7 +112,8 @@ def refine_bspline(
     affine: sitk.Transform,
     params: RegistrationParameters,
 ) -> sitk.CompositeTransform:
-    """Local B-spline correction over the region of interest only.
+    """Local B-spline correction over the region of interest only, on top of `affine` (a
+    linear transform, or an earlier refinement's composite).
 
     The control grid spans the bounding box of `region_mask` (the deep grey matter and a
     margin): anatomy elsewhere does not influence, or pay for, the deformation we need.
@@ -120,10 +136,18 @@ def refine_bspline(
     )
     method.SetShrinkFactorsPerLevel([2, 1])
     method.SetSmoothingSigmasPerLevel([2.0, 0.0])
-    method.SetMovingInitialTransform(affine)
+    if isinstance(affine, sitk.CompositeTransform):
+        # ITK cannot differentiate through a B-spline given as the moving initial transform:
+        # a refinement on top of another deformable stage registers against the moving image
+        # already carried onto the fixed grid, and the two compose afterwards.
+        moving = sitk.Resample(moving, fixed, affine, sitk.sitkLinear, 0.0)
+        stages = [affine.GetNthTransform(i) for i in range(affine.GetNumberOfTransforms())]
+    else:
+        method.SetMovingInitialTransform(affine)
+        stages = [affine]
     method.SetInitialTransform(bspline, inPlace=True)
     method.Execute(roi, moving)
-    return sitk.CompositeTransform([affine, bspline])
+    return sitk.CompositeTransform([*stages, bspline])
 
 
 def normalised_mutual_information(
