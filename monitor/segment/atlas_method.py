@@ -17,9 +17,13 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from monitor.segment.atlas import max_probability_labels, warp_probabilities
+from monitor.segment.atlas import (
+    max_probability_labels,
+    support_box_on_grid,
+    warp_probabilities,
+)
 from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk
-from monitor.segment.qc import coverage_failures, registration_failures
+from monitor.segment.qc import coverage_problems, registration_failures
 from monitor.segment.refinement import clamp_to_support, refinement_change
 from monitor.segment.registration import (
     RegistrationParameters,
@@ -42,6 +46,10 @@ OUTLINE_MARGIN_MM = 8.0
 """The linear stages score the brain and this much of its surroundings: with the brain mask
 alone, the metric never sees template brain falling outside the subject's brain, and on
 simulated heads with large poses the optimum scaled the template by 0.8-1.3 per axis."""
+
+LABEL_BOX_MARGIN_MM = 20.0
+"""Margin around the linearly registered atlas support where labels are computed; the
+deformable stages move labels by a few millimetres."""
 
 CHI_CLIP_PPM = (-0.1, 0.3)
 """Veins and haemorrhage beyond this range would dominate the refinement's histogram."""
@@ -139,8 +147,15 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
             transform = refine_bspline(gre, region, template.t1, affine, params)
             refined_on = "magnitude"
 
-    labels, qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
-        template, prior, transform, affine_ras, inside, settings
+    box = support_box_on_grid(
+        template.probabilities, template.affine_ras, affine, affine_ras, inside.shape,
+        LABEL_BOX_MARGIN_MM,
+    )
+    box_affine = affine_ras.copy()
+    box_affine[:3, 3] = affine_ras[:3, :3] @ [s.start for s in box] + affine_ras[:3, 3]
+    labels = np.zeros(inside.shape, dtype=np.int16)
+    labels[box], qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
+        template, prior, transform, box_affine, inside[box], settings
     )
     coverage = _coverage(template, transform, brain)
     nmi = normalised_mutual_information(anatomy, template.t1, outline, transform)
@@ -164,7 +179,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
         labels=labels,
         qc=qc,
         failures=failures,
-        withheld=coverage_failures(coverage, settings.min_coverage_fraction),
+        withheld=coverage_problems(coverage, settings.min_coverage_fraction),
         expected_ml={name: ml / determinant for name, ml in template_ml.items()},
     )
 

@@ -23,10 +23,10 @@ import numpy as np
 from monitor.segment.atlas_method import atlas_labels
 from monitor.segment.external import ExternalLabels, labels_on_grid, read_nifti_labels
 from monitor.segment.qc import (
-    asymmetry_failures,
-    expected_volume_failures,
+    asymmetry_problems,
+    expected_volume_problems,
     structure_volumes_ml,
-    volume_failures,
+    volume_problems,
 )
 from monitor.segment.result import Segmentation
 from monitor.segment.structures import LABEL_NAMES, REPORTED_NAMES
@@ -88,11 +88,11 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
             _add(withheld, atlas.withheld)
         labels = np.where(mask.astype(bool), labels, 0).astype(np.int16)
         volumes = structure_volumes_ml(labels, LABEL_NAMES, voxel_mm)
-        _add(withheld, volume_failures(volumes, settings.volume_ranges_ml))
-        _add(withheld, asymmetry_failures(volumes, settings.max_side_volume_ratio))
+        _add(withheld, volume_problems(volumes, settings.volume_ranges_ml))
+        _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio))
         if expected_ml:
             reported = {name: expected_ml[name] for name in REPORTED_NAMES}
-            _add(withheld, expected_volume_failures(
+            _add(withheld, expected_volume_problems(
                 volumes, reported, settings.expected_volume_ratio
             ))
         qc["volumes_ml"] = volumes

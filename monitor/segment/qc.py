@@ -26,12 +26,14 @@ import numpy as np
 from monitor.segment.structures import SIDES, STRUCTURES
 
 __all__ = [
-    "asymmetry_failures",
+    "asymmetry_problems",
     "coverage_failures",
-    "expected_volume_failures",
+    "coverage_problems",
+    "expected_volume_problems",
     "registration_failures",
     "structure_volumes_ml",
     "volume_failures",
+    "volume_problems",
 ]
 
 
@@ -43,9 +45,10 @@ def structure_volumes_ml(
     return {name: float(counts[label]) * voxel_ml for label, name in label_names.items()}
 
 
-def volume_failures(
+def volume_problems(
     volumes_ml: Mapping[str, float], ranges_ml: Mapping[str, tuple[float, float]]
 ) -> dict[str, str]:
+    """Structure -> reason, for volumes outside the plausible range of their structure."""
     failures = {}
     for structure in STRUCTURES:
         low, high = ranges_ml[structure]
@@ -57,7 +60,14 @@ def volume_failures(
     return failures
 
 
-def asymmetry_failures(volumes_ml: Mapping[str, float], max_side_ratio: float) -> dict[str, str]:
+def volume_failures(
+    volumes_ml: Mapping[str, float], ranges_ml: Mapping[str, tuple[float, float]]
+) -> list[str]:
+    """`volume_problems` as sentences naming the structure."""
+    return [f"{name} {why}" for name, why in volume_problems(volumes_ml, ranges_ml).items()]
+
+
+def asymmetry_problems(volumes_ml: Mapping[str, float], max_side_ratio: float) -> dict[str, str]:
     """Both sides of a structure whose larger side exceeds `max_side_ratio` x the smaller:
     which side is wrong cannot be told, so neither is reported."""
     failures = {}
@@ -73,7 +83,7 @@ def asymmetry_failures(volumes_ml: Mapping[str, float], max_side_ratio: float) -
     return failures
 
 
-def expected_volume_failures(
+def expected_volume_problems(
     volumes_ml: Mapping[str, float],
     expected_ml: Mapping[str, float],
     allowed: tuple[float, float],
@@ -92,13 +102,18 @@ def expected_volume_failures(
     return failures
 
 
-def coverage_failures(coverage: Mapping[str, float], minimum: float) -> dict[str, str]:
+def coverage_problems(coverage: Mapping[str, float], minimum: float) -> dict[str, str]:
     """Structures the slab (or brain mask) does not cover well enough to measure."""
     return {
-        name: f"slab covers only {100 * fraction:.0f}% of it"
+        name: f"slab covers only {100 * fraction:.0f}% of {name}"
         for name, fraction in coverage.items()
         if fraction < minimum
     }
+
+
+def coverage_failures(coverage: Mapping[str, float], minimum: float) -> list[str]:
+    """`coverage_problems` as a list of sentences."""
+    return list(coverage_problems(coverage, minimum).values())
 
 
 def registration_failures(  # noqa: PLR0913 - one threshold per measured quantity

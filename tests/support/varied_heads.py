@@ -15,8 +15,8 @@ head here is made differently, and every draw comes from the subject's seed:
   by up to 12 mm), GRE magnitude with per-subject tissue values, a smooth bias field and
   Rician noise; a susceptibility map given as truth + correlated noise + a smooth residual
   background (segmentation-level evaluation: no phase simulation or reconstruction).
-* **T1** (optional): same session, 1.2 mm isotropic, head moved by a few degrees and mm,
-  tissue-class T1 contrast with skull and scalp, bias and noise.
+* **T1** (optional): same session, 1.5 mm isotropic (coarse to save test time), head moved
+  by up to 4 degrees and 4 mm, tissue-class T1 contrast with skull and scalp, bias, noise.
 
 `simulate_head(seed)` is deterministic; `simulate_head(seed, rescan=1)` is the same head and
 susceptibility with a new pose, slab and noise.
@@ -48,8 +48,8 @@ TRUTH_THRESHOLD = 0.35
 """Truth labels take the most probable structure from this probability (the atlas path: 0.5)."""
 GRE_SHAPE = (160, 192, 64)
 GRE_VOXEL_MM = (1.0, 1.0, 2.0)
-T1_SHAPE = (150, 180, 150)
-T1_VOXEL_MM = (1.2, 1.2, 1.2)
+T1_SHAPE = (120, 144, 120)
+T1_VOXEL_MM = (1.5, 1.5, 1.5)
 TEMPLATE_CENTRE_MM = np.array([0.0, -18.0, 10.0])
 """Template point the slab is centred on before its random shift (the deep grey matter)."""
 
@@ -312,7 +312,8 @@ def simulate_head(seed: int, rescan: int = 0, with_t1: bool = False) -> VariedHe
     chi_values = _structure_chi(subject)
     gre_values = _jittered(GRE_M0, subject, 0.04)
     first_pose = _random_pose(subject)
-    pose = first_pose if rescan == 0 else _moved(_random_pose(visit), visit, 0.0, 0.0)
+    # A rescan is the same head (same size) placed anew in the scanner.
+    pose = first_pose if rescan == 0 else _random_pose(visit)
     pose = Pose(pose.angles_deg, pose.shift_mm, first_pose.scale)
     warp = _HeadWarp(pose, smooth, atrophy)
     affine, shape = _slab_affine(pose, visit)
