@@ -89,12 +89,12 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         labels = np.where(mask.astype(bool), labels, 0).astype(np.int16)
         volumes = structure_volumes_ml(labels, LABEL_NAMES, voxel_mm)
         _add(withheld, volume_problems(volumes, settings.volume_ranges_ml))
-        _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio))
         if expected_ml:
             reported = {name: expected_ml[name] for name in REPORTED_NAMES}
             _add(withheld, expected_volume_problems(
                 volumes, reported, settings.expected_volume_ratio
             ))
+        _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio, withheld))
         qc["volumes_ml"] = volumes
         qc["seconds"] = time.perf_counter() - start
         return _verdict(labels, settings.method, failures, withheld, qc)

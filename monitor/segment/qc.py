@@ -19,7 +19,7 @@ than `max_side_ratio` times the other means a mis-registered side, not anatomy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -67,11 +67,16 @@ def volume_failures(
     return [f"{name} {why}" for name, why in volume_problems(volumes_ml, ranges_ml).items()]
 
 
-def asymmetry_problems(volumes_ml: Mapping[str, float], max_side_ratio: float) -> dict[str, str]:
+def asymmetry_problems(
+    volumes_ml: Mapping[str, float], max_side_ratio: float, already: Collection[str] = ()
+) -> dict[str, str]:
     """Both sides of a structure whose larger side exceeds `max_side_ratio` x the smaller:
-    which side is wrong cannot be told, so neither is reported."""
+    which side is wrong cannot be told, so neither is reported. Structures with a side in
+    `already` (withheld for another reason, which tells the wrong side) are not judged."""
     failures = {}
     for structure in STRUCTURES:
+        if any(f"{structure}_{side}" in already for side in SIDES):
+            continue
         left, right = (volumes_ml.get(f"{structure}_{side}", 0.0) for side in SIDES)
         ratio = max(left, right) / max(min(left, right), 1e-9)
         if ratio > max_side_ratio:
