@@ -32,7 +32,12 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from monitor.phantom.anatomy import HeadModel, load_head_model, property_map
-from monitor.phantom.geometry import SubjectWarp, oblique_affine, sample_on_grid
+from monitor.phantom.geometry import (
+    SubjectWarp,
+    grid_points_mm,
+    oblique_affine,
+    sample_on_grid,
+)
 from monitor.segment.structures import LABEL_IDS
 
 __all__ = [
@@ -130,6 +135,17 @@ class _HeadWarp:
         flat = points_mm.reshape(3, -1)
         head = self._pose[:3, :3] @ flat + self._pose[:3, 3:4]
         return self._atrophy(self._smooth(head)).reshape(points_mm.shape)
+
+
+class _Mapped:
+    """The warp already evaluated on the slab's voxel centres: both samplings (continuous
+    and label volumes) reuse it instead of evaluating the warp twice."""
+
+    def __init__(self, template_points_mm: np.ndarray) -> None:
+        self._points = template_points_mm
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        return self._points
 
 
 @dataclass(frozen=True)
@@ -318,13 +334,14 @@ def simulate_head(seed: int, rescan: int = 0, with_t1: bool = False) -> VariedHe
     warp = _HeadWarp(pose, smooth, atrophy)
     affine, shape = _slab_affine(pose, visit)
 
+    mapped = _Mapped(warp(grid_points_mm(affine, shape)))
     chi, m0, r2star = sample_on_grid(
         [_property(CHI_PPM, chi_values), _property(gre_values, {}), _property(GRE_R2STAR, {})],
-        head.affine, affine, shape, warp, order=1,
+        head.affine, affine, shape, mapped, order=1,
     )
     labels, brain = sample_on_grid(
         [_truth_label_volume(), head.brain_mask.astype(np.float32)], head.affine, affine,
-        shape, warp, order=0,
+        shape, mapped, order=0,
     )
     mask = brain > 0.5
     te_s = visit.uniform(0.004, 0.008)

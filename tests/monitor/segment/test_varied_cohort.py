@@ -1,0 +1,99 @@
+"""Atlas segmentation on simulated heads unlike the atlas (tests/support/varied_heads.py).
+
+Held-out subjects: the registration was developed on seeds 1-8; these seeds were not looked
+at before the thresholds below were written. Inputs are the GRE magnitude, the brain mask
+and a simulated measured chi map (truth + noise + residual background: segmentation-level
+evaluation, no reconstruction). Targets (docs/segmentation.md, "Evidence"): GRE-only, every
+structure reported on >= 95 % of subjects, Dice >= 0.80 on >= 90 %, ROI mean within 4 ppb
+of the true-label mean on >= 95 %; with a same-session T1, Dice >= 0.85 on >= 95 %.
+
+CI time (2 cores): the GRE cohort is 20 subjects (~15 s each); the T1 and rescan checks use
+a few of them, so the module stays within the suite's budget.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+from monitor.segment import segment_deep_grey
+from monitor.segment.structures import REPORTED_NAMES
+from monitor.settings import SegmentationSettings
+from support.segment_scoring import SubjectScore, score
+from support.varied_heads import simulate_head
+
+pytestmark = pytest.mark.slow
+
+GRE_COHORT = tuple(range(100, 120))
+T1_COHORT = (100, 101, 102, 103, 104)
+RESCAN_COHORT = (105, 106, 107)
+SETTINGS = SegmentationSettings()
+
+
+def _segment(seed: int, rescan: int = 0, with_t1: bool = False) -> SubjectScore:
+    head = simulate_head(seed, rescan, with_t1=with_t1)
+    t1 = (head.t1, head.t1_affine_ras) if with_t1 else None
+    start = time.perf_counter()
+    result = segment_deep_grey(
+        head.magnitude, head.affine_ras, head.brain_mask, SETTINGS, head.chi_ppm, t1=t1
+    )
+    return score(head, result, time.perf_counter() - start)
+
+
+def _fraction(scores: list[SubjectScore], passes) -> dict[str, float]:
+    return {
+        name: float(np.mean([passes(s, name) for s in scores])) for name in REPORTED_NAMES
+    }
+
+
+@pytest.fixture(scope="module")
+def gre_scores() -> list[SubjectScore]:
+    return [_segment(seed) for seed in GRE_COHORT]
+
+
+@pytest.fixture(scope="module")
+def t1_scores() -> list[SubjectScore]:
+    return [_segment(seed, with_t1=True) for seed in T1_COHORT]
+
+
+def test_gre_only_reports_every_structure_on_95_percent(gre_scores):
+    reported = _fraction(gre_scores, lambda s, name: s.reported[name])
+    assert {s.path for s in gre_scores} == {"gre"}
+    assert min(reported.values()) >= 0.95, reported
+
+
+def test_gre_only_dice_at_least_080_on_90_percent(gre_scores):
+    good = _fraction(gre_scores, lambda s, name: s.dice[name] >= 0.80)
+    assert min(good.values()) >= 0.90, good
+
+
+def test_gre_only_roi_means_within_4_ppb_on_95_percent(gre_scores):
+    close = _fraction(
+        gre_scores, lambda s, name: s.reported[name] and abs(s.mean_error_ppb(name)) <= 4.0
+    )
+    assert min(close.values()) >= 0.95, close
+
+
+def test_gre_only_segmentation_time(gre_scores):
+    """60 s target on 2 cores; the median keeps one slow moment on a shared runner out."""
+    assert float(np.median([s.seconds for s in gre_scores])) <= 60.0
+
+
+def test_with_t1_dice_at_least_085_on_95_percent(t1_scores):
+    assert {s.path for s in t1_scores} == {"t1"}
+    good = _fraction(t1_scores, lambda s, name: s.reported[name] and s.dice[name] >= 0.85)
+    assert min(good.values()) >= 0.95, good
+
+
+def test_scan_rescan_roi_difference_from_segmentation():
+    """Same head, new pose, slab and noise. The simulated maps of the two visits differ by
+    their noise and residual background, which no segmentation can remove, so the error our
+    labels add is compared: (ours - true labels) in visit 2 minus the same in visit 1."""
+    differences = []
+    for seed in RESCAN_COHORT:
+        first, second = _segment(seed), _segment(seed, rescan=1)
+        differences += [
+            abs(second.mean_error_ppb(name) - first.mean_error_ppb(name))
+            for name in REPORTED_NAMES
+        ]
+    assert float(np.median(differences)) <= 1.5, differences
