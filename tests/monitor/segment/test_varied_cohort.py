@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 import pytest
+from support.segment_scoring import SubjectScore, score
+from support.varied_heads import simulate_head
 
 from monitor.segment import segment_deep_grey
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import SegmentationSettings
-from support.segment_scoring import SubjectScore, score
-from support.varied_heads import simulate_head
 
 pytestmark = pytest.mark.slow
 
