@@ -97,3 +97,16 @@ def test_scan_rescan_roi_difference_from_segmentation():
             for name in REPORTED_NAMES
         ]
     assert float(np.median(differences)) <= 1.5, differences
+
+
+def test_registration_failure_is_detected_and_stated():
+    """A head turned 90 degrees (far outside any real pose, e.g. a wrong orientation in the
+    header) cannot be registered: nothing is reported and the reason says so."""
+    head = simulate_head(GRE_COHORT[0])
+    turn = np.eye(4)
+    turn[1:3, 1:3] = [[0.0, -1.0], [1.0, 0.0]]
+    result = segment_deep_grey(
+        head.magnitude, turn @ head.affine_ras, head.brain_mask, SETTINGS, head.chi_ppm
+    )
+    assert not result.reportable
+    assert result.reason.startswith("registration failed"), result.reason
