@@ -90,6 +90,12 @@ def _stats(
     )
 
 
+def _no_values(name: str) -> StructureStats:
+    """A structure segmentation withheld: no statistics and no volume (not a 0 ml one)."""
+    nan = float("nan")
+    return StructureStats(name, nan, nan, nan, nan, 0)
+
+
 def _reference_offset_ppb(
     chi_ppb: np.ndarray,
     regions: Mapping[str, np.ndarray],
@@ -119,7 +125,7 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
     """Per-side and bilateral statistics (ppb) for every reported structure in `labels`.
 
     A structure missing from `label_names` (segmentation QC withheld it) gets no values:
-    NaN statistics, zero voxels, and no bilateral value for its structure.
+    NaN statistics and volume, zero voxels, and no bilateral value for its structure.
     """
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; expected one of {REFERENCES}")
@@ -146,16 +152,16 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
     bilateral: dict[str, StructureStats] = {}
     for structure in STRUCTURES:
         names = [f"{structure}_{side}" for side in SIDES]
-        empty = np.zeros_like(inside)
         for name in names:
-            region = measured.get(name, empty)
-            per_side[name] = _stats(
-                name, referenced[region], int(segmented.get(name, empty).sum()), voxel_ml
+            per_side[name] = (
+                _stats(name, referenced[measured[name]], int(segmented[name].sum()), voxel_ml)
+                if name in segmented
+                else _no_values(name)
             )
         if not all(name in segmented for name in names):
             # A side left out of `label_names` (withheld by segmentation QC): the other side
             # alone is not a bilateral value, so there is none.
-            bilateral[structure] = _stats(structure, referenced[empty], 0, voxel_ml)
+            bilateral[structure] = _no_values(structure)
             continue
         both = np.logical_or.reduce([measured[n] for n in names])
         both_segmented = int(sum(segmented[n].sum() for n in names))

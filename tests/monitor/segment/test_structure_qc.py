@@ -67,6 +67,7 @@ def test_one_implausible_structure_is_withheld_alone_and_measurement_skips_it():
     block = report_block(measured)
     assert math.isnan(block["globus_pallidus"]["right_ppb"])
     assert math.isnan(block["globus_pallidus"]["mean_ppb"])  # one side is not bilateral
+    assert math.isnan(block["globus_pallidus"]["sides"]["right"]["volume_ml"])
     assert not math.isnan(block["globus_pallidus"]["left_ppb"])
     for structure in ("thalamus", "caudate", "putamen"):
         assert not math.isnan(block[structure]["mean_ppb"])
