@@ -2,10 +2,11 @@
 
 Path "gre": the GRE magnitude is the anatomy. Path "t1": a same-session T1, rigidly aligned to
 the GRE, is the anatomy (T1 contrast matches the template). Either way: a searched start,
-similarity then affine registration over the brain and its outline, an optional B-spline on
-the anatomy (T1 path), giving the *prior*; then a B-spline refinement on the susceptibility
-map (iron outlines pallidum, putamen and caudate) or, without one, on the GRE magnitude.
-Refined labels are kept inside the prior's support (`monitor.segment.refinement`).
+similarity then affine registration over the brain and its outline give the *prior*; then a
+B-spline refinement on the susceptibility map (iron outlines pallidum, putamen and caudate)
+or, without one, on the anatomy image. Refined labels are kept inside the prior's support
+(`monitor.segment.refinement`). A B-spline on the T1 before the chi refinement was tried and
+dropped: on tuning subjects it lowered the worst Dice (0.89 -> 0.85) and cost ~7 s.
 """
 
 from __future__ import annotations
@@ -129,23 +130,18 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     affine = register_affine(anatomy, outline, template.t1, params)
 
     region = sitk.Resample(template.region, gre, affine, sitk.sitkNearestNeighbor, 0) * brain
-    prior: sitk.Transform = affine
     transform: sitk.Transform = affine
     refined_on = "none"
     if sitk.GetArrayViewFromImage(region).any():
-        if qc["registration_path"] == "t1":
-            prior = refine_bspline(anatomy, region, template.t1, affine, params)
-            transform = prior
-            refined_on = "t1"
         if chi_ppm is not None and settings.use_chi_for_registration:
             chi = to_sitk(_normalised(chi_ppm, inside, CHI_CLIP_PPM), affine_ras)
             transform = refine_bspline(
-                resample_isotropic(chi, grid_mm), region, template.pseudo_chi, prior, params
+                resample_isotropic(chi, grid_mm), region, template.pseudo_chi, affine, params
             )
             refined_on = "chi"
-        elif qc["registration_path"] == "gre":
-            transform = refine_bspline(gre, region, template.t1, affine, params)
-            refined_on = "magnitude"
+        else:
+            transform = refine_bspline(anatomy, region, template.t1, affine, params)
+            refined_on = "t1" if qc["registration_path"] == "t1" else "magnitude"
 
     box = support_box_on_grid(
         template.probabilities, template.affine_ras, affine, affine_ras, inside.shape,
@@ -155,7 +151,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     box_affine[:3, 3] = affine_ras[:3, :3] @ [s.start for s in box] + affine_ras[:3, 3]
     labels = np.zeros(inside.shape, dtype=np.int16)
     labels[box], qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
-        template, prior, transform, box_affine, inside[box], settings
+        template, affine, transform, box_affine, inside[box], settings
     )
     coverage = _coverage(template, transform, brain)
     nmi = normalised_mutual_information(anatomy, template.t1, outline, transform)

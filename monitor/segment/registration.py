@@ -112,8 +112,7 @@ def refine_bspline(
     affine: sitk.Transform,
     params: RegistrationParameters,
 ) -> sitk.CompositeTransform:
-    """Local B-spline correction over the region of interest only, on top of `affine` (a
-    linear transform, or an earlier refinement's composite).
+    """Local B-spline correction over the region of interest only.
 
     The control grid spans the bounding box of `region_mask` (the deep grey matter and a
     margin): anatomy elsewhere does not influence, or pay for, the deformation we need.
@@ -136,18 +135,10 @@ def refine_bspline(
     )
     method.SetShrinkFactorsPerLevel([2, 1])
     method.SetSmoothingSigmasPerLevel([2.0, 0.0])
-    if isinstance(affine, sitk.CompositeTransform):
-        # ITK cannot differentiate through a B-spline given as the moving initial transform:
-        # a refinement on top of another deformable stage registers against the moving image
-        # already carried onto the fixed grid, and the two compose afterwards.
-        moving = sitk.Resample(moving, fixed, affine, sitk.sitkLinear, 0.0)
-        stages = [affine.GetNthTransform(i) for i in range(affine.GetNumberOfTransforms())]
-    else:
-        method.SetMovingInitialTransform(affine)
-        stages = [affine]
+    method.SetMovingInitialTransform(affine)
     method.SetInitialTransform(bspline, inPlace=True)
     method.Execute(roi, moving)
-    return sitk.CompositeTransform([*stages, bspline])
+    return sitk.CompositeTransform([affine, bspline])
 
 
 def normalised_mutual_information(
