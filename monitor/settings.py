@@ -260,7 +260,11 @@ class SegmentationSettings(BaseModel):
     min_t1_to_gre_nmi: float = Field(1.05, ge=1.0, le=2.0)
     """A T1 aligned to the GRE less similar than this is not used (GRE-only path instead)."""
     prior_support_probability: float = Field(0.05, gt=0.0, lt=1.0)
-    """Refined labels stay where the prior registration gives the structure this probability."""
+    """Refined labels stay near where the prior registration gives the structure this
+    probability (see `refinement_reach_mm`)."""
+    refinement_reach_mm: float = Field(6.0, ge=0.0, le=20.0)
+    """How far beyond its prior support refinement may carry a label: covers the linear
+    prior's own error of a few mm, not a move onto a neighbouring nucleus (>= 10 mm)."""
     max_side_volume_ratio: float = Field(1.5, gt=1.0)
     """Left and right of a structure differing more than this withholds both sides."""
     expected_volume_ratio: tuple[float, float] = (0.5, 1.7)

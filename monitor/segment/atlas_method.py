@@ -204,8 +204,10 @@ def _labels(  # noqa: PLR0913 - both transforms and the grid they are applied on
         template.probabilities, template.affine_ras, prior, reference
     )
     prior_labels = max_probability_labels(prior_probabilities, ids, threshold, inside)
+    voxel_mm = tuple(float(v) for v in np.linalg.norm(affine_ras[:3, :3], axis=0))
     clamped, removed = clamp_to_support(
-        refined, prior_probabilities, ids, settings.prior_support_probability
+        refined, prior_probabilities, ids, settings.prior_support_probability,
+        settings.refinement_reach_mm, voxel_mm,
     )
     change = refinement_change(prior_labels, clamped, LABEL_NAMES)
     return clamped, change, {LABEL_NAMES[label]: n for label, n in removed.items()}
