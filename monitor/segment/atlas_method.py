@@ -55,6 +55,9 @@ deformable stages move labels by a few millimetres."""
 CHI_CLIP_PPM = (-0.1, 0.3)
 """Veins and haemorrhage beyond this range would dominate the refinement's histogram."""
 
+MIN_REGION_VOXELS = 8
+"""Smallest extent (registration voxels, per axis) of the region a B-spline refines."""
+
 
 @dataclass(frozen=True)
 class AtlasResult:
@@ -66,6 +69,16 @@ class AtlasResult:
     """Structures the slab does not cover (name -> reason)."""
     expected_ml: dict[str, float]
     """Per structure, the atlas volume scaled by the linear registration (head size)."""
+
+
+def _refinable(region: sitk.Image) -> bool:
+    """Enough of the deep grey matter region in the slab for a B-spline (its half-resolution
+    level needs >= 4 voxels per axis); a slab that only grazes it is left to coverage QC."""
+    if not sitk.GetArrayViewFromImage(region).any():
+        return False
+    box = sitk.LabelShapeStatisticsImageFilter()
+    box.Execute(region)
+    return min(box.GetBoundingBox(1)[3:]) >= MIN_REGION_VOXELS
 
 
 def _normalised(volume: np.ndarray, inside: np.ndarray, clip: tuple[float, float]) -> np.ndarray:
@@ -132,7 +145,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     region = sitk.Resample(template.region, gre, affine, sitk.sitkNearestNeighbor, 0) * brain
     transform: sitk.Transform = affine
     refined_on = "none"
-    if sitk.GetArrayViewFromImage(region).any():
+    if _refinable(region):
         if chi_ppm is not None and settings.use_chi_for_registration:
             chi = to_sitk(_normalised(chi_ppm, inside, CHI_CLIP_PPM), affine_ras)
             transform = refine_bspline(
