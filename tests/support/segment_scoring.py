@@ -26,12 +26,16 @@ class SubjectScore:
     mean_ppb: dict[str, float]
     true_mean_ppb: dict[str, float]
     seconds: float
+    cpu_seconds: float
+    """Process CPU time (all threads): on 2 free cores, wall time is about half of it."""
 
     def mean_error_ppb(self, name: str) -> float:
         return self.mean_ppb[name] - self.true_mean_ppb[name]
 
 
-def score(head: VariedHead, result: Segmentation, seconds: float) -> SubjectScore:
+def score(
+    head: VariedHead, result: Segmentation, seconds: float, cpu_seconds: float = float("nan")
+) -> SubjectScore:
     """Both label maps are measured on the same (noisy, simulated-measured) chi map with the
     whole-brain reference and the default in-plane erosion, as reports would be."""
     voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
@@ -51,4 +55,5 @@ def score(head: VariedHead, result: Segmentation, seconds: float) -> SubjectScor
         mean_ppb={name: ours[name].mean_ppb for name in REPORTED_NAMES},
         true_mean_ppb={name: true[name].mean_ppb for name in REPORTED_NAMES},
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
     )

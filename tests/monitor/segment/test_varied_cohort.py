@@ -35,11 +35,11 @@ SETTINGS = SegmentationSettings()
 def _segment(seed: int, rescan: int = 0, with_t1: bool = False) -> SubjectScore:
     head = simulate_head(seed, rescan, with_t1=with_t1)
     t1 = (head.t1, head.t1_affine_ras) if with_t1 else None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = segment_deep_grey(
         head.magnitude, head.affine_ras, head.brain_mask, SETTINGS, head.chi_ppm, t1=t1
     )
-    return score(head, result, time.perf_counter() - start)
+    return score(head, result, time.perf_counter() - start, time.process_time() - cpu)
 
 
 def _fraction(scores: list[SubjectScore], passes) -> dict[str, float]:
@@ -77,8 +77,10 @@ def test_gre_only_roi_means_within_4_ppb_on_95_percent(gre_scores):
 
 
 def test_gre_only_segmentation_time(gre_scores):
-    """60 s target on 2 cores; the median keeps one slow moment on a shared runner out."""
-    assert float(np.median([s.seconds for s in gre_scores])) <= 60.0
+    """Target: 60 s wall on 2 cores, i.e. 120 s of CPU. CPU time is asserted because wall
+    time on a shared runner measures the other jobs too (here, with four heavy processes on
+    2 cores, wall times of 65-220 s were seen for 15-20 s unloaded runs)."""
+    assert max(s.cpu_seconds for s in gre_scores) <= 120.0
 
 
 def test_with_t1_every_structure_reported_with_dice_at_least_080(t1_scores):
