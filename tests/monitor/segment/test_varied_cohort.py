@@ -8,7 +8,8 @@ Issue targets (docs/segmentation.md, "Evidence"): GRE-only, every structure repo
 >= 95 %; with a same-session T1, Dice >= 0.85 on >= 95 % (not reached: see the T1 test).
 
 CI time: one segmentation costs ~15-20 s on 2 quiet cores (plus ~5 s to simulate), so CI
-runs 8 GRE-only subjects, 2 with T1 and 1 rescan (~4.5 min); with so few subjects the
+runs 8 GRE-only subjects, 2 with T1 and 1 rescan (~4.5 min estimated unloaded; 14 min
+measured at load 8); with so few subjects the
 percentages mean "all of them". `benchmarks/segment_cohort.py` runs the full held-out cohort
 (same generator, seeds and scoring) for the numbers in the docs.
 """
