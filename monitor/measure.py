@@ -90,6 +90,12 @@ def _stats(
     )
 
 
+def _no_values(name: str) -> StructureStats:
+    """A structure segmentation withheld: no statistics and no volume (not a 0 ml one)."""
+    nan = float("nan")
+    return StructureStats(name, nan, nan, nan, nan, 0)
+
+
 def _reference_offset_ppb(
     chi_ppb: np.ndarray,
     regions: Mapping[str, np.ndarray],
@@ -116,7 +122,11 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
     reference: str,
     erode_voxels: int = 1,
 ) -> StructureMeasurements:
-    """Per-side and bilateral statistics (ppb) for every reported structure in `labels`."""
+    """Per-side and bilateral statistics (ppb) for every reported structure in `labels`.
+
+    A structure missing from `label_names` (segmentation QC withheld it) gets no values:
+    NaN statistics and volume, zero voxels, and no bilateral value for its structure.
+    """
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; expected one of {REFERENCES}")
     if chi_ppm.shape != labels.shape or chi_ppm.shape != mask.shape:
@@ -142,14 +152,19 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
     bilateral: dict[str, StructureStats] = {}
     for structure in STRUCTURES:
         names = [f"{structure}_{side}" for side in SIDES]
-        empty = np.zeros_like(inside)
         for name in names:
-            region = measured.get(name, empty)
-            per_side[name] = _stats(
-                name, referenced[region], int(segmented.get(name, empty).sum()), voxel_ml
+            per_side[name] = (
+                _stats(name, referenced[measured[name]], int(segmented[name].sum()), voxel_ml)
+                if name in segmented
+                else _no_values(name)
             )
-        both = np.logical_or.reduce([measured.get(n, empty) for n in names])
-        both_segmented = int(sum(segmented.get(n, empty).sum() for n in names))
+        if not all(name in segmented for name in names):
+            # A side left out of `label_names` (withheld by segmentation QC): the other side
+            # alone is not a bilateral value, so there is none.
+            bilateral[structure] = _no_values(structure)
+            continue
+        both = np.logical_or.reduce([measured[n] for n in names])
+        both_segmented = int(sum(segmented[n].sum() for n in names))
         bilateral[structure] = _stats(structure, referenced[both], both_segmented, voxel_ml)
     return StructureMeasurements(
         per_side=MappingProxyType(per_side),

@@ -6,7 +6,7 @@ the simulator and the reconstruction share a mistake. `qsm_forward` builds its k
 with `meshgrid(..., indexing="xy")` and swaps the first two B0 components to match; the
 direction is then correct for any oblique B0, but voxel sizes of the first two axes are
 swapped, hence the phantom requires equal in-plane voxel sizes (checked numerically against
-`monitor.recon.fourier.dipole_kernel` in tests/test_phantom_simulate.py).
+`monitor.recon.fourier.dipole_kernel` in tests/monitor/phantom/test_simulate.py).
 
 Air is smoothed for the field computation only (`AIR_SMOOTHING_MM`). A k-space dipole kernel on
 a finite grid is band-limited, so the field of the 9.4 ppm air/tissue step rings (Gibbs) and

@@ -1,11 +1,13 @@
 """Deep grey matter segmentation on the acquisition grid, with its QC verdict.
 
-Atlas method: the subject's magnitude is registered to the MNI152 2009 template (rigid, then
-affine, on a 2 mm grid), a local B-spline refinement follows around the deep grey matter
-(on the susceptibility map when available, where iron outlines the nuclei; otherwise on the
-magnitude), and the Harvard-Oxford probabilities are pulled back onto the acquisition grid
-and labelled by maximum probability. No exception escapes: any failure returns a
-`Segmentation` with ``reportable=False`` and a one-line reason.
+Atlas method (`monitor.segment.atlas_method`): the subject (GRE magnitude, or a same-session
+T1 when given) is registered to the MNI152 2009 template and the Harvard-Oxford probabilities
+are pulled back onto the acquisition grid. External method: labels computed elsewhere.
+
+QC is per structure and side: a registration failure withholds everything, while an
+implausible structure (volume, asymmetry, volume against the registered atlas, slab coverage)
+withholds that structure only. No exception escapes: any failure returns a `Segmentation`
+with ``reportable=False`` and a one-line reason.
 """
 
 from __future__ import annotations
@@ -17,39 +19,26 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
-from monitor.segment.atlas import max_probability_labels, warp_probabilities
+from monitor.segment.atlas_method import atlas_labels
 from monitor.segment.external import ExternalLabels, labels_on_grid, read_nifti_labels
-from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk
 from monitor.segment.qc import (
-    coverage_failures,
-    registration_failures,
+    asymmetry_problems,
+    expected_volume_problems,
     structure_volumes_ml,
-    volume_failures,
-)
-from monitor.segment.registration import (
-    RegistrationParameters,
-    affine_scales,
-    normalised_mutual_information,
-    refine_bspline,
-    register_affine,
+    volume_problems,
 )
 from monitor.segment.result import Segmentation
-from monitor.segment.structures import CSF_LABELS, LABEL_IDS, LABEL_NAMES
-from monitor.segment.template import RegistrationTemplate, registration_template
+from monitor.segment.structures import LABEL_NAMES, REPORTED_NAMES
+from monitor.segment.t1_input import T1Image, as_t1_image
 from monitor.settings import SegmentationSettings
+
+__all__ = ["segment_deep_grey"]
 
 log = logging.getLogger(__name__)
 
-COVERAGE_MARGIN_MM = 40.0
-"""How far beyond the slab atlas mass is still found (a structure is at most ~40 mm long)."""
-
 MIN_BRAIN_ML = 50.0
 """Less brain than this cannot anchor a registration (a few slices at most)."""
-
-CHI_CLIP_PPM = (-0.1, 0.3)
-"""Veins and haemorrhage beyond this range would dominate the refinement's histogram."""
 
 
 def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the design
@@ -59,6 +48,8 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
     settings: SegmentationSettings,
     chi_ppm: np.ndarray | None = None,
     external_labels: Path | ExternalLabels | None = None,
+    *,
+    t1: T1Image | tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Segmentation:
     """Label thalamus, caudate, putamen and globus pallidus (left/right) on the acquisition grid.
 
@@ -66,6 +57,8 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
     reconstruction, `affine_ras` the voxel-to-RAS+ affine. With ``settings.method ==
     "external"`` the labels come from `external_labels` (a label NIfTI, or labels the DICOM
     adapter read from a DICOM SEG, in the same frame of reference) instead of the atlas.
+    `t1` (optional, same session: array and voxel-to-RAS+ affine) makes the T1 the image
+    registered to the template; ``qc["registration_path"]`` says "t1" or "gre".
     """
     start = time.perf_counter()
     shape = tuple(np.shape(magnitude_3d))
@@ -74,34 +67,75 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         if problem:
             return _failed(shape, settings.method, problem)
         voxel_mm = _voxel_mm(affine_ras)
+        qc: dict[str, Any] = {}
+        failures: list[str] = []
+        withheld: dict[str, list[str]] = {}
+        expected_ml: dict[str, float] = {}
         if settings.method == "external":
             if external_labels is None:
                 return _failed(shape, "external", "external segmentation configured, none given")
             if not isinstance(external_labels, ExternalLabels):
                 external_labels = read_nifti_labels(external_labels, settings)
             labels = labels_on_grid(external_labels, affine_ras, shape)
-            qc: dict[str, Any] = {}
-            failures: list[str] = []
         else:
-            labels, qc, failures = _atlas_labels(
-                magnitude_3d, affine_ras, mask.astype(bool), settings, chi_ppm
+            atlas = atlas_labels(
+                magnitude_3d, affine_ras, mask.astype(bool), settings, chi_ppm,
+                None if t1 is None else as_t1_image(t1),
             )
+            labels, qc, failures, expected_ml = (
+                atlas.labels, atlas.qc, atlas.failures, atlas.expected_ml
+            )
+            _add(withheld, atlas.withheld)
         labels = np.where(mask.astype(bool), labels, 0).astype(np.int16)
         volumes = structure_volumes_ml(labels, LABEL_NAMES, voxel_mm)
-        failures += volume_failures(volumes, settings.volume_ranges_ml)
+        _add(withheld, volume_problems(volumes, settings.volume_ranges_ml))
+        if expected_ml:
+            reported = {name: expected_ml[name] for name in REPORTED_NAMES}
+            _add(withheld, expected_volume_problems(
+                volumes, reported, settings.expected_volume_ratio
+            ))
+        _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio, withheld))
         qc["volumes_ml"] = volumes
         qc["seconds"] = time.perf_counter() - start
-        return Segmentation(
-            labels=labels,
-            label_names=LABEL_NAMES,
-            method=settings.method,
-            reportable=not failures,
-            reason="; ".join(failures),
-            qc=MappingProxyType(qc),
-        )
+        return _verdict(labels, settings.method, failures, withheld, qc)
     except Exception as exc:  # a segmentation failure must become a verdict, not a crash
         log.exception("segmentation failed")
         return _failed(shape, settings.method, f"segmentation failed: {type(exc).__name__}: {exc}")
+
+
+def _add(withheld: dict[str, list[str]], failures: dict[str, str]) -> None:
+    for name, reason in failures.items():
+        withheld.setdefault(name, []).append(reason)
+
+
+def _verdict(
+    labels: np.ndarray,
+    method: str,
+    failures: list[str],
+    withheld_reasons: dict[str, list[str]],
+    qc: dict[str, Any],
+) -> Segmentation:
+    """Registration failures withhold everything; structure failures withhold that structure
+    (both removed from `label_names` so measurement gives them no values)."""
+    withheld = {name: "; ".join(reasons) for name, reasons in withheld_reasons.items()}
+    qc["withheld"] = withheld
+    left = [name for name in REPORTED_NAMES if name not in withheld]
+    reasons = failures + [f"{name} withheld: {why}" for name, why in withheld.items()]
+    if not left and not failures:
+        reasons.insert(0, "every structure withheld")
+    reportable = not failures and bool(left)
+    names = (
+        {k: v for k, v in LABEL_NAMES.items() if v not in withheld} if reportable else LABEL_NAMES
+    )
+    return Segmentation(
+        labels=labels,
+        label_names=MappingProxyType(dict(names)),
+        method=method,
+        reportable=reportable,
+        reason="; ".join(reasons),
+        qc=MappingProxyType(qc),
+        withheld=MappingProxyType(withheld),
+    )
 
 
 def _failed(shape: tuple[int, ...], method: str, reason: str) -> Segmentation:
@@ -131,107 +165,3 @@ def _input_problem(
 def _voxel_mm(affine_ras: np.ndarray) -> tuple[float, float, float]:
     sizes = np.linalg.norm(np.asarray(affine_ras, dtype=float)[:3, :3], axis=0)
     return (float(sizes[0]), float(sizes[1]), float(sizes[2]))
-
-
-def _normalised(volume: np.ndarray, inside: np.ndarray, clip: tuple[float, float]) -> np.ndarray:
-    return np.where(inside, np.clip(volume, *clip), 0.0).astype(np.float32)
-
-
-def _binary(image: sitk.Image) -> sitk.Image:
-    return sitk.Cast(image > 0.5, sitk.sitkUInt8)
-
-
-def _dice(a: sitk.Image, b: sitk.Image) -> float:
-    overlap = sitk.LabelOverlapMeasuresImageFilter()
-    overlap.Execute(a, b)
-    return float(overlap.GetDiceCoefficient())
-
-
-def _atlas_labels(
-    magnitude: np.ndarray,
-    affine_ras: np.ndarray,
-    inside: np.ndarray,
-    settings: SegmentationSettings,
-    chi_ppm: np.ndarray | None,
-) -> tuple[np.ndarray, dict[str, Any], list[str]]:
-    template = registration_template(settings.registration_voxel_mm)
-    params = RegistrationParameters(bspline_mesh_mm=settings.bspline_mesh_mm)
-    grid_mm = settings.registration_voxel_mm
-
-    bright = float(np.percentile(magnitude[inside], 99))
-    fixed = resample_isotropic(
-        to_sitk(_normalised(magnitude / bright, inside, (0.0, 1.5)), affine_ras), grid_mm
-    )
-    fixed_mask = _binary(
-        resample_isotropic(to_sitk(inside.astype(np.float32), affine_ras), grid_mm)
-    )
-    affine = register_affine(fixed, fixed_mask, template.t1, params)
-    scales = affine_scales(affine)
-
-    region = sitk.Resample(template.region, fixed, affine, sitk.sitkNearestNeighbor, 0) * fixed_mask
-    transform: sitk.Transform = affine
-    refined_on = "none"
-    if sitk.GetArrayViewFromImage(region).any():
-        if chi_ppm is not None and settings.use_chi_for_registration:
-            chi = to_sitk(_normalised(chi_ppm, inside, CHI_CLIP_PPM), affine_ras)
-            transform = refine_bspline(
-                resample_isotropic(chi, grid_mm), region, template.pseudo_chi, affine, params
-            )
-            refined_on = "chi"
-        else:
-            transform = refine_bspline(fixed, region, template.t1, affine, params)
-            refined_on = "magnitude"
-
-    reference = to_sitk(np.zeros(inside.shape, dtype=np.float32), affine_ras)
-    probabilities = warp_probabilities(
-        template.probabilities, template.affine_ras, transform, reference
-    )
-    labels = max_probability_labels(
-        probabilities, tuple(LABEL_IDS.values()), settings.probability_threshold, inside
-    )
-    coverage = _coverage(template, transform, fixed_mask)
-    nmi = normalised_mutual_information(fixed, template.t1, fixed_mask, transform)
-    warped_brain = sitk.Resample(template.brain, fixed, transform, sitk.sitkNearestNeighbor, 0)
-    brain_dice = _dice(warped_brain, fixed_mask)
-    failures = registration_failures(
-        nmi,
-        settings.min_similarity_nmi,
-        brain_dice,
-        settings.min_brain_overlap_dice,
-        scales,
-        settings.max_scale_deviation,
-    ) + coverage_failures(coverage, settings.min_coverage_fraction)
-    qc = {
-        "similarity_nmi": nmi,
-        "brain_overlap_dice": brain_dice,
-        "affine_scales": scales,
-        "coverage_fraction": coverage,
-        "refined_on": refined_on,
-    }
-    return labels, qc, failures
-
-
-def _coverage(
-    template: RegistrationTemplate, transform: sitk.Transform, fixed_mask: sitk.Image
-) -> dict[str, float]:
-    """Fraction of each structure's atlas probability that lands inside the slab's brain mask.
-
-    The atlas is pulled onto the registration grid extended by `COVERAGE_MARGIN_MM` on every
-    side, so the part of a structure beyond the slab (or outside the mask) is still counted
-    in the total; numerator and denominator share the transform, so local volume changes of
-    the deformation cancel.
-    """
-    pad = int(np.ceil(COVERAGE_MARGIN_MM / min(fixed_mask.GetSpacing())))
-    extended = sitk.ConstantPad(fixed_mask, [pad] * 3, [pad] * 3, 0)
-    probabilities = warp_probabilities(
-        template.probabilities, template.affine_ras, transform, extended
-    )
-    inside = from_sitk(extended) > 0
-    coverage = {}
-    for index, name in enumerate(LABEL_IDS):
-        if name in CSF_LABELS:
-            continue
-        total = float(probabilities[index].sum())
-        inside_mass = float(probabilities[index][inside].sum())
-        coverage[name] = min(inside_mass / total, 1.0) if total > 0 else 0.0
-    return coverage

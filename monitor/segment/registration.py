@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from monitor.segment.grid import from_sitk
+from monitor.segment.initialise import search_start
 
 _HISTOGRAM_BINS = 32
 
@@ -69,22 +70,38 @@ def _linear_stage(
     return transform
 
 
+def register_rigid(
+    fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, params: RegistrationParameters
+) -> sitk.Euler3DTransform:
+    """Rigid registration from the identity about the fixed mask's centre.
+
+    For two images of one session (T1 and GRE): the head moves by a few degrees and
+    millimetres between them, so no search is needed.
+    """
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(fixed_mask)
+    rigid = sitk.Euler3DTransform()
+    rigid.SetCenter(shape.GetCentroid(1))
+    return _linear_stage(fixed, moving, fixed_mask, rigid, params)
+
+
 def register_affine(
     fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, params: RegistrationParameters
 ) -> sitk.AffineTransform:
-    """Rigid then affine registration of skull-free images, started from matched centroids.
+    """Similarity then affine registration of skull-free images from a searched start.
 
-    Centroids (image moments inside the mask) are robust to the arbitrary scanner-space
-    position of the head, and the mask keeps a partial slab's centroid on brain tissue.
+    The start comes from `monitor.segment.initialise.search_start` (a coarse grid of poses
+    and sizes), so large head rotations, size differences and partial slabs do not trap the
+    optimiser in a wrong optimum; the similarity stage settles pose and size before the
+    affine stage adds shears and per-axis scaling.
     """
-    centred = sitk.CenteredTransformInitializer(
-        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+    similarity = _linear_stage(
+        fixed, moving, fixed_mask, search_start(fixed, fixed_mask, moving), params
     )
-    rigid = _linear_stage(fixed, moving, fixed_mask, sitk.Euler3DTransform(centred), params)
     affine = sitk.AffineTransform(3)
-    affine.SetCenter(rigid.GetCenter())
-    affine.SetMatrix(rigid.GetMatrix())
-    affine.SetTranslation(rigid.GetTranslation())
+    affine.SetCenter(similarity.GetCenter())
+    affine.SetMatrix(similarity.GetMatrix())
+    affine.SetTranslation(similarity.GetTranslation())
     return _linear_stage(fixed, moving, fixed_mask, affine, params)
 
 

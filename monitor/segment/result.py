@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["Segmentation"]
+
 
 @dataclass(frozen=True)
 class Segmentation:
@@ -16,6 +18,13 @@ class Segmentation:
     A result with ``reportable=False`` still carries whatever labels were produced (for the
     key image and for debugging) but its numbers must not be reported; ``reason`` says why in
     one line. Label ids follow `monitor.segment.structures.LABEL_NAMES`.
+
+    QC is judged per structure and side: a structure that fails (implausible volume, poor
+    slab coverage, left/right asymmetry) is listed in `withheld` with its reason and left
+    out of `label_names`, so `monitor.measure.measure_structures(labels, label_names, ...)`
+    reports the others and gives the withheld ones no values. `labels` keeps every label so
+    the key image still shows what was withheld. ``reportable`` is False only when nothing
+    can be reported (registration failed, or every structure was withheld).
     """
 
     labels: np.ndarray
@@ -24,4 +33,7 @@ class Segmentation:
     reportable: bool
     reason: str = ""
     qc: Mapping[str, Any] = field(default_factory=dict)
-    """Similarity, coverage, volumes (ml), seconds: the evidence behind `reportable`."""
+    """Similarity, coverage, volumes (ml), registration path, refinement change, seconds:
+    the evidence behind `reportable` and `withheld`."""
+    withheld: Mapping[str, str] = field(default_factory=dict)
+    """Structure name (e.g. "putamen_left") -> why its numbers must not be reported."""

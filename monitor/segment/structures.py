@@ -15,6 +15,9 @@ STRUCTURES: tuple[str, ...] = ("thalamus", "caudate", "putamen", "globus_pallidu
 
 SIDES: tuple[str, ...] = ("left", "right")
 
+REPORTED_NAMES: tuple[str, ...] = tuple(f"{s}_{side}" for s in STRUCTURES for side in SIDES)
+"""Every reported structure and side, e.g. "thalamus_left"; QC judges each on its own."""
+
 CSF_LABELS: tuple[str, ...] = ("lateral_ventricle_left", "lateral_ventricle_right")
 """Segmented only to serve as a CSF reference region; never reported as a structure."""
 

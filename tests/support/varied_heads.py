@@ -1,0 +1,395 @@
+"""Simulated heads that differ from the atlas the segmentation registers to.
+
+The atlas method registers the MNI152 template and pulls the Harvard-Oxford probabilities back
+at maximum probability >= 0.5. A test subject drawn from exactly that would flatter it, so each
+head here is made differently, and every draw comes from the subject's seed:
+
+* **Truth labels**: Harvard-Oxford argmax where the largest probability is >= `TRUTH_THRESHOLD`
+  (0.35, not 0.5), so true structures are larger and shaped differently from the atlas
+  labels; image contrast follows these labels (hard edges, then a partial-volume blur).
+* **Anatomy**: atrophy (ventricles pushed outwards, thalamus pulled inwards by displacement
+  fields along smoothed structure gradients), then a random smooth warp (2-5 mm peak), then
+  a head size change (+-12 %, a few % anisotropic) and pose (+-20 deg pitch, +-12 deg roll
+  and yaw, +-20 mm).
+* **Acquisition**: oblique 1x1x2 mm slab (tilt up to 20 deg, 56-72 slices, its centre moved
+  by up to 12 mm), GRE magnitude with per-subject tissue values, a smooth bias field and
+  Rician noise; a susceptibility map given as truth + correlated noise + a smooth residual
+  background (segmentation-level evaluation: no phase simulation or reconstruction).
+* **T1** (optional): same session, 1.5 mm isotropic (coarse to save test time), head moved
+  by up to 4 degrees and 4 mm, tissue-class T1 contrast with skull and scalp, bias, noise.
+
+`simulate_head(seed)` is deterministic; `simulate_head(seed, rescan=1)` is the same head and
+susceptibility with a new pose, slab and noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from monitor.phantom.anatomy import HeadModel, load_head_model, property_map
+from monitor.phantom.geometry import (
+    SubjectWarp,
+    grid_points_mm,
+    oblique_affine,
+    sample_on_grid,
+)
+from monitor.segment.structures import LABEL_IDS
+
+__all__ = [
+    "GRE_SHAPE",
+    "TRUTH_THRESHOLD",
+    "Pose",
+    "VariedHead",
+    "simulate_head",
+    "truth_volumes_ml",
+]
+
+TRUTH_THRESHOLD = 0.35
+"""Truth labels take the most probable structure from this probability (the atlas path: 0.5)."""
+GRE_SHAPE = (160, 192, 64)
+GRE_VOXEL_MM = (1.0, 1.0, 2.0)
+T1_SHAPE = (120, 144, 120)
+T1_VOXEL_MM = (1.5, 1.5, 1.5)
+TEMPLATE_CENTRE_MM = np.array([0.0, -18.0, 10.0])
+"""Template point the slab is centred on before its random shift (the deep grey matter)."""
+
+CHI_PPM = {
+    "air": 0.0, "soft_tissue": 0.0, "skull": 0.0, "sinus_air": 0.0, "csf": 0.0,
+    "grey_matter": 0.02, "white_matter": -0.03, "lateral_ventricle": 0.0,
+    "thalamus": 0.01, "caudate": 0.06, "putamen": 0.05, "globus_pallidus": 0.15,
+}
+"""Mean susceptibility (ppm); each subject varies every structure and side around these."""
+CHI_SPREAD_PPM = {"thalamus": 0.01, "caudate": 0.015, "putamen": 0.02, "globus_pallidus": 0.04}
+GRE_M0 = {
+    "air": 0.0, "soft_tissue": 0.6, "skull": 0.05, "sinus_air": 0.0, "csf": 1.0,
+    "grey_matter": 0.85, "white_matter": 0.7, "lateral_ventricle": 1.0,
+    "thalamus": 0.78, "caudate": 0.82, "putamen": 0.8, "globus_pallidus": 0.72,
+}
+GRE_R2STAR = {
+    "air": 0.0, "soft_tissue": 30.0, "skull": 300.0, "sinus_air": 0.0, "csf": 2.0,
+    "grey_matter": 15.0, "white_matter": 20.0, "lateral_ventricle": 2.0,
+    "thalamus": 21.0, "caudate": 24.0, "putamen": 26.0, "globus_pallidus": 38.0,
+}
+T1_CONTRAST = {
+    "air": 0.0, "soft_tissue": 0.75, "skull": 0.08, "sinus_air": 0.0, "csf": 0.15,
+    "grey_matter": 0.55, "white_matter": 0.9, "lateral_ventricle": 0.15,
+    "thalamus": 0.72, "caudate": 0.6, "putamen": 0.66, "globus_pallidus": 0.8,
+}
+"""MPRAGE-like tissue-class intensities: white > deep grey > cortex > CSF, bright scalp fat."""
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head placement in the scanner: rotation (deg, about x/y/z), shift (mm), size factors."""
+
+    angles_deg: tuple[float, float, float]
+    shift_mm: tuple[float, float, float]
+    scale: tuple[float, float, float]
+
+    def scanner_to_head(self) -> np.ndarray:
+        """4x4 backward map: scanner mm -> undeformed head (template) mm."""
+        rotation = Rotation.from_euler("xyz", self.angles_deg, degrees=True).as_matrix()
+        forward = rotation @ np.diag(self.scale)
+        centre = TEMPLATE_CENTRE_MM
+        matrix = np.eye(4)
+        matrix[:3, :3] = forward
+        matrix[:3, 3] = centre - forward @ centre + np.asarray(self.shift_mm)
+        return np.linalg.inv(matrix)
+
+
+@dataclass(frozen=True)
+class VariedHead:
+    """One simulated visit: inputs of `segment_deep_grey` and the truth to judge it by."""
+
+    seed: int
+    rescan: int
+    magnitude: np.ndarray
+    chi_ppm: np.ndarray
+    """Measured-like map: truth + noise + residual background, zero outside the mask."""
+    brain_mask: np.ndarray
+    affine_ras: np.ndarray
+    labels: np.ndarray
+    """True labels in `monitor.segment.structures` ids."""
+    t1: np.ndarray | None
+    t1_affine_ras: np.ndarray | None
+    pose: Pose
+    ventricle_growth: float
+    """True lateral ventricle volume over the undeformed truth's (both sides)."""
+    thalamus_change: float
+
+
+class _HeadWarp:
+    """Backward map scanner mm -> template mm: pose, then smooth warp, then atrophy."""
+
+    def __init__(self, pose: Pose, smooth: SubjectWarp, atrophy: _Atrophy) -> None:
+        self._pose = pose.scanner_to_head()
+        self._smooth = smooth
+        self._atrophy = atrophy
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        flat = points_mm.reshape(3, -1)
+        head = self._pose[:3, :3] @ flat + self._pose[:3, 3:4]
+        return self._atrophy(self._smooth(head)).reshape(points_mm.shape)
+
+
+class _Mapped:
+    """The warp already evaluated on the slab's voxel centres: both samplings (continuous
+    and label volumes) reuse it instead of evaluating the warp twice."""
+
+    def __init__(self, template_points_mm: np.ndarray) -> None:
+        self._points = template_points_mm
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        return self._points
+
+
+@dataclass(frozen=True)
+class _Atrophy:
+    """Template-space displacement: ventricles grow by `ventricle_mm`, thalami shrink."""
+
+    ventricle_mm: float
+    thalamus_mm: float
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        fields = _atrophy_fields()
+        index = fields.to_box @ np.vstack([points_mm, np.ones(points_mm.shape[1])])
+        moved = points_mm.copy()
+        for axis in range(3):
+            for field, amount in ((fields.ventricle, self.ventricle_mm),
+                                  (fields.thalamus, -self.thalamus_mm)):
+                moved[axis] += amount * ndimage.map_coordinates(
+                    field[axis], index[:3], order=1, mode="constant", cval=0.0
+                )
+        return moved
+
+
+@dataclass(frozen=True)
+class _Fields:
+    ventricle: np.ndarray
+    """(3, x, y, z) unit-peak field pointing into the ventricles (template mm directions)."""
+    thalamus: np.ndarray
+    to_box: np.ndarray
+    """Template mm -> voxel index in the structure box."""
+
+
+def _inward_field(mask: np.ndarray, sigma_mm: float, voxel_mm: np.ndarray) -> np.ndarray:
+    """Gradient of the smoothed mask, scaled to unit peak: sampling further along it (a
+    backward map) makes the structure grow; against it, shrink."""
+    smooth = ndimage.gaussian_filter(mask.astype(np.float32), sigma_mm / voxel_mm)
+    gradient = np.stack(np.gradient(smooth, *voxel_mm))
+    return (gradient / max(float(np.linalg.norm(gradient, axis=0).max()), 1e-9)).astype(
+        np.float32
+    )
+
+
+@lru_cache(maxsize=1)
+def _truth_template() -> tuple[np.ndarray, HeadModel]:
+    """Truth labels (our ids) on the template's structure box, at `TRUTH_THRESHOLD`."""
+    head = load_head_model()
+    probability = head.structure_probability
+    best = probability.argmax(axis=3)
+    ids = np.array([LABEL_IDS[name] for name in head.structure_names], dtype=np.int16)
+    keep = probability.max(axis=3) >= TRUTH_THRESHOLD
+    return np.where(keep, ids[best], 0).astype(np.int16), head
+
+
+@lru_cache(maxsize=1)
+def _atrophy_fields() -> _Fields:
+    labels, head = _truth_template()
+    voxel_mm = np.linalg.norm(head.affine[:3, :3], axis=0)
+    ventricles = np.isin(labels, [LABEL_IDS["lateral_ventricle_left"],
+                                  LABEL_IDS["lateral_ventricle_right"]])
+    thalami = np.isin(labels, [LABEL_IDS["thalamus_left"], LABEL_IDS["thalamus_right"]])
+    box_affine = head.affine.copy()
+    start = np.array([s.start for s in head.structure_box], dtype=float)
+    box_affine[:3, 3] = head.affine[:3, :3] @ start + head.affine[:3, 3]
+    # Directions are in voxel axes; the template grid is axis-aligned RAS, so they are mm.
+    return _Fields(
+        ventricle=_inward_field(ventricles, 4.0, voxel_mm),
+        thalamus=_inward_field(thalami, 3.0, voxel_mm),
+        to_box=np.linalg.inv(box_affine),
+    )
+
+
+def _property(values: dict[str, float], structure_values: dict[str, float]) -> np.ndarray:
+    """Template-grid property map whose structures follow the truth labels (hard edges)."""
+    labels, head = _truth_template()
+    volume = property_map(head, values, {})
+    box = volume[head.structure_box]
+    kinds = {name: name.rsplit("_", 1)[0] for name in LABEL_IDS}
+    for name, label in LABEL_IDS.items():
+        box[labels == label] = structure_values.get(name, values[kinds[name]])
+    return volume
+
+
+def _truth_label_volume() -> np.ndarray:
+    labels, head = _truth_template()
+    volume = np.zeros(head.classes.shape, dtype=np.float32)
+    volume[head.structure_box] = labels
+    return volume
+
+
+def _smooth_warp(rng: np.random.Generator, peak_mm: float) -> SubjectWarp:
+    """Random displacement, smoothed over ~2.5 cm, scaled to `peak_mm` largest magnitude."""
+    spacing, extent = 8.0, 240.0
+    n = int(extent / spacing) + 1
+    noise = rng.standard_normal((3, n, n, n))
+    smooth = np.stack([ndimage.gaussian_filter(c, 25.0 / spacing) for c in noise])
+    inner = smooth[:, 6:-6, 6:-6, 6:-6]
+    smooth *= peak_mm / float(np.linalg.norm(inner, axis=0).max())
+    return SubjectWarp(
+        affine=np.eye(4),
+        displacement_mm=smooth.astype(np.float32),
+        lattice_origin_mm=TEMPLATE_CENTRE_MM - extent / 2.0,
+        lattice_spacing_mm=spacing,
+    )
+
+
+def _random_pose(rng: np.random.Generator) -> Pose:
+    size = rng.uniform(0.88, 1.12)
+    return Pose(
+        angles_deg=(rng.uniform(-20, 20), rng.uniform(-12, 12), rng.uniform(-12, 12)),
+        shift_mm=tuple(rng.uniform(-20, 20, 3)),
+        scale=tuple(size * rng.uniform(0.97, 1.03, 3)),
+    )
+
+
+def _moved(pose: Pose, rng: np.random.Generator, degrees: float, mm: float) -> Pose:
+    return Pose(
+        angles_deg=tuple(np.add(pose.angles_deg, rng.uniform(-degrees, degrees, 3))),
+        shift_mm=tuple(np.add(pose.shift_mm, rng.uniform(-mm, mm, 3))),
+        scale=pose.scale,
+    )
+
+
+def _bias(shape: tuple[int, ...], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Smooth multiplicative receive-field inhomogeneity, about +-`strength`."""
+    axes = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij", sparse=True)
+    terms = [axes[0], axes[1], axes[2], axes[0] * axes[1], axes[1] * axes[2], axes[2] ** 2]
+    log_gain = sum(w * t for w, t in zip(rng.uniform(-1, 1, len(terms)), terms, strict=True))
+    return np.exp(strength * log_gain / 2.0).astype(np.float32)
+
+
+def _rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    real = signal + sigma * rng.standard_normal(signal.shape, dtype=np.float32)
+    imag = sigma * rng.standard_normal(signal.shape, dtype=np.float32)
+    return np.hypot(real, imag).astype(np.float32)
+
+
+def _jittered(values: dict[str, float], rng: np.random.Generator, spread: float):
+    return {k: v * float(rng.uniform(1 - spread, 1 + spread)) for k, v in values.items()}
+
+
+def _structure_chi(rng: np.random.Generator) -> dict[str, float]:
+    values = {}
+    for kind, spread in CHI_SPREAD_PPM.items():
+        mean = CHI_PPM[kind] + rng.uniform(-spread, spread)
+        for side in ("left", "right"):
+            values[f"{kind}_{side}"] = float(mean + rng.uniform(-0.005, 0.005))
+    return values
+
+
+def _slab_affine(warp_pose: Pose, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """Oblique slab centred near the deep grey matter as the scanner sees it."""
+    forward = np.linalg.inv(warp_pose.scanner_to_head())
+    centre = forward[:3, :3] @ TEMPLATE_CENTRE_MM + forward[:3, 3] + rng.uniform(-8, 8, 3)
+    centre[2] += rng.uniform(-4, 12)
+    slices = int(rng.integers(56, 73))
+    shape = (GRE_SHAPE[0], GRE_SHAPE[1], slices)
+    tilt = (rng.uniform(-20, 20), rng.uniform(-10, 10), rng.uniform(-5, 5))
+    return oblique_affine(shape, GRE_VOXEL_MM, tilt, centre), shape
+
+
+def _t1(warp: _HeadWarp, pose: Pose, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    forward = np.linalg.inv(pose.scanner_to_head())
+    centre = forward[:3, :3] @ np.array([0.0, -18.0, 0.0]) + forward[:3, 3]
+    affine = oblique_affine(T1_SHAPE, T1_VOXEL_MM, rng.uniform(-5, 5, 3), centre)
+    _, head = _truth_template()
+    (t1,) = sample_on_grid(
+        [_property(_jittered(T1_CONTRAST, rng, 0.05), {})], head.affine, affine, T1_SHAPE,
+        warp, order=1,
+    )
+    t1 = _rician(t1 * _bias(T1_SHAPE, rng, 0.3), 0.02, rng)
+    return t1, affine
+
+
+def simulate_head(seed: int, rescan: int = 0, with_t1: bool = False) -> VariedHead:
+    """One deterministic subject (`seed`) and visit (`rescan`: new pose, slab and noise)."""
+    subject = np.random.default_rng([seed, 0])
+    visit = np.random.default_rng([seed, 1 + rescan])
+    _, head = _truth_template()
+    atrophy = _Atrophy(subject.uniform(1.0, 2.5), subject.uniform(0.2, 0.6))
+    smooth = _smooth_warp(subject, subject.uniform(2.0, 5.0))
+    chi_values = _structure_chi(subject)
+    gre_values = _jittered(GRE_M0, subject, 0.04)
+    first_pose = _random_pose(subject)
+    # A rescan is the same head (same size) placed anew in the scanner.
+    pose = first_pose if rescan == 0 else _random_pose(visit)
+    pose = Pose(pose.angles_deg, pose.shift_mm, first_pose.scale)
+    warp = _HeadWarp(pose, smooth, atrophy)
+    affine, shape = _slab_affine(pose, visit)
+
+    mapped = _Mapped(warp(grid_points_mm(affine, shape)))
+    chi, m0, r2star = sample_on_grid(
+        [_property(CHI_PPM, chi_values), _property(gre_values, {}), _property(GRE_R2STAR, {})],
+        head.affine, affine, shape, mapped, order=1,
+    )
+    labels, brain = sample_on_grid(
+        [_truth_label_volume(), head.brain_mask.astype(np.float32)], head.affine, affine,
+        shape, mapped, order=0,
+    )
+    mask = brain > 0.5
+    te_s = visit.uniform(0.004, 0.008)
+    signal = m0 * np.exp(-r2star * te_s) * _bias(shape, visit, 0.4)
+    magnitude = _rician(signal, 1.0 / visit.uniform(25.0, 50.0), visit)
+    measured = _measured_chi(chi, mask, visit)
+
+    t1 = t1_affine = None
+    if with_t1:
+        t1_pose = _moved(pose, visit, 4.0, 4.0)
+        t1, t1_affine = _t1(_HeadWarp(t1_pose, smooth, atrophy), t1_pose, visit)
+    growth, thalamus = _atrophy_effect(atrophy)
+    return VariedHead(
+        seed=seed, rescan=rescan, magnitude=magnitude, chi_ppm=measured, brain_mask=mask,
+        affine_ras=affine, labels=labels.astype(np.int16), t1=t1, t1_affine_ras=t1_affine,
+        pose=pose, ventricle_growth=growth, thalamus_change=thalamus,
+    )
+
+
+def _measured_chi(chi: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Truth blurred (~1 mm resolution loss), 6 ppb correlated noise, residual background."""
+    blurred = ndimage.gaussian_filter(chi, (0.6, 0.6, 0.3))
+    noise = ndimage.gaussian_filter(rng.standard_normal(chi.shape).astype(np.float32), 0.6)
+    noise *= 0.006 / float(noise.std())
+    background = (_bias(chi.shape, rng, 1.0) - 1.0) * 0.01
+    return np.where(mask, blurred + noise + background, 0.0).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _atrophy_effect(atrophy: _Atrophy) -> tuple[float, float]:
+    """(ventricle, thalamus) volume ratios the atrophy field causes on the template grid."""
+    labels, head = _truth_template()
+    box_affine = np.linalg.inv(_atrophy_fields().to_box)
+    points = np.indices(labels.shape, dtype=np.float32).reshape(3, -1)
+    world = box_affine[:3, :3] @ points + box_affine[:3, 3:4]
+    index = _atrophy_fields().to_box @ np.vstack([atrophy(world), np.ones(world.shape[1])])
+    moved = ndimage.map_coordinates(labels, index[:3], order=0, mode="constant")
+    def ratio(names: tuple[str, str]) -> float:
+        ids = [LABEL_IDS[n] for n in names]
+        return float(np.isin(moved, ids).sum() / np.isin(labels, ids).sum())
+    return (
+        ratio(("lateral_ventricle_left", "lateral_ventricle_right")),
+        ratio(("thalamus_left", "thalamus_right")),
+    )
+
+
+def truth_volumes_ml(head: VariedHead) -> dict[str, float]:
+    """True volume per structure on the acquisition grid (ml)."""
+    voxel_ml = abs(float(np.linalg.det(head.affine_ras[:3, :3]))) / 1000.0
+    return {name: float((head.labels == label).sum()) * voxel_ml
+            for name, label in LABEL_IDS.items()}
