@@ -262,11 +262,14 @@ def segment_and_measure(
         config,
         qsm.chi_ppm,
         external,
+        t1=assembled.t1 if config.method == "atlas" else None,
     )
     verdict = {
         "method": segmentation.method,
         "reportable": segmentation.reportable,
         "reason": segmentation.reason,
+        "withheld": dict(segmentation.withheld),
+        "registration_path": segmentation.qc.get("registration_path"),
     }
     if not segmentation.reportable:
         return {}, verdict, segmentation.labels

@@ -20,16 +20,9 @@ from monitor.segment.registration import (
     normalised_mutual_information,
     register_rigid,
 )
+from monitor.types import T1Image
 
 __all__ = ["T1Image", "T1OnGrid", "as_t1_image", "t1_on_registration_grid"]
-
-
-@dataclass(frozen=True)
-class T1Image:
-    """3-D T1-weighted volume and its voxel-to-RAS+ affine (same session as the GRE)."""
-
-    array: np.ndarray
-    affine_ras: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -43,9 +36,10 @@ class T1OnGrid:
 def as_t1_image(t1: T1Image | tuple[np.ndarray, np.ndarray]) -> T1Image:
     """Accept a `T1Image` or an (array, affine) pair; refuse anything that is not 3-D."""
     image = t1 if isinstance(t1, T1Image) else T1Image(*t1)
-    if np.ndim(image.array) != 3 or np.shape(image.affine_ras) != (4, 4):
-        raise ValueError(f"T1 must be a 3-D array with a 4x4 affine, got {np.shape(image.array)}")
-    if not np.isfinite(image.array).all():
+    if np.ndim(image.intensity) != 3 or np.shape(image.affine_ras) != (4, 4):
+        shape = np.shape(image.intensity)
+        raise ValueError(f"T1 must be a 3-D array with a 4x4 affine, got {shape}")
+    if not np.isfinite(image.intensity).all():
         raise ValueError("T1 contains NaN or infinite values")
     return image
 
@@ -62,10 +56,10 @@ def t1_on_registration_grid(
     The metric region includes a margin around the brain so that the brain's outline, which
     both contrasts show, anchors the alignment.
     """
-    bright = float(np.percentile(t1.array, 99.5)) or 1.0
+    bright = float(np.percentile(t1.intensity, 99.5)) or 1.0
     # Smoothed onto the registration voxel size first: a 1 mm T1 would alias on a 2 mm grid.
     moving = resample_isotropic(
-        to_sitk(np.clip(t1.array / bright, 0.0, 1.5), t1.affine_ras), gre.GetSpacing()[0]
+        to_sitk(np.clip(t1.intensity / bright, 0.0, 1.5), t1.affine_ras), gre.GetSpacing()[0]
     )
     rigid = register_rigid(gre, outline_mask, moving, params)
     aligned = sitk.Resample(moving, gre, rigid, sitk.sitkLinear, 0.0)

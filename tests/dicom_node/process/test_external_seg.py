@@ -141,7 +141,9 @@ def test_pipeline_measures_the_seg_as_the_same_labels_from_nifti(study, tmp_path
         assembled, qsm, _settings(nifti), None
     )
 
-    assert seg_verdict == nifti_verdict == {"method": "external", "reportable": True, "reason": ""}
+    expected = {"method": "external", "reportable": True, "reason": ""}
+    expected |= {"withheld": {}, "registration_path": None}
+    assert seg_verdict == nifti_verdict == expected
     assert np.array_equal(seg_labels, truth)
     assert np.array_equal(nifti_labels, truth)
     assert set(from_seg) == {"thalamus", "caudate", "putamen", "globus_pallidus", "reference"}

@@ -129,7 +129,13 @@ def test_worker_measures_on_the_received_seg_and_reprocessing_keeps_it(
     (result,) = results_for_study(worker.queue.sessions, IDENTITY.study_uid)
     assert result.record.get("error") is None, result.record.get("error")
     verdict = result.record["qc"]["segmentation"]
-    assert verdict == {"method": "external", "reportable": True, "reason": ""}
+    assert verdict == {
+        "method": "external",
+        "reportable": True,
+        "reason": "",
+        "withheld": {},
+        "registration_path": None,
+    }
     with open_history(settings) as sessions, sessions() as session:
         (inputs,) = session.scalars(select(Acquisition.input_paths))
     assert str(seg) in inputs  # kept with the images, so re-processing uses it again
