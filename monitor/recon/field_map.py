@@ -140,33 +140,35 @@ def _romeo_echoes(magnitude, phase_rad, te, mask, voxel_mm, quality):
     template_unwrapped = romeo_unwrap(np.asarray(template), quality, mask)
     return _offset_and_temporal_unwrap(
         jnp.asarray(template_unwrapped / template_te), jnp.asarray(magnitude),
-        jnp.asarray(phase_rad), jnp.asarray(mask), tuple(float(t) for t in te), voxel_mm,
+        jnp.asarray(phase_rad), jnp.asarray(mask), jnp.asarray(te, jnp.float32), voxel_mm,
     )
 
 
-@partial(jax.jit, static_argnames=("te", "voxel_mm"))
+@partial(jax.jit, static_argnames=("voxel_mm",))
 def _offset_and_temporal_unwrap(slope, magnitude, phase_rad, mask, te, voxel_mm):
     """MCPC-3D-S offset from the template slope, then echo-by-echo temporal unwrapping.
+
+    Echo times are traced, not compile-time constants, so one compiled program (and one
+    persistent cache entry, see `monitor.recon.warmup`) serves every protocol on a grid.
 
     The smoothed offset is biased where the true offset curves; that bias would leak into the
     field through the fit, so it is refined with the intercept left over after fitting all
     echoes (smoothed again): each pass multiplies the bias by (1 - smoothing), which is small
     for every slowly varying offset.
     """
-    te_array = np.asarray(te)
     offset = jnp.zeros_like(slope)
     weight = magnitude[..., 0] * mask
-    if len(te) > 1:
+    if te.shape[0] > 1:
         offset = _smooth_phase(phase_rad[..., 0] - slope * te[0], weight, voxel_mm)
     echoes = []
-    for k in range(len(te)):
+    for k in range(te.shape[0]):
         echoes.append(temporal_unwrap(phase_rad[..., k] - offset, slope * te[k]))
         slope, _, _ = _weighted_fit(
-            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te_array[: k + 1], False
+            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te[: k + 1], False
         )
     unwrapped = jnp.stack(echoes, axis=-1)
-    for _ in range(OFFSET_REFINEMENTS if len(te) > 1 else 0):
-        _, _, leftover = _weighted_fit(unwrapped, magnitude, te_array, True)
+    for _ in range(OFFSET_REFINEMENTS if te.shape[0] > 1 else 0):
+        _, _, leftover = _weighted_fit(unwrapped, magnitude, te, True)
         correction = _smooth_phase(leftover, weight, voxel_mm)
         offset, unwrapped = offset + correction, unwrapped - correction[..., None]
     return unwrapped, offset

@@ -234,20 +234,21 @@ def romeo_unwrap(
     labels, n_components = ndimage.label(mask)
     if n_components == 0:
         return result
-    box = ndimage.find_objects(mask.astype(np.int8))[0]  # growing is O(volume): skip the air
-    labels, mask, quality = labels[box], mask[box], np.asarray(quality)[(slice(None), *box)]
+    # The whole grid is grown, not the mask's bounding box: growing the box was 1.5x faster
+    # (160x192x64 head), but its data-dependent shape made every new scan recompile, which a
+    # warmed compilation cache (`monitor.recon.warmup`) cannot anticipate.
+    quality = np.asarray(quality)
     score = np.asarray(voxel_quality(jnp.asarray(quality)))
     seeds = np.zeros(mask.shape, dtype=bool)
     positions = ndimage.maximum_position(score, labels, np.arange(1, n_components + 1))
     seeds[tuple(np.array(positions).T)] = True
     unwrapped = np.asarray(
-        _grow(jnp.asarray(result[box]), jnp.asarray(quality), jnp.asarray(mask),
+        _grow(jnp.asarray(result), jnp.asarray(quality), jnp.asarray(mask),
               jnp.asarray(seeds), jnp.asarray(quality_levels(quality)))
     )
     medians = ndimage.median(unwrapped, labels, np.arange(1, n_components + 1))
     shifts = np.concatenate([[0.0], TWO_PI * np.round(np.asarray(medians) / TWO_PI)])
-    result[box] = np.where(mask, unwrapped - shifts[labels], result[box])
-    return result
+    return np.where(mask, unwrapped - shifts[labels], result).astype(np.float32)
 
 
 @jax.jit
