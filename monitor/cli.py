@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from monitor import __version__
+from monitor.cli_options import ReconCommand
 from monitor.errors import MonitorError
 from monitor.nifti.reader import LoadedInput, NiftiInputError, load_acquisition
 from monitor.nifti.writer import write_result
@@ -70,11 +71,15 @@ def load_settings_or_exit(config: Path | None) -> Settings:
         return load_settings(config)
 
 
-@app.command()
+@app.command(cls=ReconCommand)
 def recon(
     mag: Annotated[
         list[Path],
-        typer.Option("--mag", help="Magnitude NIfTI: repeat once per echo, or one 4-D file."),
+        typer.Option(
+            "--mag",
+            help="Magnitude NIfTI, one per echo (--mag e1.nii e2.nii or --mag e1.nii --mag "
+            "e2.nii), or one 4-D file.",
+        ),
     ],
     phase: Annotated[
         list[Path],
@@ -139,6 +144,31 @@ def _reconstruct(loaded: LoadedInput, settings: Settings, console: Console) -> Q
         console.print(f"[{time.perf_counter() - started:7.1f} s] {stage}", markup=False)
 
     return reconstruct(loaded.acquisition, settings.recon, progress=progress)
+
+
+@app.command()
+def warmup(
+    shape: Annotated[
+        tuple[int, int, int], typer.Option("--shape", help="Grid in voxels, e.g. 160 192 64.")
+    ],
+    echoes: Annotated[int, typer.Option("--echoes", min=1, help="Number of echoes.")],
+    voxel_mm: Annotated[
+        tuple[float, float, float], typer.Option("--voxel-mm", help="Voxel size, e.g. 1 1 2.")
+    ],
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+) -> None:
+    """Compile the reconstruction for one grid into the compilation cache, ahead of any data."""
+    from monitor.recon.compile_cache import compilation_cache_dir, enable_compilation_cache
+    from monitor.recon.warmup import warm_up
+
+    settings = load_settings_or_exit(config)
+    if min(shape) < 8 or min(voxel_mm) <= 0:
+        typer.echo("error: --shape needs at least 8 voxels per axis and --voxel-mm > 0", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
+    cache = enable_compilation_cache(compilation_cache_dir(settings))
+    seconds = warm_up(shape, echoes, voxel_mm, settings.recon)
+    typer.echo(f"compiled the reconstruction for {'x'.join(map(str, shape))}x{echoes} "
+               f"in {seconds:.1f} s into {cache}")
 
 
 @norms_app.command("fit")

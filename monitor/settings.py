@@ -59,7 +59,8 @@ class ReconSettings(SettingsSection):
     tv_iterations: int = Field(30, ge=1)
     magnitude_edge_weighting: bool = True
     compilation_cache_dir: Path | None = None
-    """Persistent JAX compilation cache; default is ``<data_dir>/jax-cache``."""
+    """Persistent JAX compilation cache; default is per user, ``$XDG_CACHE_HOME/qsm-monitor/jax``
+    (else ``~/.cache/qsm-monitor/jax``), so runs from any folder share it."""
 
 
 class TLSSettings(SettingsSection):

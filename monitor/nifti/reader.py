@@ -149,7 +149,9 @@ def _read(path: Path) -> _Volume:
         raise NiftiInputError(f"{path} has {data.ndim} dimensions; expected 3 (one echo) or 4")
     if not np.all(np.isfinite(data)):
         raise NiftiInputError(f"{path} contains NaN or infinite values")
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    # NIfTI stores float32 zooms: 1.2 reads as 1.2000000476837158. Rounding to 0.1 um gives the
+    # value the user typed, which `qsm-monitor warmup --voxel-mm` compiles for.
+    zooms = tuple(round(float(z), 4) for z in image.header.get_zooms()[:3])
     return _Volume(path, data, np.asarray(image.affine, float), zooms, _read_sidecar(path))
 
 

@@ -1,11 +1,15 @@
 """Persistent JAX compilation cache, so a restarted service does not recompile the recon.
 
 Compiling the reconstruction for one grid takes seconds per stage; with the cache on disk a new
-process (worker restart, `qsm-monitor process` run) loads the executables instead.
+process (worker restart, `qsm-monitor recon` run) loads the executables instead. The default
+cache is per user, not per working directory: executables depend on the grid, not on where the
+command runs, so a CLI run from any folder reuses what `qsm-monitor warmup` or an earlier run
+compiled.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -13,7 +17,7 @@ from jax.experimental.compilation_cache.compilation_cache import reset_cache
 
 from monitor.settings import Settings
 
-__all__ = ["compilation_cache_dir", "enable_compilation_cache"]
+__all__ = ["compilation_cache_dir", "enable_compilation_cache", "user_cache_dir"]
 
 
 def enable_compilation_cache(directory: Path) -> Path:
@@ -34,6 +38,17 @@ def enable_compilation_cache(directory: Path) -> Path:
     return path
 
 
+def user_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/qsm-monitor/jax`, else `~/.cache/qsm-monitor/jax` (XDG base directories).
+
+    An empty or relative `XDG_CACHE_HOME` is ignored, as the XDG specification asks, so the
+    cache never lands in whatever folder the command was started from.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "qsm-monitor" / "jax"
+
+
 def compilation_cache_dir(settings: Settings) -> Path:
-    """Configured JAX cache folder, else one inside the data directory (shared by all runs)."""
-    return settings.recon.compilation_cache_dir or settings.storage.data_dir / "jax-cache"
+    """Configured JAX cache folder (`[recon] compilation_cache_dir`), else the per-user one."""
+    return settings.recon.compilation_cache_dir or user_cache_dir()

@@ -78,22 +78,37 @@ def estimate_total_field(
     te = np.asarray(te_s, dtype=np.float64)
     voxel = tuple(float(v) for v in voxel_mm)
     quality = _template_quality(magnitude, phase_rad, te, mask)
+    with_intercept = method != "romeo" and len(te) > 1
     if method == "romeo":
         unwrapped, offset = _romeo_echoes(magnitude, phase_rad, te, mask, voxel, quality)
-        slope, residual, _ = _weighted_fit(unwrapped, magnitude, te, with_intercept=False)
     else:
         unwrapped = _laplacian_echoes(phase_rad, mask, voxel)
-        slope, residual, intercept = _weighted_fit(unwrapped, magnitude, te, len(te) > 1)
+    field_hz, reliability, intercept = _combine_echoes(
+        unwrapped, jnp.asarray(magnitude), jnp.asarray(te, jnp.float32), jnp.asarray(quality),
+        jnp.asarray(mask), with_intercept=with_intercept,
+    )
+    if method != "romeo":
         offset = jnp.angle(jnp.exp(1j * (phase_rad[..., 0] + intercept)))
         offset = offset if len(te) > 1 else jnp.zeros_like(offset)
-    consistency = jnp.exp(-((residual / RESIDUAL_SCALE_RAD) ** 2))
-    reliability = jnp.where(mask, voxel_quality(jnp.asarray(quality)) * consistency, 0.0)
-    field_hz = jnp.where(mask, slope / (2.0 * np.pi), 0.0)
     return FieldEstimate(
         field_hz=np.asarray(field_hz, dtype=np.float32),
         reliability=np.asarray(reliability, dtype=np.float32),
         phase_offset_rad=np.asarray(offset, dtype=np.float32),
     )
+
+
+@partial(jax.jit, static_argnames=("with_intercept",))
+def _combine_echoes(unwrapped, magnitude, te, quality, mask, with_intercept: bool):
+    """Field (Hz), reliability and intercept from the unwrapped echoes, as one compiled graph.
+
+    Run op by op, these few element-wise steps over the 4-D echo array cost more in dispatch
+    and temporaries than the arithmetic (about a second on a 160x192x64x5 head).
+    """
+    slope, residual, intercept = _weighted_fit(unwrapped, magnitude, te, with_intercept)
+    consistency = jnp.exp(-((residual / RESIDUAL_SCALE_RAD) ** 2))
+    reliability = jnp.where(mask, voxel_quality(quality) * consistency, 0.0)
+    field_hz = jnp.where(mask, slope / (2.0 * np.pi), 0.0)
+    return field_hz, reliability, intercept
 
 
 def _validate(magnitude, phase_rad, te_s, mask, method) -> None:
@@ -140,33 +155,35 @@ def _romeo_echoes(magnitude, phase_rad, te, mask, voxel_mm, quality):
     template_unwrapped = romeo_unwrap(np.asarray(template), quality, mask)
     return _offset_and_temporal_unwrap(
         jnp.asarray(template_unwrapped / template_te), jnp.asarray(magnitude),
-        jnp.asarray(phase_rad), jnp.asarray(mask), tuple(float(t) for t in te), voxel_mm,
+        jnp.asarray(phase_rad), jnp.asarray(mask), jnp.asarray(te, jnp.float32), voxel_mm,
     )
 
 
-@partial(jax.jit, static_argnames=("te", "voxel_mm"))
+@partial(jax.jit, static_argnames=("voxel_mm",))
 def _offset_and_temporal_unwrap(slope, magnitude, phase_rad, mask, te, voxel_mm):
     """MCPC-3D-S offset from the template slope, then echo-by-echo temporal unwrapping.
+
+    Echo times are traced, not compile-time constants, so one compiled program (and one
+    persistent cache entry, see `monitor.recon.warmup`) serves every protocol on a grid.
 
     The smoothed offset is biased where the true offset curves; that bias would leak into the
     field through the fit, so it is refined with the intercept left over after fitting all
     echoes (smoothed again): each pass multiplies the bias by (1 - smoothing), which is small
     for every slowly varying offset.
     """
-    te_array = np.asarray(te)
     offset = jnp.zeros_like(slope)
     weight = magnitude[..., 0] * mask
-    if len(te) > 1:
+    if te.shape[0] > 1:
         offset = _smooth_phase(phase_rad[..., 0] - slope * te[0], weight, voxel_mm)
     echoes = []
-    for k in range(len(te)):
+    for k in range(te.shape[0]):
         echoes.append(temporal_unwrap(phase_rad[..., k] - offset, slope * te[k]))
         slope, _, _ = _weighted_fit(
-            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te_array[: k + 1], False
+            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te[: k + 1], False
         )
     unwrapped = jnp.stack(echoes, axis=-1)
-    for _ in range(OFFSET_REFINEMENTS if len(te) > 1 else 0):
-        _, _, leftover = _weighted_fit(unwrapped, magnitude, te_array, True)
+    for _ in range(OFFSET_REFINEMENTS if te.shape[0] > 1 else 0):
+        _, _, leftover = _weighted_fit(unwrapped, magnitude, te, True)
         correction = _smooth_phase(leftover, weight, voxel_mm)
         offset, unwrapped = offset + correction, unwrapped - correction[..., None]
     return unwrapped, offset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -308,3 +309,32 @@ def test_recon_end_to_end_through_dicom_and_real_dcm2niix(tmp_path, phantom, com
     assert len(magnitudes) == len(phases) == SMALL_PHANTOM.n_echoes
     _run_cli(magnitudes, phases, tmp_path / "out", compile_cache)
     _check_outputs(tmp_path / "out", magnitudes[0], phantom)
+
+
+def _cache_entries(folder: Path) -> set[str]:
+    return {path.name for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_recon_after_warmup_compiles_nothing_in_a_new_folder(tmp_path, phantom):
+    """`qsm-monitor warmup` fills the per-user cache with every program a real run of that
+    grid needs: a recon from another folder, on data with other echo times and a mask of its
+    own, adds no cache entry (each new compilation would add one)."""
+    magnitudes, phases = write_dcm2niix_style(phantom.acquisition, tmp_path / "nifti")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    executable = str(Path(sys.executable).with_name("qsm-monitor"))
+    acq = phantom.acquisition
+    warm = [executable, "warmup", "--shape", *map(str, acq.shape), "--echoes", str(acq.n_echoes),
+            "--voxel-mm", *map(str, acq.voxel_mm)]
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+    done = subprocess.run(warm, cwd=tmp_path / "first", env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cache = tmp_path / "xdg" / "qsm-monitor" / "jax"
+    warmed = _cache_entries(cache)
+    assert warmed
+    done = subprocess.run([executable, *_args(magnitudes, phases, tmp_path / "out")],
+                          cwd=tmp_path / "second", env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _cache_entries(cache) - warmed == set()
+    assert not (tmp_path / "second" / "qsm-monitor-data").exists()
