@@ -15,6 +15,7 @@ from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.fhir.client import BearerAuth, FhirClient, FhirEndpoint
 from monitor.fhir.errors import FhirDeliveryError
 from monitor.fhir.smart import SmartBackendAuth
+from monitor.record import ProcessingRecord
 from monitor.settings import FhirSettings
 
 SETTINGS = FhirSettings(timezone="Europe/Berlin")
@@ -22,7 +23,11 @@ TOKEN = "test-token-1"
 
 
 def bundle_for(record: dict, settings: FhirSettings = SETTINGS) -> dict:
-    return build_bundle(record, PatientRef.from_record(record, settings), settings)
+    return build_bundle(
+        ProcessingRecord.from_json(record),
+        PatientRef.from_record(ProcessingRecord.from_json(record), settings),
+        settings,
+    )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from support.fhir_validation import install_validator, problems, validate
 
 from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.fhir.codes import code_system
+from monitor.record import ProcessingRecord
 from monitor.settings import FhirSettings
 
 PRODUCED_TYPES = {
@@ -35,7 +36,11 @@ def bundles() -> list[dict]:
     created = FhirSettings(timezone="Europe/Berlin")
     referenced = FhirSettings(create_patient=False, create_imaging_study=False)
     return [
-        build_bundle(record, PatientRef.from_record(record, settings), settings)
+        build_bundle(
+            ProcessingRecord.from_json(record),
+            PatientRef.from_record(ProcessingRecord.from_json(record), settings),
+            settings,
+        )
         for settings in (created, referenced)
         for record in (baseline_record(), elevated_record())
     ]
@@ -70,7 +75,11 @@ def test_validator_catches_bad_codes_units_and_times(validator_dir: Path) -> Non
 def test_amended_bundle_validates(validator_dir: Path) -> None:
     settings = FhirSettings(timezone="Europe/Berlin")
     record = amended_record()
-    bundle = build_bundle(record, PatientRef.from_record(record, settings), settings)
+    bundle = build_bundle(
+        ProcessingRecord.from_json(record),
+        PatientRef.from_record(ProcessingRecord.from_json(record), settings),
+        settings,
+    )
     result = validate([bundle], validator_dir)
     assert result["checked"]["Flag"] == 1 and result["checked"]["Observation"] == 12
     assert problems(result) == []
