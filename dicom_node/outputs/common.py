@@ -51,7 +51,7 @@ def stable_uid(*parts: str) -> str:
 def tracking_uid(record: ProcessingRecord, structure: str, side: str) -> str:
     """The same per patient, structure and side in every study (SEG segment and SR group share
     it), so a viewer can follow a region across visits; the patient ID is hashed one way."""
-    return stable_uid("tracking", record.patient_id, structure, side)
+    return stable_uid("tracking", str(record.patient_id), structure, side)
 
 
 def derived_uid(record: ProcessingRecord, *parts: str) -> str:

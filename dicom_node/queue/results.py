@@ -28,8 +28,10 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     def processing_record(self) -> ProcessingRecord:
-        """The stored record, typed; rows written by any version load."""
-        return ProcessingRecord.from_json(self.record)
+        """The stored record, typed; rows written by any version load (a minimal row takes
+        its key and study UID from the row's columns)."""
+        identity = {"idempotency_key": self.idempotency_key, "study_uid": self.study_uid}
+        return ProcessingRecord.from_json({**identity, **self.record})
 
 
 def add_result_once(session: Session, key: str, study_uid: str, record: dict[str, Any]) -> Result:

@@ -145,10 +145,13 @@ class ProcessingRecord:  # the record's fields, one per stored key
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessingRecord:
-        """A stored row or `--json` record of any version; unknown keys are ignored."""
+        """A stored row or `--json` record of any version: unknown keys are ignored, a missing
+        patient ID or study date is None (minimal rows); the key and study UID must be there."""
         known = known_fields(cls, data)
         return cls(
             **{
+                "patient_id": None,
+                "study_date": None,
                 **known,
                 **tracking_values(known),
                 "series_uids": tuple(known.get("series_uids") or ()),
