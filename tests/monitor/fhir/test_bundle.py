@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.fhir_records import amended_record, baseline_record, elevated_record
+from support.fhir_records import amended_record, baseline_record, bundle_of, elevated_record
 
 from monitor.fhir.bundle import PatientRef, build_bundle, effective_datetime
 from monitor.fhir.codes import PRODUCT_CODE_SYSTEM, PRODUCT_CODES, UCUM
@@ -20,11 +20,7 @@ SETTINGS = FhirSettings(timezone="Europe/Berlin")
 
 
 def bundle_for(record: dict[str, Any], settings: FhirSettings = SETTINGS) -> dict[str, Any]:
-    return build_bundle(
-        ProcessingRecord.from_json(record),
-        PatientRef.from_record(ProcessingRecord.from_json(record), settings),
-        settings,
-    )
+    return bundle_of(record, settings)
 
 
 def resources(bundle: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
