@@ -131,7 +131,7 @@ OUTPUT_NAMES = frozenset(
         "qc",
     }
 )
-"""Every name the pipeline may list in ``record["outputs"]`` (dicom_node.process.pipeline/emit)."""
+"""Every name the pipeline may list in ``ProcessingRecord.outputs`` (pipeline and emit step)."""
 DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
     "dicom": DICOM_OUTPUTS,
     "fhir": ("fhir_bundle",),

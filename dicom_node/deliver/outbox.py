@@ -133,7 +133,7 @@ class Outbox:
         """
         with self.sessions() as session:
             for result in results_for_study(self.sessions, study_uid):
-                outputs = {n: Path(p) for n, p in result.record.get("outputs", {}).items()}
+                outputs = {n: Path(p) for n, p in result.processing_record().outputs.items()}
                 self.add(session, result.idempotency_key, study_uid, outputs)
             session.flush()
             session.execute(

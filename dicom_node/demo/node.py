@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
@@ -27,6 +26,7 @@ from dicom_node.queue.jobs import JobQueue
 from dicom_node.queue.leasing import WorkState
 from dicom_node.queue.results import results_for_study
 from dicom_node.receive.listener import Listener
+from monitor.record import ProcessingRecord
 from monitor.settings import DestinationSettings, Settings
 
 SCANNER_AE = "DEMOSCANNER"
@@ -83,7 +83,7 @@ class DemoNode:
 
     def process_study(
         self, study_uid: str, timeout_s: float, waiting: Callable[[], None]
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProcessingRecord]:
         """Run jobs until this study has a result (or its job failed); returns its records.
 
         `waiting` is called while the series are still settling, so the display stays alive.
@@ -91,7 +91,9 @@ class DemoNode:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             worked = self.worker.run_once()
-            records = [row.record for row in results_for_study(self.sessions, study_uid)]
+            records = [
+                row.processing_record() for row in results_for_study(self.sessions, study_uid)
+            ]
             if records:
                 return records
             failed = [
@@ -100,7 +102,16 @@ class DemoNode:
                 if job.study_uid == study_uid and job.state == WorkState.FAILED
             ]
             if failed:
-                return [{"study_uid": study_uid, "error": failed[0].last_error, "outputs": {}}]
+                job = failed[0]
+                return [
+                    ProcessingRecord(
+                        idempotency_key=job.idempotency_key,
+                        patient_id="",
+                        study_uid=study_uid,
+                        study_date=None,
+                        error=job.last_error,
+                    )
+                ]
             if not worked:
                 waiting()
                 time.sleep(self.settings.jobs.poll_interval_s)

@@ -27,6 +27,7 @@ from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
 from monitor.phantom import simulate_phantom
 from monitor.phantom.cohort import CohortVisit, longitudinal_cohort
+from monitor.record import BILATERAL, ProcessingRecord, Risk, Values
 from monitor.settings import (
     DestinationSettings,
     JobsSettings,
@@ -97,16 +98,14 @@ class DemoOutcome:
     """Everything the demo processed, for printing and for the exit code."""
 
     data_dir: Path
-    visits: list[tuple[DemoVisit, dict[str, Any]]] = field(default_factory=list)
+    visits: list[tuple[DemoVisit, ProcessingRecord]] = field(default_factory=list)
     deliveries: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def failed(self) -> list[str]:
         problems = [
-            f"{visit.label}: {record['error']}"
-            for visit, record in self.visits
-            if record.get("error")
+            f"{visit.label}: {record.error}" for visit, record in self.visits if record.error
         ]
         if self.deliveries.get("failed"):
             problems.append(f"{self.deliveries['failed']} deliveries failed")
@@ -210,18 +209,17 @@ def visit_table(outcome: DemoOutcome) -> Table:
         table.add_column(column, justify="right", no_wrap=True)
     for visit, record in outcome.visits:
         table.add_row(f"[bold]{visit.label}[/bold]")
-        if record.get("error"):
-            table.add_row(f"  failed: {record['error']}", end_section=True)
+        if record.error:
+            table.add_row(f"  failed: {record.error}", end_section=True)
             continue
-        structures = record.get("structures") or {}
         for index, name in enumerate(STRUCTURES):
-            values = structures.get(name, {})
+            values = record.structures.values(name, BILATERAL) or Values()
             table.add_row(
                 "  " + name.replace("_", " "),
-                _number(values.get("mean_ppb")),
-                _number(values.get("z"), 2, signed=True),
-                _number(values.get("change_ppb"), signed=True),
-                _reliable(values.get("reliable_change")),
+                _number(values.mean_ppb),
+                _number(values.z, 2, signed=True),
+                _number(values.change_ppb, signed=True),
+                _reliable(values.reliable_change),
                 _number(visit.simulated_change_ppb.get(name), signed=True),
                 end_section=index == len(STRUCTURES) - 1,
             )
@@ -230,17 +228,17 @@ def visit_table(outcome: DemoOutcome) -> Table:
 
 def print_outcome(outcome: DemoOutcome, console: Console) -> None:
     console.print(visit_table(outcome))
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, ProcessingRecord] = {}
     for visit, record in outcome.visits:
         latest[visit.subject] = record
     for subject, record in latest.items():
-        risk = record.get("risk") or {"level": "not assessed", "reasons": []}
-        console.print(f"\n[bold]{subject}[/bold]: progression risk [bold]{risk['level']}[/bold]")
-        for reason in risk.get("reasons", []):
+        risk = record.risk or Risk("not assessed")
+        console.print(f"\n[bold]{subject}[/bold]: progression risk [bold]{risk.level}[/bold]")
+        for reason in risk.reasons:
             console.print(f"  - {reason}")
     console.print("\nOutputs (latest visit of each subject):")
     for subject, record in latest.items():
-        for name, path in sorted((record.get("outputs") or {}).items()):
+        for name, path in sorted(record.outputs.items()):
             console.print(f"  {subject} {name}: {path}", soft_wrap=True, highlight=False)
     console.print(f"Delivered copies (folder destination): {outcome.data_dir / 'delivered'}")
     console.print(f"Deliveries by state: {dict(outcome.deliveries)}")

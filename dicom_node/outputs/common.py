@@ -9,15 +9,16 @@ the derivation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from monitor import __version__
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 
 OutputKind = Literal[
@@ -37,9 +38,9 @@ BODY_PART = "HEAD"
 """Unpaired, so General Series Laterality (type 2C) is rightly absent from our images."""
 
 
-def producing_version(record: Mapping[str, Any]) -> str:
+def producing_version(record: ProcessingRecord) -> str:
     """The version that computed the record's numbers (not necessarily the one emitting them)."""
-    return str(record.get("pipeline_version") or __version__)
+    return record.pipeline_version or __version__
 
 
 def stable_uid(*parts: str) -> str:
@@ -47,27 +48,25 @@ def stable_uid(*parts: str) -> str:
     return str(generate_uid(entropy_srcs=["qsm-monitor", *parts]))
 
 
-def tracking_uid(record: Mapping[str, Any], structure: str, side: str) -> str:
+def tracking_uid(record: ProcessingRecord, structure: str, side: str) -> str:
     """The same per patient, structure and side in every study (SEG segment and SR group share
     it), so a viewer can follow a region across visits; the patient ID is hashed one way."""
-    return stable_uid("tracking", str(record.get("patient_id")), structure, side)
+    return stable_uid("tracking", str(record.patient_id), structure, side)
 
 
-def derived_uid(record: Mapping[str, Any], *parts: str) -> str:
+def derived_uid(record: ProcessingRecord, *parts: str) -> str:
     """A UID that is the same whenever the same version re-emits the same acquisition's object."""
-    key = record.get("idempotency_key")
-    if not key:
+    if not record.idempotency_key:
         raise ValueError("record has no idempotency_key: its DICOM objects cannot be named")
-    amendment = int(record.get("amendment") or 0)
-    revision = (f"amendment-{amendment}",) if amendment else ()
-    return stable_uid(str(key), producing_version(record), *revision, *parts)
+    revision = (f"amendment-{record.amendment}",) if record.amendment else ()
+    return stable_uid(record.idempotency_key, producing_version(record), *revision, *parts)
 
 
 def series_number(settings: Settings, kind: OutputKind) -> int:
     return settings.outputs.series_number_base + _SERIES_OFFSET[kind]
 
 
-def equipment(record: Mapping[str, Any], settings: Settings) -> dict[str, str]:
+def equipment(record: ProcessingRecord, settings: Settings) -> dict[str, str]:
     """General Equipment keywords highdicom's constructors take; the node's AE title tells
     sites with several nodes which one made an object."""
     return {
@@ -83,10 +82,10 @@ def read_sources(paths: Iterable[Path | str]) -> list[Dataset]:
     return [dcmread(path, stop_before_pixels=True) for path in paths]
 
 
-def check_sources(record: Mapping[str, Any], sources: Sequence[Dataset]) -> None:
+def check_sources(record: ProcessingRecord, sources: Sequence[Dataset]) -> None:
     """Derived objects join the source study; a mix-up of studies must fail, never be filed."""
     if not sources:
         raise ValueError("no source images: derived objects need the acquisition's images")
     studies = {str(ds.StudyInstanceUID) for ds in sources}
-    if studies != {str(record.get("study_uid"))}:
+    if studies != {record.study_uid}:
         raise ValueError("source images do not belong to the record's study")

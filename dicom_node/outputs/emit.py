@@ -30,7 +30,8 @@ from pydicom.dataset import Dataset
 
 from dicom_node.files import write_durably
 from dicom_node.logs import uid_hash
-from monitor import __version__
+from dicom_node.outputs.common import producing_version
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
@@ -60,8 +61,8 @@ KEY_IMAGE_TITLE = "qsm-monitor: deep grey matter segmentation"
 class EmitInput:
     """What the outputs are made of: the record (numbers, identity, risk) and the images."""
 
-    record: Mapping[str, Any]
-    """`ProcessingResult.to_record()` of this acquisition, before emitting."""
+    record: ProcessingRecord
+    """The typed record of this acquisition (`ProcessingResult.to_record()`), before emitting."""
     reference_paths: Sequence[Path]
     """First-echo magnitude files in slice order: identity and geometry of derived objects."""
     qsm: QSMResult
@@ -104,7 +105,7 @@ def emit_outputs(inputs: EmitInput, out_dir: Path, settings: Settings) -> Emitte
 
 
 def emit_amendment(  # noqa: PLR0913 - the amended record and what it refers to
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     issuer: str,
     sources: Sequence[Dataset],
     maps: Sequence[Dataset],
@@ -117,13 +118,13 @@ def emit_amendment(  # noqa: PLR0913 - the amended record and what it refers to
     plot, FHIR bundle (conditional updates) and, only when the risk has newly become
     elevated, the alert. Maps and segmentation images do not change and are not repeated."""
     steps = _report_steps(record, issuer, sources, maps, out_dir, settings, predecessor)
-    if record.get("superseded_risk_level") != "elevated":
+    if record.superseded_risk_level != "elevated":
         steps.append(("alert", lambda: _alert(record, out_dir)))
     return _run_steps(steps, out_dir, Emitted())
 
 
 def _report_steps(  # noqa: PLR0913 - the pipeline's data, passed explicitly
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     issuer: str,
     sources: Sequence[Dataset],
     maps: Sequence[Dataset],
@@ -222,20 +223,20 @@ def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
 
 
 def _trend_plot_png(
-    record: Mapping[str, Any], issuer: str, out_dir: Path, settings: Settings
+    record: ProcessingRecord, issuer: str, out_dir: Path, settings: Settings
 ) -> Path:
     """Drawn after the tracking step stored this visit, so the plot includes it."""
     from monitor.tracking.timeline import write_patient_trend_plot
 
     path = out_dir / FILE_NAMES["trend_plot_png"]
-    patient_id = str(record.get("patient_id") or "")
+    patient_id = record.patient_id
     if not patient_id or write_patient_trend_plot(path, settings, patient_id, issuer) is None:
         raise ValueError("the patient's history has no values to plot")
     return path
 
 
 def _sc(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     kind: KeyImageKind,
     out_dir: Path,
@@ -252,7 +253,7 @@ def _sc(
 
 
 def _sr(  # noqa: PLR0913 - the pipeline's data, passed explicitly
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     maps: Sequence[Dataset],
     predecessor: Dataset | None,
@@ -267,15 +268,14 @@ def _sr(  # noqa: PLR0913 - the pipeline's data, passed explicitly
     return write_dataset(report, out_dir / FILE_NAMES["sr"])
 
 
-def _fhir_bundle(record: Mapping[str, Any], out_dir: Path, settings: Settings) -> Path:
+def _fhir_bundle(record: ProcessingRecord, out_dir: Path, settings: Settings) -> Path:
     from monitor.fhir.bundle import PatientRef, build_bundle  # fhir.resources: on demand
 
-    plain = dict(record)
-    bundle = build_bundle(plain, PatientRef.from_record(plain, settings.fhir), settings.fhir)
+    bundle = build_bundle(record, PatientRef.from_record(record, settings.fhir), settings.fhir)
     return write_json(bundle, out_dir / FILE_NAMES["fhir_bundle"])
 
 
-def alert_payload(record: Mapping[str, Any]) -> dict[str, Any] | None:
+def alert_payload(record: ProcessingRecord) -> dict[str, Any] | None:
     """The webhook alert, or None unless risk is ``elevated``.
 
     Deliberately free of patient identity: webhooks feed pagers and chat rooms that are not
@@ -284,17 +284,17 @@ def alert_payload(record: Mapping[str, Any]) -> dict[str, Any] | None:
     the node's logs use; the clinical details travel on the DICOM and FHIR channels (the SR's
     risk group, the FHIR Flag), where readers find the study.
     """
-    risk = record.get("risk") or {}
-    if risk.get("level") != "elevated":
+    risk = record.risk
+    if risk is None or risk.level != "elevated":
         return None
-    key = str(record["idempotency_key"])
-    version = str(record.get("pipeline_version") or __version__)
+    key = record.idempotency_key
+    version = producing_version(record)
     return {
         "alert_id": hashlib.sha256(f"alert:{key}:{version}".encode()).hexdigest()[:32],
         "event": ALERT_EVENT,
         "level": "elevated",
-        "reasons": list(risk.get("reasons") or []),
-        "study_ref": uid_hash(str(record["study_uid"])),
+        "reasons": list(risk.reasons),
+        "study_ref": uid_hash(record.study_uid),
         "acquisition_ref": uid_hash(key),
         "pipeline_version": version,
         "message": "Brain iron progression risk is elevated; the QSM report for this study "
@@ -302,7 +302,7 @@ def alert_payload(record: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _alert(record: Mapping[str, Any], out_dir: Path) -> Path:
+def _alert(record: ProcessingRecord, out_dir: Path) -> Path:
     payload = alert_payload(record)
     if payload is None:
         raise ValueError("risk is not elevated")

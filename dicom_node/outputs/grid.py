@@ -8,7 +8,7 @@ own affine (`dicom_node.geometry`, shared with the assembler and the synthetic w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 
 from dicom_node.geometry import SliceGeometry, geometry_from_affine
 from dicom_node.outputs.common import check_sources
+from monitor.record import ProcessingRecord
 
 _POSITION_TOL_MM = 0.01
 
@@ -32,7 +33,7 @@ def dicom_frames(volume: np.ndarray) -> np.ndarray:
 
 
 def checked_geometry(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     volume: np.ndarray,
     affine_ras: np.ndarray,

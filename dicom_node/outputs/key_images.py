@@ -6,9 +6,9 @@ patient's scans. Each kind gets its own series so a reader can find it by its de
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from highdicom import CoordinateSystemNames
@@ -23,6 +23,7 @@ from dicom_node.outputs.common import (
     equipment,
     series_number,
 )
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 
 KeyImageKind = Literal["key_image_segmentation", "trend_plot"]
@@ -33,7 +34,7 @@ DESCRIPTIONS: dict[KeyImageKind, str] = {
 
 
 def build_key_image(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     png_path: Path | str,
     kind: KeyImageKind,

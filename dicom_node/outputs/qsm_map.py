@@ -10,9 +10,8 @@ Axes and geometry checks: `dicom_node.outputs.grid`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 from highdicom import VOILUTTransformation
@@ -25,6 +24,7 @@ from dicom_node.outputs import concepts as c
 from dicom_node.outputs.common import BODY_PART, derived_uid, equipment, series_number
 from dicom_node.outputs.grid import checked_geometry, dicom_frames, plane_arguments
 from dicom_node.sop_classes import new_dataset
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
@@ -51,7 +51,7 @@ _COPIED_FROM_SOURCE = (
 
 
 def build_qsm_maps(
-    record: Mapping[str, Any], sources: Sequence[Dataset], qsm: QSMResult, *, settings: Settings
+    record: ProcessingRecord, sources: Sequence[Dataset], qsm: QSMResult, *, settings: Settings
 ) -> dict[str, list[Dataset]]:
     """The map series chosen in ``settings.outputs.qsm_maps``, keyed by their output name."""
     builders = {"parametric_map": build_parametric_map, "mr_derived": build_mr_derived_series}
@@ -64,7 +64,7 @@ def build_qsm_maps(
 
 
 def build_parametric_map(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     chi_ppm: np.ndarray,
     affine_ras: np.ndarray,
@@ -112,7 +112,7 @@ def build_parametric_map(
 
 
 def build_mr_derived_series(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     chi_ppm: np.ndarray,
     affine_ras: np.ndarray,
@@ -145,14 +145,14 @@ def _frames_ppb(chi_ppm: np.ndarray) -> np.ndarray:
     return dicom_frames(np.asarray(chi_ppm, dtype=np.float64) * 1000.0)
 
 
-def _series_description(record: Mapping[str, Any]) -> str:
-    reference = record.get("reference_region") or (record.get("structures") or {}).get("reference")
+def _series_description(record: ProcessingRecord) -> str:
+    reference = record.reference_name
     suffix = f", ref {str(reference).replace('_', ' ')}" if reference else ""
     return f"QSM chi ppb{suffix}"
 
 
 def _mr_slice(  # noqa: PLR0913 - one slice needs the series context
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     geometry: SliceGeometry,
     codes: np.ndarray,

@@ -8,9 +8,8 @@ SNOMED CT property type and laterality; CSF reference labels are not reported, s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from copy import deepcopy
-from typing import Any
 
 import numpy as np
 from highdicom import AlgorithmIdentificationSequence
@@ -28,6 +27,7 @@ from dicom_node.outputs.common import (
     tracking_uid,
 )
 from dicom_node.outputs.grid import checked_geometry, dicom_frames, plane_arguments
+from monitor.record import ProcessingRecord
 from monitor.segment.structures import LABEL_NAMES, SIDES, STRUCTURES
 from monitor.settings import Settings
 
@@ -42,7 +42,7 @@ SEGMENT_NUMBERS: dict[tuple[str, str], int] = {
 
 
 def build_segmentation(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     labels: np.ndarray,
     affine_ras: np.ndarray,
@@ -58,7 +58,7 @@ def build_segmentation(
     if not reported.any():
         raise ValueError("no reported structure is labelled: nothing to segment")
     frames = dicom_frames(reported).astype(np.uint8)
-    method = str(((record.get("qc") or {}).get("segmentation") or {}).get("method") or "atlas")
+    method = record.qc.segmentation_method
     algorithm = AlgorithmIdentificationSequence(
         name=f"{MODEL_NAME} {method} segmentation",
         family=codes.cid7162.DeformableModels,
@@ -86,7 +86,7 @@ def build_segmentation(
 
 
 def _description(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     structure: str,
     side: str,
     number: int,

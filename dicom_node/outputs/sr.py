@@ -14,7 +14,7 @@ Susceptibility values reference the QSM map they were measured on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from highdicom.sr import (
@@ -57,6 +57,7 @@ from dicom_node.outputs.common import (
     tracking_uid,
 )
 from dicom_node.outputs.segmentation import SEGMENT_NUMBERS
+from monitor.record import ProcessingRecord, Values
 from monitor.segment.structures import SIDES, STRUCTURES
 from monitor.settings import Settings
 
@@ -65,7 +66,7 @@ SERIES_DESCRIPTION = "QSM deep grey matter iron report"
 
 
 def build_measurement_report(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     sources: Sequence[Dataset],
     qsm_reference: Sequence[Dataset] | None = None,
     *,
@@ -84,7 +85,7 @@ def build_measurement_report(
     (no single segment), a TID 1501 group named by finding site and laterality.
     """
     check_sources(record, sources)
-    if record.get("error"):
+    if record.error:
         raise ValueError("the record is a failure: there are no measurements to report")
     references = list(qsm_reference or ())
     algorithm = AlgorithmIdentification(name=MODEL_NAME, version=producing_version(record))
@@ -139,23 +140,6 @@ def build_measurement_report(
     )
 
 
-def side_values(record: Mapping[str, Any], structure: str, side: str) -> Mapping[str, Any]:
-    """The record's numbers for one structure and side ("bilateral" = both sides together).
-
-    Records from before per-side statistics carry only ``left_ppb``/``right_ppb``; those give
-    the side means and nothing else.
-    """
-    block = (record.get("structures") or {}).get(structure)
-    if not isinstance(block, Mapping):
-        return {}
-    if side == "bilateral":
-        return block
-    sides = block.get("sides")
-    if isinstance(sides, Mapping):
-        return sides.get(side) or {}
-    return {"mean_ppb": block.get(f"{side}_ppb")}
-
-
 def _referenced_segments(segmentation: Dataset | None) -> dict[tuple[str, str], ReferencedSegment]:
     """(structure, side) -> reference to its segment, for segments that have any frames."""
     if segmentation is None:
@@ -172,7 +156,7 @@ def _referenced_segments(segmentation: Dataset | None) -> dict[tuple[str, str], 
 
 
 def _structure_group(
-    record: Mapping[str, Any],
+    record: ProcessingRecord,
     where: tuple[str, str],
     algorithm: AlgorithmIdentification,
     references: Sequence[Dataset],
@@ -183,11 +167,13 @@ def _structure_group(
     | None
 ):
     structure, side = where
-    values = side_values(record, structure, side)
+    values = record.structures.values(structure, side)
+    if values is None:
+        return None
     measurements = _measurements(values, references if segment is not None else ())
     if not measurements:
         return None
-    reliable = values.get("reliable_change")
+    reliable = values.reliable_change
     label = f"{side} {structure.replace('_', ' ')}"
     common: dict[str, Any] = {
         "tracking_identifier": TrackingIdentifier(
@@ -228,7 +214,7 @@ def _structure_group(
     return group
 
 
-def _measurements(values: Mapping[str, Any], measured_on: Sequence[Dataset]) -> list[Measurement]:
+def _measurements(values: Values, measured_on: Sequence[Dataset]) -> list[Measurement]:
     """Every number the record has for one structure and side, in a fixed order; susceptibility
     values reference the map objects in `measured_on`."""
     plain = [
@@ -242,7 +228,7 @@ def _measurements(values: Mapping[str, Any], measured_on: Sequence[Dataset]) -> 
     ]
     measurements = []
     for name, key, unit, derivation in plain:
-        value = values.get(key)
+        value = getattr(values, key)
         if value is None:
             continue
         measurements.append(
@@ -262,12 +248,12 @@ def _measurements(values: Mapping[str, Any], measured_on: Sequence[Dataset]) -> 
     return measurements
 
 
-def _normative_properties(values: Mapping[str, Any]) -> MeasurementProperties | None:
+def _normative_properties(values: Values) -> MeasurementProperties | None:
     """Where the mean lies in the normative population: z-score, percentile, normal range."""
     ranking = [
         NumContentItem(
             name=name,
-            value=float(values[key]),
+            value=float(getattr(values, key)),
             unit=unit,
             relationship_type=RelationshipTypeValues.HAS_PROPERTIES,
         )
@@ -275,9 +261,9 @@ def _normative_properties(values: Mapping[str, Any]) -> MeasurementProperties | 
             (c.Z_SCORE, "z", c.NO_UNITS),
             (c.PERCENTILE, "percentile", c.PERCENT),
         )
-        if values.get(key) is not None
+        if getattr(values, key) is not None
     ]
-    limits = values.get("reference_range_ppb") or [None, None]
+    limits = values.reference_range_ppb or (None, None)
     bounds = [
         NumContentItem(
             name=name,
@@ -288,7 +274,7 @@ def _normative_properties(values: Mapping[str, Any]) -> MeasurementProperties | 
         for name, limit in zip((c.NORMAL_RANGE_LOWER, c.NORMAL_RANGE_UPPER), limits, strict=True)
         if limit is not None
     ]
-    normality = c.NORMALITY.get(str(values.get("interpretation")))
+    normality = c.NORMALITY.get(str(values.interpretation))
     if not (ranking or bounds or normality):
         return None
     return MeasurementProperties(
@@ -300,17 +286,17 @@ def _normative_properties(values: Mapping[str, Any]) -> MeasurementProperties | 
     )
 
 
-def _reference_region(record: Mapping[str, Any]) -> CodedConcept | None:
-    name = record.get("reference_region") or (record.get("structures") or {}).get("reference")
+def _reference_region(record: ProcessingRecord) -> CodedConcept | None:
+    name = record.reference_name
     return c.REFERENCE_REGIONS.get(str(name)) if name else None
 
 
 def _risk_group(
-    record: Mapping[str, Any], algorithm: AlgorithmIdentification
+    record: ProcessingRecord, algorithm: AlgorithmIdentification
 ) -> MeasurementsAndQualitativeEvaluations | None:
     """The progression risk as a coded evaluation, each reason as plain text beside it."""
-    risk = record.get("risk")
-    if not isinstance(risk, Mapping) or risk.get("level") not in c.RISK_LEVELS:
+    risk = record.risk
+    if risk is None or risk.level not in c.RISK_LEVELS:
         return None
     group = MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(
@@ -318,10 +304,10 @@ def _risk_group(
         ),
         algorithm_id=algorithm,
         qualitative_evaluations=[
-            QualitativeEvaluation(c.PROGRESSION_RISK, c.RISK_LEVELS[risk["level"]])
+            QualitativeEvaluation(c.PROGRESSION_RISK, c.RISK_LEVELS[risk.level])
         ],
     )
-    for reason in risk.get("reasons") or ():
+    for reason in risk.reasons:
         group[0].ContentSequence.append(
             TextContentItem(
                 name=c.RISK_BASIS,

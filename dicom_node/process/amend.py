@@ -31,6 +31,7 @@ from dicom_node.outputs.common import read_sources
 from dicom_node.outputs.emit import emit_amendment
 from dicom_node.process.pipeline import ProcessingResult, Progress, output_dir
 from dicom_node.queue.results import Result
+from monitor.record import ProcessingRecord, Structures
 from monitor.settings import Settings
 from monitor.tracking.history import TrackedVisit, acquisition_keys, stored_tracking
 from monitor.tracking.schema import open_history
@@ -53,9 +54,13 @@ _MAP_OUTPUTS = ("qsm_parametric_map", "qsm_mr_series")
 """Where the numbers were measured, in the order the SR prefers to reference them."""
 
 
-def assessment_digest(structures: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
-    """A short hash of what a report says about history: values, scores, changes, risk."""
-    content = {"structures": structures, **{name: fields.get(name) for name in _DIGEST_FIELDS}}
+def assessment_digest(record: ProcessingRecord) -> str:
+    """A short hash of what a report says about history: values, scores, changes, risk.
+
+    Taken from the typed record's JSON, so a stored row of any version and the assessment
+    now in the history are compared in one layout."""
+    data = record.to_json()
+    content = {"structures": data["structures"], **{name: data[name] for name in _DIGEST_FIELDS}}
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -89,10 +94,11 @@ def due_amendments(
         for key in acquisition_keys(history, study_uids):
             latest = latest_result(sessions, key)
             current = stored_tracking(history, key)
-            if latest is None or latest.record.get("error") or current is None:
+            reported = None if latest is None else latest.processing_record()
+            if reported is None or reported.error or current is None:
                 continue  # never reported here, or nothing to report
-            digest = assessment_digest(current.structures, current.fields)
-            if digest != assessment_digest(latest.record.get("structures") or {}, latest.record):
+            digest = assessment_digest(reassessed(reported, current))
+            if digest != assessment_digest(reported):
                 due.append((f"{AMEND_PREFIX}{key}:{digest}", latest.study_uid, {"amend": key}))
     return due
 
@@ -119,12 +125,12 @@ def amend_acquisition(
     assembled = _reassemble(acquisition_key, inputs)
     if progress is not None:
         progress("amended outputs")
-    previous = latest.record
-    amendment = int(previous.get("amendment") or 0) + 1
-    superseded = (previous.get("risk") or {}).get("level")
+    previous = latest.processing_record()
+    amendment = previous.amendment + 1
+    superseded = None if previous.risk is None else previous.risk.level
     result = _amended_result(previous, current, amendment, superseded)
     record = result.to_record()
-    outputs = {name: Path(path) for name, path in (previous.get("outputs") or {}).items()}
+    outputs = {name: Path(path) for name, path in previous.outputs.items()}
     base = output_dir(settings, acquisition_key)
     emitted = emit_amendment(
         record,
@@ -142,20 +148,26 @@ def amend_acquisition(
     )
 
 
+def reassessed(reported: ProcessingRecord, current: TrackedVisit) -> ProcessingRecord:
+    """The reported record with the assessment now stored in the history."""
+    tracked = reported.with_tracking(current.fields)
+    return replace(tracked, structures=Structures.from_json(current.structures))
+
+
 def _amended_result(
-    previous: Mapping[str, Any], current: TrackedVisit, amendment: int, superseded: str | None
+    previous: ProcessingRecord, current: TrackedVisit, amendment: int, superseded: str | None
 ) -> ProcessingResult:
     return ProcessingResult(
-        idempotency_key=str(previous["idempotency_key"]),
-        patient_id=str(previous.get("patient_id") or ""),
-        study_uid=str(previous["study_uid"]),
-        study_date=previous.get("study_date"),
-        series_uids=tuple(previous.get("series_uids") or ()),
+        idempotency_key=previous.idempotency_key,
+        patient_id=previous.patient_id or "",
+        study_uid=previous.study_uid,
+        study_date=previous.study_date,
+        series_uids=previous.series_uids,
         outputs={},
         structures=current.structures,
         risk=current.fields["risk"],
         history=current.fields,
-        qc=dict(previous.get("qc") or {}),
+        qc=dict(previous.qc.data),
         amendment=amendment,
         superseded_risk_level=superseded,
     )

@@ -39,7 +39,7 @@ def process_paths(
             )
         except Exception as exc:  # one bad study must not stop the others
             result = ProcessingResult.failure(assembled, exc)
-        records.append(result.to_record())
+        records.append(result.to_record().to_json())
     if not report.acquisitions:
         reasons = "; ".join(r.reason for r in report.rejected) or "no DICOM images"
         records.append(_nothing_found(f"no QSM acquisition found: {reasons}"))

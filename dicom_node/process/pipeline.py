@@ -19,8 +19,8 @@ import numpy as np
 from dicom_node.logs import uid_hash
 from monitor import __version__
 from monitor.nifti.writer import write_result
+from monitor.record import ProcessingRecord, Qc, Structures, tracking_values
 from monitor.settings import Settings
-from monitor.tracking.history import HISTORY_FIELDS
 from monitor.types import InvalidAcquisitionError, QSMResult
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ProcessingResult:
-    """What one processed acquisition produced; `to_record` is what is stored and printed."""
+    """What one processed acquisition produced (paths as written, tracking blocks as JSON);
+    `to_record` gives the typed record that is emitted, stored and printed."""
 
     idempotency_key: str
     patient_id: str
@@ -71,26 +72,23 @@ class ProcessingResult:
             error=plain_reason(exc),
         )
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "idempotency_key": self.idempotency_key,
-            "patient_id": self.patient_id,
-            "study_uid": self.study_uid,
-            "study_date": self.study_date,
-            "series_uids": list(self.series_uids),
-            "structures": dict(self.structures),
-            "risk": None if self.risk is None else dict(self.risk),
-            **{name: self.history.get(name) for name in HISTORY_FIELDS},
-            "reassessed_study_uids": list(self.reassessed_study_uids),
-            "outputs": {name: str(path) for name, path in self.outputs.items()},
-            "qc": dict(self.qc),
-            "error": self.error,
-            **(
-                {"amendment": self.amendment, "superseded_risk_level": self.superseded_risk_level}
-                if self.amendment
-                else {}
-            ),
-        }
+    def to_record(self) -> ProcessingRecord:
+        """The typed record the outputs read and the results table stores (as JSON)."""
+        return ProcessingRecord(
+            idempotency_key=self.idempotency_key,
+            patient_id=self.patient_id,
+            study_uid=self.study_uid,
+            study_date=self.study_date,
+            series_uids=tuple(self.series_uids),
+            structures=Structures.from_json(self.structures),
+            **tracking_values({**self.history, "risk": self.risk}),
+            reassessed_study_uids=tuple(self.reassessed_study_uids),
+            outputs={name: str(path) for name, path in self.outputs.items()},
+            qc=Qc(dict(self.qc)),
+            error=self.error,
+            amendment=self.amendment,
+            superseded_risk_level=self.superseded_risk_level,
+        )
 
 
 def plain_reason(exc: BaseException) -> str:

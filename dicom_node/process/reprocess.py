@@ -50,9 +50,9 @@ def _reprocess(
     if segmentation is not None:  # measured on it before: keep the same regions
         settings = settings.with_external_segmentation(segmentation)
     try:
-        return process_acquisition(match[0], settings, progress).to_record()
+        return process_acquisition(match[0], settings, progress).to_record().to_json()
     except Exception as exc:  # one bad visit must not stop the patient's others
-        return ProcessingResult.failure(match[0], exc).to_record()
+        return ProcessingResult.failure(match[0], exc).to_record().to_json()
 
 
 def _skipped(stored: StoredInputs, reason: str) -> dict[str, Any]:

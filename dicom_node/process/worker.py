@@ -202,7 +202,7 @@ class Worker:
         done = self.queue.complete(
             job,
             self.owner,
-            result.to_record(),
+            result.to_record().to_json(),
             also=lambda session: self._queue_results(session, job, result, amendments),
         )
         log_event(LOGGER, "job_done" if done else "job_lease_lost_before_done", **fields)

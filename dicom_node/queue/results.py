@@ -14,6 +14,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dicom_node.db import Base, utcnow
+from monitor.record import ProcessingRecord
 
 
 class Result(Base):
@@ -23,8 +24,14 @@ class Result(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     study_uid: Mapped[str] = mapped_column(String(64), index=True)
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
-    """The processing record (see `dicom_node.process.pipeline.ProcessingResult.to_record`)."""
+    """The processing record's JSON (`monitor.record.ProcessingRecord.to_json`)."""
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def processing_record(self) -> ProcessingRecord:
+        """The stored record, typed; rows written by any version load (a minimal row takes
+        its key and study UID from the row's columns)."""
+        identity = {"idempotency_key": self.idempotency_key, "study_uid": self.study_uid}
+        return ProcessingRecord.from_json({**identity, **self.record})
 
 
 def add_result_once(session: Session, key: str, study_uid: str, record: dict[str, Any]) -> Result:

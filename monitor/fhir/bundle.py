@@ -25,6 +25,7 @@ from monitor.fhir.codes import DCM_MR, DICOM_DCM, reference_words
 from monitor.fhir.ids import ResultKeys, identifier_query, study_identifier
 from monitor.fhir.observations import Context, Entry, structure_observations
 from monitor.fhir.report import diagnostic_report, elevated_flag, risk_assessment
+from monitor.record import Norms, ProcessingRecord
 from monitor.settings import FhirSettings
 
 _GENDERS = {"F": "female", "M": "male", "O": "other"}
@@ -42,14 +43,14 @@ class PatientRef:
     """DICOM sex code F, M or O."""
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], settings: FhirSettings) -> PatientRef:
+    def from_record(cls, record: ProcessingRecord, settings: FhirSettings) -> PatientRef:
         """The DICOM Patient ID under the site's identifier system (settings.fhir)."""
-        if not record.get("patient_id"):
+        if not record.patient_id:
             raise ValueError("record has no patient_id; FHIR resources need a patient")
         return cls(
             system=settings.patient_identifier_system,
-            value=str(record["patient_id"]),
-            sex=record.get("sex"),
+            value=record.patient_id,
+            sex=record.sex,
         )
 
     @property
@@ -58,15 +59,15 @@ class PatientRef:
 
 
 def build_bundle(
-    record: dict[str, Any], patient: PatientRef, settings: FhirSettings
+    record: ProcessingRecord, patient: PatientRef, settings: FhirSettings
 ) -> dict[str, Any]:
     """Transaction Bundle (FHIR R4 JSON) with every result resource of ``record``.
 
     Raises ValueError for a record that holds no results (failed processing, no study).
     """
-    if record.get("error"):
+    if record.error:
         raise ValueError("record is a failed processing result; there is nothing to report")
-    keys = ResultKeys(str(record.get("study_uid") or ""), record.get("idempotency_key"))
+    keys = ResultKeys(record.study_uid or "", record.idempotency_key)
     effective = effective_datetime(record, settings.timezone)
     patient_entry, subject = _patient(patient, keys, settings)
     study_entry, study = _imaging_study(record, subject, effective, keys, settings)
@@ -76,22 +77,22 @@ def build_bundle(
         subject=subject,
         imaging_study=study,
         effective=effective,
-        reference_region=str(record.get("reference_region") or "whole_brain"),
+        reference_region=_reference_region(record),
         method_text=_method_text(record),
-        norms_text=_norms_text(record.get("norms")),
-        amended=bool(record.get("amendment")),
+        norms_text=_norms_text(record.norms),
+        amended=bool(record.amendment),
     )
-    observations = structure_observations(record.get("structures") or {}, context)
+    observations = structure_observations(record.structures, context)
     if not observations:
         raise ValueError("record has no structure measurements to report")
     results = [*observations, diagnostic_report(record, observations, context)]
-    risk = record.get("risk")
-    if risk:
+    risk = record.risk
+    if risk is not None:
         assessment = risk_assessment(risk, observations, context)
         results.append(assessment)
-        if risk.get("level") == "elevated":
+        if risk.level == "elevated":
             results.append(elevated_flag(assessment, context))
-        elif context.amended and record.get("superseded_risk_level") == "elevated":
+        elif context.amended and record.superseded_risk_level == "elevated":
             results.append(elevated_flag(assessment, context, active=False))
     bundle = {
         "resourceType": "Bundle",
@@ -103,10 +104,10 @@ def build_bundle(
     return json.loads(Bundle.model_validate(bundle).model_dump_json())
 
 
-def effective_datetime(record: dict[str, Any], timezone: str | None) -> str:
+def effective_datetime(record: ProcessingRecord, timezone: str | None) -> str:
     """Scan time as a FHIR dateTime; FHIR needs a zone with a time, so a naive DICOM time gets
     the site's zone, or falls back to the date alone when none is configured."""
-    text = record.get("study_datetime")
+    text = record.study_datetime
     if text:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None and timezone:
@@ -114,9 +115,8 @@ def effective_datetime(record: dict[str, Any], timezone: str | None) -> str:
         if moment.tzinfo is not None:
             return moment.isoformat()
         return moment.date().isoformat()
-    study_date = record.get("study_date")
-    if study_date:
-        return datetime.strptime(str(study_date), "%Y%m%d").date().isoformat()
+    if record.study_date:
+        return datetime.strptime(record.study_date, "%Y%m%d").date().isoformat()
     raise ValueError("record has neither study_datetime nor study_date")
 
 
@@ -149,7 +149,7 @@ def _patient(
 
 
 def _imaging_study(
-    record: dict[str, Any],
+    record: ProcessingRecord,
     subject: dict[str, Any],
     effective: str,
     keys: ResultKeys,
@@ -165,7 +165,7 @@ def _imaging_study(
             "uid": uid,
             "modality": {"system": DICOM_DCM, "code": DCM_MR, "display": "Magnetic Resonance"},
         }
-        for uid in record.get("series_uids") or []
+        for uid in record.series_uids
     ]
     resource: dict[str, Any] = {
         "resourceType": "ImagingStudy",
@@ -181,13 +181,18 @@ def _imaging_study(
     return entry, {"reference": entry.full_url, "type": "ImagingStudy", "identifier": identifier}
 
 
-def _method_text(record: dict[str, Any]) -> str:
-    version = record.get("pipeline_version") or __version__
-    region = reference_words(str(record.get("reference_region") or "whole_brain"))
+def _method_text(record: ProcessingRecord) -> str:
+    version = record.pipeline_version or __version__
+    region = reference_words(_reference_region(record))
     return f"Quantitative susceptibility mapping (qsm-monitor {version}), relative to {region}"
 
 
-def _norms_text(norms: dict[str, Any] | None) -> str | None:
-    if not norms or not norms.get("name"):
+def _reference_region(record: ProcessingRecord) -> str:
+    """The tracking step's reference region; whole brain for records that lack it."""
+    return record.reference_region or "whole_brain"
+
+
+def _norms_text(norms: Norms | None) -> str | None:
+    if norms is None or not norms.name:
         return None
-    return f"Normative range for age and sex ({norms['name']}, {norms.get('source', 'default')})"
+    return f"Normative range for age and sex ({norms.name}, {norms.source or 'default'})"

@@ -22,6 +22,7 @@ from monitor.fhir.codes import (
     ucum_quantity,
 )
 from monitor.fhir.ids import ResultKeys
+from monitor.record import Structures, Values
 
 BODY_SITE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/bodySite"
 BODY_STRUCTURE_ID = "site"
@@ -56,21 +57,19 @@ class Context:
         return "amended" if self.amended else "final"
 
 
-def structure_observations(structures: dict[str, Any], context: Context) -> list[Entry]:
-    """Observations for every measured structure and side, in a fixed order."""
+def structure_observations(structures: Structures, context: Context) -> list[Entry]:
+    """Observations for every measured structure and side, in a fixed order; a structure or
+    side withheld from the record is left out."""
     entries = []
     for structure in STRUCTURES:
-        block = structures.get(structure)
-        if not isinstance(block, dict):
-            continue
         for side in SIDES:
-            values = block if side == "bilateral" else (block.get("sides") or {}).get(side)
-            if values and values.get("mean_ppb") is not None:
+            values = structures.values(structure, side)
+            if values is not None and values.mean_ppb is not None:
                 entries.append(_observation(structure, side, values, context))
     return entries
 
 
-def _observation(structure: str, side: str, values: dict[str, Any], ctx: Context) -> Entry:
+def _observation(structure: str, side: str, values: Values, ctx: Context) -> Entry:
     identifier = ctx.keys.identifier("observation", structure, side)
     body_site, body_structure = _body_site(structure, side, ctx.subject)
     resource: dict[str, Any] = {
@@ -84,19 +83,19 @@ def _observation(structure: str, side: str, values: dict[str, Any], ctx: Context
         "code": product_concept(measure_code(structure, side)),
         "subject": ctx.subject,
         "effectiveDateTime": ctx.effective,
-        "valueQuantity": ppb(values["mean_ppb"]),
+        "valueQuantity": ppb(values.mean_ppb),
         "bodySite": body_site,
         "method": product_concept(
             "reference-" + ctx.reference_region.replace("_", "-"), ctx.method_text
         ),
         "derivedFrom": [ctx.imaging_study],
     }
-    interpretation = values.get("interpretation")
+    interpretation = values.interpretation
     if interpretation in INTERPRETATIONS:
         resource["interpretation"] = [
             {"coding": [coding(INTERPRETATION, interpretation, INTERPRETATIONS[interpretation])]}
         ]
-    reference_range = _reference_range(values.get("reference_range_ppb"), ctx.norms_text)
+    reference_range = _reference_range(values.reference_range_ppb, ctx.norms_text)
     if reference_range:
         resource["referenceRange"] = [reference_range]
     components = _components(values)
@@ -147,7 +146,7 @@ def _reference_range(bounds: Any, norms_text: str | None) -> dict[str, Any] | No
     return result
 
 
-def _components(values: dict[str, Any]) -> list[dict[str, Any]]:
+def _components(values: Values) -> list[dict[str, Any]]:
     """Normative and longitudinal context; absent values (e.g. at baseline) are left out."""
     quantities = (
         ("z-score", "z", "{SD}", "SD"),
@@ -157,15 +156,15 @@ def _components(values: dict[str, Any]) -> list[dict[str, Any]]:
         ("annualised-change", "annual_change_ppb_per_year", "[ppb]/a", "ppb/year"),
     )
     components = [
-        {"code": product_concept(code), "valueQuantity": ucum_quantity(values[key], ucum, unit)}
+        {"code": product_concept(code), "valueQuantity": ucum_quantity(value, ucum, unit)}
         for code, key, ucum, unit in quantities
-        if values.get(key) is not None
+        if (value := getattr(values, key)) is not None
     ]
-    if values.get("reliable_change") is not None:
+    if values.reliable_change is not None:
         components.append(
             {
                 "code": product_concept("reliable-change"),
-                "valueBoolean": bool(values["reliable_change"]),
+                "valueBoolean": bool(values.reliable_change),
             }
         )
     return components

@@ -18,6 +18,7 @@ from monitor.fhir.codes import (
     reference_words,
 )
 from monitor.fhir.observations import Context, Entry
+from monitor.record import BILATERAL, ProcessingRecord, Risk, Values
 
 DISCLAIMER = (
     "Decision support, not a diagnosis: interpret together with the clinical picture and "
@@ -30,7 +31,9 @@ _RANGE_WORDS = {
 }
 
 
-def diagnostic_report(record: dict[str, Any], observations: list[Entry], context: Context) -> Entry:
+def diagnostic_report(
+    record: ProcessingRecord, observations: list[Entry], context: Context
+) -> Entry:
     identifier = context.keys.identifier("diagnostic-report")
     resource = {
         "resourceType": "DiagnosticReport",
@@ -47,55 +50,54 @@ def diagnostic_report(record: dict[str, Any], observations: list[Entry], context
     return Entry(context.keys.full_url("diagnostic-report"), resource, identifier)
 
 
-def conclusion(record: dict[str, Any]) -> str:
+def conclusion(record: ProcessingRecord) -> str:
     """Plain-language summary: each structure (both sides), the change, the risk level."""
-    region = reference_words(str(record.get("reference_region") or "whole_brain"))
+    region = reference_words(record.reference_region or "whole_brain")
     lines = [f"Brain iron (QSM) in deep grey matter, relative to {region}."]
-    structures = record.get("structures") or {}
     for structure in STRUCTURES:
-        block = structures.get(structure)
-        if isinstance(block, dict) and block.get("mean_ppb") is not None:
+        block = record.structures.values(structure, BILATERAL)
+        if block is not None and block.mean_ppb is not None:
             lines.append(_structure_sentence(structure, block))
-    if not record.get("previous_study_uid"):
+    if not record.previous_study_uid:
         lines.append("No earlier scan of this patient to compare with.")
-    elif record.get("comparable") is False:
-        reason = record.get("not_comparable_reason") or "acquisition differs"
+    elif record.comparable is False:
+        reason = record.not_comparable_reason or "acquisition differs"
         lines.append(f"Change since the previous visit not assessed: {reason}.")
-    risk = record.get("risk")
-    if risk:
-        lines.append(f"Progression-risk level: {risk['level']}.")
-        if risk.get("reasons"):
-            lines.append("Basis: " + "; ".join(risk["reasons"]) + ".")
+    risk = record.risk
+    if risk is not None:
+        lines.append(f"Progression-risk level: {risk.level}.")
+        if risk.reasons:
+            lines.append("Basis: " + "; ".join(risk.reasons) + ".")
     lines.append(DISCLAIMER)
     return " ".join(lines)
 
 
-def _structure_sentence(structure: str, block: dict[str, Any]) -> str:
+def _structure_sentence(structure: str, block: Values) -> str:
     name = structure.replace("_", " ").capitalize()
-    parts = [f"{name} {block['mean_ppb']:.0f} ppb"]
-    if block.get("z") is not None:
-        words = _RANGE_WORDS.get(block.get("interpretation"), "")
-        parts.append(f"z {block['z']:+.1f}" + (f", {words}" if words else ""))
-    if block.get("change_ppb") is not None:
-        change = f"{block['change_ppb']:+.0f} ppb since the previous visit"
-        if block.get("annual_change_ppb_per_year") is not None:
-            change += f" ({block['annual_change_ppb_per_year']:+.1f} ppb/year)"
+    parts = [f"{name} {block.mean_ppb:.0f} ppb"]
+    if block.z is not None:
+        words = _RANGE_WORDS.get(str(block.interpretation), "")
+        parts.append(f"z {block.z:+.1f}" + (f", {words}" if words else ""))
+    if block.change_ppb is not None:
+        change = f"{block.change_ppb:+.0f} ppb since the previous visit"
+        if block.annual_change_ppb_per_year is not None:
+            change += f" ({block.annual_change_ppb_per_year:+.1f} ppb/year)"
         parts.append(change)
     return "; ".join(parts) + "."
 
 
-def risk_assessment(risk: dict[str, Any], observations: list[Entry], context: Context) -> Entry:
+def risk_assessment(risk: Risk, observations: list[Entry], context: Context) -> Entry:
     """The progression-risk level with its basis: the observations and the stated reasons."""
     identifier = context.keys.identifier("risk-assessment")
-    level_code = "risk-" + str(risk.get("level")).replace(" ", "-")
+    level_code = "risk-" + risk.level.replace(" ", "-")
     if level_code not in PRODUCT_CODES:
-        raise ValueError(f"record has an unknown risk level {risk.get('level')!r}")
+        raise ValueError(f"record has an unknown risk level {risk.level!r}")
     prediction: dict[str, Any] = {
         "outcome": product_concept("iron-progression"),
         "qualitativeRisk": product_concept(level_code),
     }
-    if risk.get("reasons"):
-        prediction["rationale"] = "; ".join(risk["reasons"])
+    if risk.reasons:
+        prediction["rationale"] = "; ".join(risk.reasons)
     resource = {
         "resourceType": "RiskAssessment",
         "identifier": [identifier],

@@ -25,6 +25,7 @@ from dicom_node.receive.catalogue import Series
 from dicom_node.receive.listener import Listener
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings, load_settings
 
 pytestmark = [
@@ -65,9 +66,15 @@ def _our_results(gre: list[Path], folder: Path) -> list[Path]:
     record, sources = make_record(assembled), read_sources(assembled.reference_paths)
     chi_ppm = np.random.default_rng(3).normal(0.0, 0.05, assembled.acquisition.shape)
     affine, settings = assembled.acquisition.affine_ras, Settings()
-    parametric_map = build_parametric_map(record, sources, chi_ppm, affine, settings=settings)
-    mr_series = build_mr_derived_series(record, sources, chi_ppm, affine, settings=settings)
-    report = build_measurement_report(record, sources, parametric_map, settings=settings)
+    parametric_map = build_parametric_map(
+        ProcessingRecord.from_json(record), sources, chi_ppm, affine, settings=settings
+    )
+    mr_series = build_mr_derived_series(
+        ProcessingRecord.from_json(record), sources, chi_ppm, affine, settings=settings
+    )
+    report = build_measurement_report(
+        ProcessingRecord.from_json(record), sources, parametric_map, settings=settings
+    )
     objects = [*parametric_map, *mr_series, report]
     return [save(ds, folder / f"{number:03d}.dcm") for number, ds in enumerate(objects)]
 

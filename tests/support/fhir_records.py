@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from monitor.fhir.bundle import PatientRef, build_bundle
+from monitor.record import ProcessingRecord
+from monitor.settings import FhirSettings
+
 _MEANS_PPB = {"thalamus": 14.0, "caudate": 62.0, "putamen": 71.0, "globus_pallidus": 138.0}
 
 
@@ -111,3 +115,9 @@ def amended_record() -> dict[str, Any]:
             for values in (block, *block["sides"].values()):
                 values.update(change_ppb=2.0, reliable_change=False)
     return record
+
+
+def bundle_of(record: dict[str, Any], settings: FhirSettings) -> dict[str, Any]:
+    """The Bundle of a record given in its stored JSON layout (typed once, as the node does)."""
+    typed = ProcessingRecord.from_json(record)
+    return build_bundle(typed, PatientRef.from_record(typed, settings), settings)

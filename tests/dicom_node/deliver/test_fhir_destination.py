@@ -16,14 +16,13 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 from support.delivery_helpers import delivery_settings, drain, make_outbox
-from support.fhir_records import baseline_record, elevated_record
+from support.fhir_records import baseline_record, bundle_of, elevated_record
 from support.fhir_server import FhirTestServer
 
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.outputs.emit import write_json
 from dicom_node.queue.leasing import WorkState
 from dicom_node.queue.results import add_result_once
-from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.settings import Settings
 
 TOKEN = "delivery-token"
@@ -45,7 +44,7 @@ def emit_bundle(outbox: Outbox, record: dict[str, Any], folder: Path) -> None:
     """What the emit step and the worker do for one record: write the Bundle, store the
     result with its outputs, queue the deliveries."""
     fhir = outbox.settings.fhir
-    bundle = build_bundle(record, PatientRef.from_record(record, fhir), fhir)
+    bundle = bundle_of(record, fhir)
     outputs = {"fhir_bundle": write_json(bundle, folder / "fhir-bundle.json")}
     with outbox.sessions() as session:
         stored = {**record, "outputs": {n: str(p) for n, p in outputs.items()}}

@@ -15,6 +15,7 @@ from support.outputs_support import assembled_study, make_record
 from dicom_node.assemble.study import AssembledAcquisition
 from dicom_node.logs import uid_hash
 from dicom_node.outputs.emit import EmitInput, Emitted, emit_outputs
+from monitor.record import ProcessingRecord
 from monitor.settings import DICOM_OUTPUTS, Settings, load_settings
 from monitor.types import QSMResult
 
@@ -44,7 +45,13 @@ def emit_input(
     )
     record = {**make_record(assembled), **record_fields}
     shown = labels if with_labels else None
-    return EmitInput(record, assembled.reference_paths, qsm, acq.magnitude[..., 0], shown)
+    return EmitInput(
+        ProcessingRecord.from_json(record),
+        assembled.reference_paths,
+        qsm,
+        acq.magnitude[..., 0],
+        shown,
+    )
 
 
 def settings_in(tmp_path: Path) -> Settings:

@@ -13,6 +13,7 @@ from support.outputs_support import assembled_study, make_record, save, validato
 from dicom_node.assemble.study import AssembledAcquisition
 from dicom_node.outputs.common import read_sources
 from dicom_node.outputs.key_images import build_key_image
+from monitor.record import ProcessingRecord
 from monitor.segment.keyimage import write_key_image
 from monitor.settings import Settings
 
@@ -36,7 +37,7 @@ def test_segmentation_key_image_becomes_a_valid_secondary_capture(
         acq.voxel_mm,
     )
     sc = build_key_image(
-        make_record(study),
+        ProcessingRecord.from_json(make_record(study)),
         read_sources(study.reference_paths),
         png,
         "key_image_segmentation",
@@ -64,7 +65,7 @@ def test_trend_plot_with_transparency_keeps_its_colours(
     png = tmp_path / "trend.png"
     Image.fromarray(rgba, "RGBA").save(png)
     sc = build_key_image(
-        make_record(study),
+        ProcessingRecord.from_json(make_record(study)),
         read_sources(study.reference_paths),
         png,
         "trend_plot",
@@ -81,7 +82,7 @@ def test_unreadable_png_is_one_plain_reason(study: AssembledAcquisition, tmp_pat
     broken.write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read key image broken.png"):
         build_key_image(
-            make_record(study),
+            ProcessingRecord.from_json(make_record(study)),
             read_sources(study.reference_paths),
             broken,
             "trend_plot",

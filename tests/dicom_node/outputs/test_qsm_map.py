@@ -19,6 +19,7 @@ from dicom_node.outputs.qsm_map import (
     rescale_slope_ppb,
 )
 from dicom_node.outputs.sr import build_measurement_report
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 from monitor.types import QSMResult
 
@@ -50,7 +51,7 @@ def test_parametric_map_is_valid_and_round_trips_by_position(
     chi = known_chi_ppm(study)
     record = make_record(study)
     pm = build_parametric_map(
-        record,
+        ProcessingRecord.from_json(record),
         read_sources(study.reference_paths),
         chi,
         study.acquisition.affine_ras,
@@ -90,7 +91,7 @@ def test_mr_derived_series_is_valid_and_round_trips_by_position(
 ) -> None:
     chi = known_chi_ppm(study)
     series = build_mr_derived_series(
-        make_record(study),
+        ProcessingRecord.from_json(make_record(study)),
         read_sources(study.reference_paths),
         chi,
         study.acquisition.affine_ras,
@@ -128,7 +129,10 @@ def test_maps_from_enhanced_mr_sources_are_valid(tmp_path: Path) -> None:
         reference="whole_brain",
     )
     maps = build_qsm_maps(
-        make_record(study), read_sources(study.reference_paths), qsm, settings=Settings()
+        ProcessingRecord.from_json(make_record(study)),
+        read_sources(study.reference_paths),
+        qsm,
+        settings=Settings(),
     )
     assert set(maps) == {"qsm_parametric_map", "qsm_mr_series"}
     paths = [save(maps["qsm_parametric_map"][0], tmp_path / "pm.dcm")]
@@ -144,7 +148,10 @@ def test_setting_selects_the_map_series(study: AssembledAcquisition) -> None:
     )
     settings = Settings(outputs={"qsm_maps": ["mr_derived"], "series_number_base": 700})
     maps = build_qsm_maps(
-        make_record(study), read_sources(study.reference_paths), qsm, settings=settings
+        ProcessingRecord.from_json(make_record(study)),
+        read_sources(study.reference_paths),
+        qsm,
+        settings=settings,
     )
     assert list(maps) == ["qsm_mr_series"]
     assert {ds.SeriesNumber for ds in maps["qsm_mr_series"]} == {702}
@@ -155,11 +162,19 @@ def test_map_on_another_grid_is_refused(study: AssembledAcquisition) -> None:
     sources = read_sources(study.reference_paths)
     affine = study.acquisition.affine_ras
     with pytest.raises(ValueError, match="matrix"):
-        build_parametric_map(record, sources, chi.transpose(1, 0, 2), affine, settings=Settings())
+        build_parametric_map(
+            ProcessingRecord.from_json(record),
+            sources,
+            chi.transpose(1, 0, 2),
+            affine,
+            settings=Settings(),
+        )
     shifted = affine.copy()
     shifted[:3, 3] += 2.0
     with pytest.raises(ValueError, match="geometry"):
-        build_mr_derived_series(record, sources, chi, shifted, settings=Settings())
+        build_mr_derived_series(
+            ProcessingRecord.from_json(record), sources, chi, shifted, settings=Settings()
+        )
 
 
 @pytest.mark.parametrize(
@@ -177,9 +192,15 @@ def test_sr_references_the_parametric_map(study: AssembledAcquisition, tmp_path:
     record = make_record(study)
     sources = read_sources(study.reference_paths)
     pm = build_parametric_map(
-        record, sources, known_chi_ppm(study), study.acquisition.affine_ras, settings=Settings()
+        ProcessingRecord.from_json(record),
+        sources,
+        known_chi_ppm(study),
+        study.acquisition.affine_ras,
+        settings=Settings(),
     )
-    sr = build_measurement_report(record, sources, pm, settings=Settings())
+    sr = build_measurement_report(
+        ProcessingRecord.from_json(record), sources, pm, settings=Settings()
+    )
     assert validator_errors(save(sr, tmp_path / "sr.dcm")) == []
     images = [i for i in walk(sr.ContentSequence) if i.ValueType == "IMAGE"]
     assert images, "no measurement group references the map"

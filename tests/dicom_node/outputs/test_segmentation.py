@@ -27,6 +27,7 @@ from dicom_node.outputs.common import read_sources
 from dicom_node.outputs.qsm_map import build_parametric_map
 from dicom_node.outputs.segmentation import SEGMENT_NUMBERS, build_segmentation
 from dicom_node.outputs.sr import build_measurement_report
+from monitor.record import ProcessingRecord
 from monitor.segment.structures import LABEL_IDS
 from monitor.settings import Settings
 
@@ -52,7 +53,7 @@ def test_segmentation_is_valid_and_round_trips_by_position(
 ) -> None:
     labels = known_labels(study)
     seg = build_segmentation(
-        make_record(study),
+        ProcessingRecord.from_json(make_record(study)),
         read_sources(study.reference_paths),
         labels,
         study.acquisition.affine_ras,
@@ -91,7 +92,7 @@ def test_no_reported_structure_is_refused(study: AssembledAcquisition) -> None:
     csf_only[4:8, 4:8, 2:4] = LABEL_IDS["lateral_ventricle_left"]
     with pytest.raises(ValueError, match="no reported structure"):
         build_segmentation(
-            make_record(study),
+            ProcessingRecord.from_json(make_record(study)),
             read_sources(study.reference_paths),
             csf_only,
             study.acquisition.affine_ras,
@@ -110,10 +111,16 @@ def test_sr_side_groups_are_volumetric_rois_on_their_segments(
     affine = study.acquisition.affine_ras
     labels = known_labels(study)
     labels[labels == LABEL_IDS["caudate_left"]] = 0  # a structure the labels lack
-    seg = build_segmentation(record, sources, labels, affine, settings=Settings())
+    seg = build_segmentation(
+        ProcessingRecord.from_json(record), sources, labels, affine, settings=Settings()
+    )
     chi = np.random.default_rng(1).normal(0.0, 0.05, labels.shape)
-    pm = build_parametric_map(record, sources, chi, affine, settings=Settings())
-    sr = build_measurement_report(record, sources, pm, settings=Settings(), segmentation=seg)
+    pm = build_parametric_map(
+        ProcessingRecord.from_json(record), sources, chi, affine, settings=Settings()
+    )
+    sr = build_measurement_report(
+        ProcessingRecord.from_json(record), sources, pm, settings=Settings(), segmentation=seg
+    )
     path = save(sr, tmp_path / "sr.dcm")
     assert validator_errors(path) == []
     dump = dsrdump(path)
@@ -158,9 +165,15 @@ def test_segmentation_and_sr_from_enhanced_mr_sources(tmp_path: Path) -> None:
     record, sources = make_record(study), read_sources(study.reference_paths)
     labels = known_labels(study)
     seg = build_segmentation(
-        record, sources, labels, study.acquisition.affine_ras, settings=Settings()
+        ProcessingRecord.from_json(record),
+        sources,
+        labels,
+        study.acquisition.affine_ras,
+        settings=Settings(),
     )
-    sr = build_measurement_report(record, sources, settings=Settings(), segmentation=seg)
+    sr = build_measurement_report(
+        ProcessingRecord.from_json(record), sources, settings=Settings(), segmentation=seg
+    )
     for name, ds in (("seg.dcm", seg), ("sr.dcm", sr)):
         assert validator_errors(save(ds, tmp_path / name)) == [], name
     assert dsrdump(tmp_path / "sr.dcm").returncode == 0

@@ -25,6 +25,7 @@ from support.outputs_support import (
 from dicom_node.assemble.study import AssembledAcquisition
 from dicom_node.outputs.common import read_sources
 from dicom_node.outputs.sr import build_measurement_report
+from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 
 
@@ -35,7 +36,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> AssembledAcquisition:
 
 def build(study: AssembledAcquisition, record: dict[str, Any]) -> Dataset:
     sources = read_sources(study.reference_paths)
-    return build_measurement_report(record, sources, settings=Settings())
+    return build_measurement_report(
+        ProcessingRecord.from_json(record), sources, settings=Settings()
+    )
 
 
 @pytest.mark.parametrize("risk_level", ["elevated", "not elevated", "indeterminate"])
@@ -114,11 +117,19 @@ def test_bad_inputs_fail_with_one_reason(study: AssembledAcquisition) -> None:
     record = make_record(study)
     sources = read_sources(study.reference_paths)
     with pytest.raises(ValueError, match="study"):
-        build_measurement_report({**record, "study_uid": "1.2.3"}, sources, settings=Settings())
+        build_measurement_report(
+            ProcessingRecord.from_json({**record, "study_uid": "1.2.3"}),
+            sources,
+            settings=Settings(),
+        )
     with pytest.raises(ValueError, match="failure"):
-        build_measurement_report({**record, "error": "no phase"}, sources, settings=Settings())
+        build_measurement_report(
+            ProcessingRecord.from_json({**record, "error": "no phase"}),
+            sources,
+            settings=Settings(),
+        )
     with pytest.raises(ValueError, match="no source images"):
-        build_measurement_report(record, [], settings=Settings())
+        build_measurement_report(ProcessingRecord.from_json(record), [], settings=Settings())
 
 
 def test_todays_pipeline_record_without_norms_or_risk(

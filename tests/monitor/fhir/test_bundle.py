@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.fhir_records import amended_record, baseline_record, elevated_record
+from support.fhir_records import amended_record, baseline_record, bundle_of, elevated_record
 
 from monitor.fhir.bundle import PatientRef, build_bundle, effective_datetime
 from monitor.fhir.codes import PRODUCT_CODE_SYSTEM, PRODUCT_CODES, UCUM
+from monitor.record import ProcessingRecord
 from monitor.settings import FhirSettings
 
 SETTINGS = FhirSettings(timezone="Europe/Berlin")
 
 
 def bundle_for(record: dict[str, Any], settings: FhirSettings = SETTINGS) -> dict[str, Any]:
-    return build_bundle(record, PatientRef.from_record(record, settings), settings)
+    return bundle_of(record, settings)
 
 
 def resources(bundle: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
@@ -164,7 +165,7 @@ def test_existing_patient_and_study_are_referenced_not_created() -> None:
     settings = FhirSettings(create_patient=False, create_imaging_study=False)
     record = baseline_record()
     patient = PatientRef(system="urn:oid:1.2.3.4", value="MRN 7", birth_date=date(1961, 2, 3))
-    bundle = build_bundle(record, patient, settings)
+    bundle = build_bundle(ProcessingRecord.from_json(record), patient, settings)
     types = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert not types & {"Patient", "ImagingStudy"}
     obs = resources(bundle, "Observation")[0]
@@ -178,7 +179,7 @@ def test_existing_patient_and_study_are_referenced_not_created() -> None:
 def test_created_patient_carries_birth_date_when_known() -> None:
     record = baseline_record()
     patient = PatientRef(system="urn:oid:1.2.3.4", value="7", birth_date=date(1961, 2, 3), sex="M")
-    bundle = build_bundle(record, patient, SETTINGS)
+    bundle = build_bundle(ProcessingRecord.from_json(record), patient, SETTINGS)
     (created,) = resources(bundle, "Patient")
     assert created["birthDate"] == "1961-02-03"
     assert created["gender"] == "male"
@@ -186,10 +187,13 @@ def test_created_patient_carries_birth_date_when_known() -> None:
 
 def test_effective_time_needs_a_zone_or_falls_back_to_the_date() -> None:
     record = baseline_record()
-    assert effective_datetime(record, "Europe/Berlin") == "2024-03-05T09:41:07+01:00"
-    assert effective_datetime(record, None) == "2024-03-05"
+    assert (
+        effective_datetime(ProcessingRecord.from_json(record), "Europe/Berlin")
+        == "2024-03-05T09:41:07+01:00"
+    )
+    assert effective_datetime(ProcessingRecord.from_json(record), None) == "2024-03-05"
     record["study_datetime"] = None
-    assert effective_datetime(record, "Europe/Berlin") == "2024-03-05"
+    assert effective_datetime(ProcessingRecord.from_json(record), "Europe/Berlin") == "2024-03-05"
 
 
 def test_missing_values_are_left_out_not_invented() -> None:
@@ -228,7 +232,7 @@ def test_patient_ref_needs_a_patient_id() -> None:
     record = baseline_record()
     record["patient_id"] = ""
     with pytest.raises(ValueError, match="no patient_id"):
-        PatientRef.from_record(record, SETTINGS)
+        PatientRef.from_record(ProcessingRecord.from_json(record), SETTINGS)
 
 
 def test_docs_list_every_product_code() -> None:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from support.fhir_records import amended_record, baseline_record, elevated_record
+from support.fhir_records import amended_record, baseline_record, bundle_of, elevated_record
 from support.fhir_server import FhirTestServer
 
-from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.fhir.client import BearerAuth, FhirClient, FhirEndpoint
 from monitor.fhir.errors import FhirDeliveryError
 from monitor.fhir.smart import SmartBackendAuth
@@ -22,7 +21,7 @@ TOKEN = "test-token-1"
 
 
 def bundle_for(record: dict, settings: FhirSettings = SETTINGS) -> dict:
-    return build_bundle(record, PatientRef.from_record(record, settings), settings)
+    return bundle_of(record, settings)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import copy
 from pathlib import Path
 
 import pytest
-from support.fhir_records import amended_record, baseline_record, elevated_record
+from support.fhir_records import amended_record, baseline_record, bundle_of, elevated_record
 from support.fhir_validation import install_validator, problems, validate
 
-from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.fhir.codes import code_system
 from monitor.settings import FhirSettings
 
@@ -35,7 +34,7 @@ def bundles() -> list[dict]:
     created = FhirSettings(timezone="Europe/Berlin")
     referenced = FhirSettings(create_patient=False, create_imaging_study=False)
     return [
-        build_bundle(record, PatientRef.from_record(record, settings), settings)
+        bundle_of(record, settings)
         for settings in (created, referenced)
         for record in (baseline_record(), elevated_record())
     ]
@@ -70,7 +69,7 @@ def test_validator_catches_bad_codes_units_and_times(validator_dir: Path) -> Non
 def test_amended_bundle_validates(validator_dir: Path) -> None:
     settings = FhirSettings(timezone="Europe/Berlin")
     record = amended_record()
-    bundle = build_bundle(record, PatientRef.from_record(record, settings), settings)
+    bundle = bundle_of(record, settings)
     result = validate([bundle], validator_dir)
     assert result["checked"]["Flag"] == 1 and result["checked"]["Observation"] == 12
     assert problems(result) == []

@@ -1,0 +1,196 @@
+"""The processing record: what one processed acquisition produced, typed.
+
+It flows from the pipeline into every clinical output (SR, maps, SEG, key images, FHIR,
+alert), the results table and the `--json` output. Read by attribute, a misspelt name fails
+loudly instead of silently dropping a value from a report. `to_json` keeps the layout rows and
+`--json` output always had; `from_json` reads rows written by any version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from monitor.record.fields import known_fields
+from monitor.record.values import Structures
+
+TRACKING_FIELDS = (
+    "previous_study_uid",
+    "baseline_study_uid",
+    "comparable",
+    "not_comparable_reason",
+    "age_years",
+    "sex",
+    "study_datetime",
+    "reference_region",
+    "pipeline_version",
+    "norms",
+    "identity_status",
+)
+"""The tracking step's record fields besides risk and structures, in stored order (the same
+names as `monitor.tracking.history.HISTORY_FIELDS`; a test keeps them equal)."""
+
+
+@dataclass(frozen=True)
+class Risk:
+    """The longitudinal assessment: "normal", "elevated" or "indeterminate", and why."""
+
+    level: str
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Risk | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(level=str(data["level"]), reasons=tuple(data.get("reasons") or ()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class Norms:
+    """Which normative model scored the visit (`NormativeModel.describe`)."""
+
+    name: str
+    source: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Norms | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(name=str(data.get("name") or ""), source=str(data.get("source") or ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Qc:
+    """Quality-control details, kept as the JSON the steps wrote (reconstruction QC varies
+    with its settings); the values outputs depend on have typed accessors."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def _segmentation(self) -> Mapping[str, Any]:
+        block = self.data.get("segmentation")
+        return block if isinstance(block, Mapping) else {}
+
+    @property
+    def segmentation_method(self) -> str:
+        """How the labels were made ("atlas" when not recorded, the historical default)."""
+        return str(self._segmentation().get("method") or "atlas")
+
+    @property
+    def segmentation_reportable(self) -> bool | None:
+        value = self._segmentation().get("reportable")
+        return None if value is None else bool(value)
+
+    @property
+    def segmentation_reason(self) -> str | None:
+        value = self._segmentation().get("reason")
+        return None if value is None else str(value)
+
+    def with_entry(self, name: str, value: Any) -> Qc:
+        """A copy with one top-level entry added or replaced."""
+        return Qc({**self.data, name: value})
+
+
+@dataclass(frozen=True)
+class ProcessingRecord:  # the record's fields, one per stored key
+    """One processed acquisition, as stored in the results table and given to the outputs."""
+
+    idempotency_key: str
+    patient_id: str
+    study_uid: str
+    study_date: str | None
+    series_uids: tuple[str, ...] = ()
+    structures: Structures = field(default_factory=Structures)
+    """Deep grey matter values; empty when segmentation QC withheld them (see `qc`)."""
+    risk: Risk | None = None
+    """None only when processing failed."""
+    previous_study_uid: str | None = None
+    baseline_study_uid: str | None = None
+    comparable: bool | None = None
+    not_comparable_reason: str | None = None
+    age_years: float | None = None
+    sex: str | None = None
+    study_datetime: str | None = None
+    """ISO date-time of the study, as the tracking step placed it in the timeline."""
+    reference_region: str | None = None
+    pipeline_version: str | None = None
+    norms: Norms | None = None
+    identity_status: str | None = None
+    reassessed_study_uids: tuple[str, ...] = ()
+    """Other visits of the patient whose assessment this one changed (a back-filled exam)."""
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    """Output name (`monitor.settings.OUTPUT_NAMES`) -> file path."""
+    qc: Qc = field(default_factory=Qc)
+    error: str | None = None
+    """One plain reason when processing failed (then `outputs` is empty)."""
+    amendment: int = 0
+    """How many times the assessment was re-issued after the first report."""
+    superseded_risk_level: str | None = None
+    """The risk level of the report an amendment replaces."""
+
+    @property
+    def reference_name(self) -> str | None:
+        """The reference region, from the tracking step or else the measurements."""
+        return self.reference_region or self.structures.reference
+
+    def with_tracking(self, fields: Mapping[str, Any]) -> ProcessingRecord:
+        """A copy with the tracking step's fields (risk, `TRACKING_FIELDS`) from their JSON."""
+        return replace(self, **tracking_values(fields))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessingRecord:
+        """A stored row or `--json` record of any version: unknown keys are ignored, a missing
+        patient ID or study date is None (minimal rows); the key and study UID must be there."""
+        known = known_fields(cls, data)
+        return cls(
+            **{
+                "patient_id": None,
+                "study_date": None,
+                **known,
+                **tracking_values(known),
+                "series_uids": tuple(known.get("series_uids") or ()),
+                "structures": Structures.from_json(known.get("structures")),
+                "reassessed_study_uids": tuple(known.get("reassessed_study_uids") or ()),
+                "outputs": {str(k): str(v) for k, v in (known.get("outputs") or {}).items()},
+                "qc": Qc(dict(known.get("qc") or {})),
+                "amendment": int(known.get("amendment") or 0),
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored layout: amendment fields appear only on amended records."""
+        return {
+            "idempotency_key": self.idempotency_key,
+            "patient_id": self.patient_id,
+            "study_uid": self.study_uid,
+            "study_date": self.study_date,
+            "series_uids": list(self.series_uids),
+            "structures": self.structures.to_json(),
+            "risk": None if self.risk is None else self.risk.to_json(),
+            **{name: getattr(self, name) for name in TRACKING_FIELDS},
+            "norms": None if self.norms is None else self.norms.to_json(),
+            "reassessed_study_uids": list(self.reassessed_study_uids),
+            "outputs": dict(self.outputs),
+            "qc": dict(self.qc.data),
+            "error": self.error,
+            **(
+                {"amendment": self.amendment, "superseded_risk_level": self.superseded_risk_level}
+                if self.amendment
+                else {}
+            ),
+        }
+
+
+def tracking_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed record fields from the tracking step's JSON fields (missing ones are None)."""
+    return {
+        **{name: fields.get(name) for name in TRACKING_FIELDS},
+        "risk": Risk.from_json(fields.get("risk")),
+        "norms": Norms.from_json(fields.get("norms")),
+    }
