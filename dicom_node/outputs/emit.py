@@ -211,11 +211,11 @@ def _key_image_png(inputs: EmitInput, out_dir: Path) -> Path:
     if inputs.labels is None or not inputs.labels.any():
         raise ValueError("no segmentation labels to show")
     tmp = path.with_name(f".tmp-{path.name}")
-    segmentation = (inputs.record.get("qc") or {}).get("segmentation") or {}
+    qc = inputs.record.qc
     write_key_image(
         tmp, inputs.magnitude, inputs.qsm.chi_ppm, inputs.labels, inputs.qsm.voxel_mm,
         KEY_IMAGE_TITLE, affine_ras=inputs.qsm.affine_ras,
-        qc_failure=None if segmentation.get("reportable", True) else segmentation.get("reason"),
+        qc_failure=qc.segmentation_reason if qc.segmentation_reportable is False else None,
     )  # fmt: skip
     write_durably(path, tmp.read_bytes())
     tmp.unlink()
