@@ -9,6 +9,7 @@ own; writes `results`, `outbox` and the patient history.
 
 from dicom_node.process.amend import AMEND_PREFIX, amend_acquisition, due_amendments
 from dicom_node.process.analysis import Analysis, AnalysisInput, analyse, measure_deep_grey
+from dicom_node.process.backfill import BackfillSummary, ResumeRequiredError, backfill
 from dicom_node.process.batch import process_paths
 from dicom_node.process.compute import ComputeEngine, LocalEngine, RayEngine, compute_engine
 from dicom_node.process.pipeline import (
@@ -35,9 +36,11 @@ __all__ = [
     "AMEND_PREFIX",
     "Analysis",
     "AnalysisInput",
+    "BackfillSummary",
     "ComputeEngine",
     "LocalEngine",
     "RayEngine",
+    "ResumeRequiredError",
     "ProcessingResult",
     "Progress",
     "ShutdownLatch",
@@ -48,6 +51,7 @@ __all__ = [
     "amend_acquisition",
     "analyse",
     "analysis_input",
+    "backfill",
     "compute_engine",
     "due_amendments",
     "lease_owner_name",

@@ -19,6 +19,8 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.files import write_durably
+from dicom_node.process.compute import compute_engine
+from dicom_node.process.pipeline import plain_reason
 from dicom_node.queue.jobs import JobQueue
 from monitor.settings import Settings
 
@@ -115,10 +117,22 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
             }
             for row in outbox.dead_letters(recent)
         ]
+        counts = queue.counts()
         return {
             "listener": listener_status(settings),
-            "job_counts": queue.counts(),
+            "compute": {**compute_status(settings), "tasks_in_flight": counts["running"]},
+            "job_counts": counts,
             "delivery_counts": outbox.counts(),
             "jobs": jobs,
             "dead_letters": dead_letters,
         }
+
+
+def compute_status(settings: Settings) -> dict[str, Any]:
+    """The engine jobs run on; for Ray its nodes and resources, or why it cannot be reached
+    (status must answer even when the cluster is down)."""
+    engine = compute_engine(settings)
+    try:
+        return engine.describe()
+    except Exception as exc:  # any failure to reach the cluster is the answer itself
+        return {"engine": engine.name, "error": plain_reason(exc)}

@@ -106,8 +106,16 @@ def running_ray_cluster() -> Iterator[RayCluster]:
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--num-gpus", "0", "--node-ip-address", "127.0.0.1"]
     head = _start(
-        ["--head", "--port", str(port), "--temp-dir", str(root), "--include-dashboard", "false",
-         *common],
+        [
+            "--head",
+            "--port",
+            str(port),
+            "--temp-dir",
+            str(root),
+            "--include-dashboard",
+            "false",
+            *common,
+        ],
         root / "head.log",
     )
     other = None
