@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +20,9 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["PostgresServer", "free_port", "postgres_bin_dir", "running_postgres"]
+from support.node_helpers import free_port
+
+__all__ = ["PostgresServer", "postgres_bin_dir", "running_postgres"]
 
 SERVER_USER = "nobody"
 """Unprivileged account that runs the server when the tests run as root."""
@@ -34,13 +35,6 @@ def postgres_bin_dir() -> Path | None:
         return Path(on_path).parent
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parts)
     return versions[-1].parent if versions else None
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresServer:

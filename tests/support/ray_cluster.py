@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.postgres import free_port
+from support.node_helpers import free_port
 
 __all__ = ["OTHER_NODE", "RayCluster", "descendants", "running_ray_cluster"]
 
