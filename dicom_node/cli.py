@@ -119,6 +119,37 @@ def reprocess(
 
 
 @app.command()
+def backfill(
+    paths: Annotated[list[Path], typer.Argument(help="Archive folders of DICOM (searched deeply)")],
+    config: ConfigOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue: process only what has no result yet.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Process an archive through the configured engine, oldest visits first per patient."""
+    from dicom_node.process.backfill import backfill as run_backfill
+
+    settings = load_settings_or_exit(config)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        typer.echo(f"error: not found: {', '.join(missing)}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
+    with reported_errors():
+        summary = run_backfill(paths, settings, resume, lambda line: typer.echo(line, err=True))
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+    else:
+        typer.echo(
+            f"{summary.processed} processed, {summary.failed} failed, "
+            f"{summary.already_done} already done, {summary.found} found "
+            f"in {summary.seconds:.1f} s"
+        )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Listener health (C-ECHO), queue counts and recent jobs; exit 1 when not healthy."""
     from dicom_node.service.status import service_status
@@ -133,6 +164,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         )
         for problem in report["problems"]:
             typer.echo(f"  not healthy: {problem}")
+        typer.echo(f"compute: {_compute_line(report['compute'])}")
         typer.echo(f"jobs: {report['job_counts']}")
         typer.echo(f"deliveries: {report['delivery_counts']}")
         for name, destination in report["destinations"].items():
@@ -160,6 +192,20 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             )
     if not report["healthy"]:
         raise typer.Exit(1)
+
+
+def _compute_line(compute: dict[str, Any]) -> str:
+    """One line: the engine, and for Ray its nodes, CPUs/GPUs and tasks in flight."""
+    if "error" in compute:
+        return f"{compute['engine']} (unreachable: {compute['error']})"
+    if compute["engine"] != "ray":
+        return f"local ({compute['cpus']} CPUs), {compute['tasks_in_flight']} jobs running"
+    return (
+        f"ray at {compute['address']}: {compute['nodes']} nodes, "
+        f"{compute['cpus']:g} CPUs ({compute['cpus_in_use']:g} busy), "
+        f"{compute['gpus']:g} GPUs ({compute['gpus_in_use']:g} busy), "
+        f"{compute['tasks_in_flight']} jobs running"
+    )
 
 
 @app.command()

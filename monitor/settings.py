@@ -233,6 +233,30 @@ class JobsSettings(SettingsSection):
     poll_interval_s: float = Field(1.0, gt=0.0)
 
 
+class ComputeSettings(SettingsSection):
+    """Where the heavy stage (reconstruction, segmentation, measurement) runs.
+
+    ``local`` runs it inside the worker process, as always; ``ray`` submits it as a Ray task
+    (dicom_node.process.compute). The database stays the system of record either way: jobs,
+    leases, results and the outbox do not move into Ray.
+    """
+
+    engine: Literal["local", "ray"] = "local"
+    address: str = "auto"
+    """Ray cluster to join: ``auto`` (a local ``ray start``), ``ray://host:10001`` (Ray
+    Client) or ``host:6379`` (the head's GCS)."""
+    num_cpus: float = Field(1.0, gt=0.0)
+    """CPUs one task reserves on its Ray worker."""
+    num_gpus: float = Field(0.0, ge=0.0)
+    """GPUs one task reserves (fractions share a GPU); 0 runs on CPU workers."""
+    max_in_flight: int = Field(2, ge=1)
+    """Tasks one node keeps submitted at a time (`qsm-monitor backfill`)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources one task needs, e.g. ``{"qsm_gpu_pool": 1}`` to pin tasks to
+    the workers started with that resource."""
+
+
+
 class OutboxSettings(SettingsSection):
     """Deliveries to destinations: retried with exponential backoff (dicom_node.deliver.outbox)."""
 
@@ -473,6 +497,7 @@ class Settings(BaseSettings):
     destinations: list[DestinationSettings] = Field(default_factory=list)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     norms: NormsSettings = Field(default_factory=NormsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)

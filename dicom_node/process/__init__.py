@@ -8,10 +8,14 @@ own; writes `results`, `outbox` and the patient history.
 """
 
 from dicom_node.process.amend import AMEND_PREFIX, amend_acquisition, due_amendments
+from dicom_node.process.analysis import Analysis, AnalysisInput, analyse, measure_deep_grey
+from dicom_node.process.backfill import BackfillSummary, ResumeRequiredError, backfill
 from dicom_node.process.batch import process_paths
+from dicom_node.process.compute import ComputeEngine, LocalEngine, RayEngine, compute_engine
 from dicom_node.process.pipeline import (
     ProcessingResult,
     Progress,
+    analysis_input,
     output_dir,
     plain_reason,
     process_acquisition,
@@ -30,6 +34,13 @@ from dicom_node.process.worker import (
 
 __all__ = [
     "AMEND_PREFIX",
+    "Analysis",
+    "AnalysisInput",
+    "BackfillSummary",
+    "ComputeEngine",
+    "LocalEngine",
+    "RayEngine",
+    "ResumeRequiredError",
     "ProcessingResult",
     "Progress",
     "ShutdownLatch",
@@ -38,8 +49,13 @@ __all__ = [
     "UnknownPatientError",
     "Worker",
     "amend_acquisition",
+    "analyse",
+    "analysis_input",
+    "backfill",
+    "compute_engine",
     "due_amendments",
     "lease_owner_name",
+    "measure_deep_grey",
     "output_dir",
     "plain_reason",
     "process_acquisition",

@@ -8,8 +8,7 @@ command line cannot drift apart, and one test covers both.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dicom_node.logs import uid_hash
+from dicom_node.process.analysis import AnalysisInput, Progress, measure_deep_grey, plain_json
+from dicom_node.process.compute import ComputeEngine, LocalEngine
 from monitor import __version__
 from monitor.nifti.writer import write_result
 from monitor.record import ProcessingRecord, Qc, Structures, tracking_values
@@ -26,8 +27,6 @@ from monitor.types import InvalidAcquisitionError, QSMResult
 if TYPE_CHECKING:
     from dicom_node.assemble.study import AssembledAcquisition
     from monitor.tracking.history import TrackedVisit
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -105,21 +104,23 @@ def output_dir(settings: Settings, idempotency_key: str) -> Path:
 
 
 def process_acquisition(
-    assembled: AssembledAcquisition, settings: Settings, progress: Progress | None = None
+    assembled: AssembledAcquisition,
+    settings: Settings,
+    progress: Progress | None = None,
+    engine: ComputeEngine | None = None,
 ) -> ProcessingResult:
     """Reconstruct, segment, measure, write maps + QC record; return the record.
 
-    Raises on invalid input. Re-running for the same acquisition overwrites the same files
-    atomically, so a retry after a crash leaves exactly one set of outputs.
+    The heavy stage runs on `engine` (in this process by default, or on a Ray cluster);
+    tracking, files and outputs are made here. Raises on invalid input. Re-running for the
+    same acquisition overwrites the same files atomically, so a retry after a crash leaves
+    exactly one set of outputs.
     """
-    from monitor.recon.compile_cache import compilation_cache_dir, enable_compilation_cache
-    from monitor.recon.pipeline import reconstruct  # JAX loads only when work arrives
-
-    enable_compilation_cache(compilation_cache_dir(settings))
-    qsm = reconstruct(assembled.acquisition, settings.recon, progress=progress)
-    structures, segmentation_qc, labels = segment_and_measure(assembled, qsm, settings, progress)
+    engine = engine or LocalEngine(settings)
+    analysis = engine.analyse(analysis_input(assembled, settings), progress)
+    qsm, structures, segmentation_qc = analysis.qsm, analysis.structures, analysis.segmentation_qc
     tracked = _track(assembled, qsm, structures, segmentation_qc, settings, progress)
-    qc = {**_plain_json(qsm.qc), "segmentation": segmentation_qc}
+    qc = {**plain_json(qsm.qc), "segmentation": segmentation_qc, "ran_on": analysis.ran_on}
     record = {
         "software": "qsm-monitor",
         "version": __version__,
@@ -141,7 +142,7 @@ def process_acquisition(
         reassessed_study_uids=tracked.reassessed_study_uids,
         qc=qc,
     )
-    return _emit(result, assembled, qsm, labels, settings, progress)
+    return _emit(result, assembled, qsm, analysis.labels, settings, progress)
 
 
 def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
@@ -199,7 +200,7 @@ def _track(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         vendor=assembled.vendor,
         model=assembled.model,
         pipeline_params={
-            "recon": _plain_json(qsm.params),
+            "recon": plain_json(qsm.params),
             "segmentation": settings.segmentation.model_dump(mode="json"),
         },
     )
@@ -235,59 +236,23 @@ def segment_and_measure(
     settings: Settings,
     progress: Progress | None,
 ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray | None]:
-    """Deep grey matter statistics (ppb), or none with the reason when segmentation QC fails:
-    numbers from a failed segmentation must never reach a report. The labels (even failed
-    ones) go on to the key image, where a reader sees what went wrong."""
+    """Segment and measure on the node (`measure_deep_grey` with the study's inputs)."""
+    return measure_deep_grey(analysis_input(assembled, settings), qsm, progress)
+
+
+def analysis_input(assembled: AssembledAcquisition, settings: Settings) -> AnalysisInput:
+    """Everything the heavy stage needs, read here on the node: the arrays, and an external
+    segmentation loaded from its file (a Ray worker has no access to the spool)."""
     from dicom_node.assemble.seg_input import SegInputError, load_external_segmentation
-    from monitor.measure import measure_structures, report_block
-    from monitor.segment.pipeline import segment_deep_grey  # SimpleITK: load on demand
 
-    if progress is not None:
-        progress("segmentation")
-    external = None
     config = settings.segmentation
-    if config.method == "external" and config.external_path is not None:
-        try:
-            external = load_external_segmentation(
-                config.external_path, assembled.frame_of_reference_uid, config
-            )
-        except SegInputError as exc:
-            return {}, {"method": "external", "reportable": False, "reason": str(exc)}, None
-    segmentation = segment_deep_grey(
-        assembled.acquisition.magnitude[..., 0],
-        qsm.affine_ras,
-        qsm.mask,
-        config,
-        qsm.chi_ppm,
-        external,
-        t1=assembled.t1 if config.method == "atlas" else None,
-    )
-    verdict = {
-        "method": segmentation.method,
-        "reportable": segmentation.reportable,
-        "reason": segmentation.reason,
-        "withheld": dict(segmentation.withheld),
-        "registration_path": segmentation.qc.get("registration_path"),
-    }
-    if not segmentation.reportable:
-        return {}, verdict, segmentation.labels
-    measurements = measure_structures(
-        qsm.chi_ppm,
-        segmentation.labels,
-        segmentation.label_names,
-        qsm.mask,
-        qsm.voxel_mm,
-        qsm.reference,
-        settings.segmentation.roi_erode_voxels,
-    )
-    return _plain_json(report_block(measurements)), verdict, segmentation.labels
-
-
-def _plain_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain JSON values (NaN as null): records go into a JSON column and `--json` output."""
-    return json.loads(json.dumps(dict(values), default=_plain), parse_constant=lambda _: None)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays become Python values; anything else its text."""
-    return value.tolist() if hasattr(value, "tolist") else str(value)
+    inputs = AnalysisInput(assembled.acquisition, settings.recon, config, t1=assembled.t1)
+    if config.method != "external" or config.external_path is None:
+        return inputs
+    try:
+        external = load_external_segmentation(
+            config.external_path, assembled.frame_of_reference_uid, config
+        )
+    except SegInputError as exc:
+        return replace(inputs, external_refusal=str(exc))
+    return replace(inputs, external=external)

@@ -28,6 +28,7 @@ from dicom_node.deliver.outbox import Outbox
 from dicom_node.logs import configure_logging, log_event, uid_hash
 from dicom_node.priors.trigger import request_priors
 from dicom_node.process.amend import amend_acquisition, due_amendments
+from dicom_node.process.compute import ComputeEngine, compute_engine
 from dicom_node.process.pipeline import (
     ProcessingResult,
     Progress,
@@ -77,7 +78,11 @@ SHUTDOWN = ShutdownLatch()
 
 
 def run_job(
-    job: Job, settings: Settings, sessions: sessionmaker, progress: Progress | None = None
+    job: Job,
+    settings: Settings,
+    sessions: sessionmaker,
+    progress: Progress | None = None,
+    engine: ComputeEngine | None = None,
 ) -> ProcessingResult:
     """Re-assemble the job's files and process the acquisition that carries the job's key;
     an amendment job re-emits a reported acquisition's assessment instead."""
@@ -91,7 +96,7 @@ def run_job(
     report = assemble_study(images)
     for assembled in report.acquisitions:
         if assembled.idempotency_key == job.idempotency_key:
-            return process_acquisition(assembled, settings, progress)
+            return process_acquisition(assembled, settings, progress, engine)
     reasons = "; ".join(rejection.reason for rejection in report.rejected)
     raise InvalidAcquisitionError(f"files no longer form this acquisition: {reasons or 'none'}")
 
@@ -164,6 +169,8 @@ class Worker:
         self.settings, self.queue, self.outbox, self.owner = settings, queue, outbox, owner
         self.parent_pid = parent_pid
         """Non-zero in a service worker process: exit when that parent is gone."""
+        self.engine = compute_engine(settings)
+        """Where the heavy stage runs ([compute] engine); the job stays with this worker."""
         self.on_stage = on_stage or _log_stage
         """Told (job id, stage) as the pipeline advances: logged by the service, shown by the
         demo, so a long reconstruction is never a silent wait."""
@@ -178,7 +185,11 @@ class Worker:
         try:
             with LeaseKeeper(self.queue, job.id, self.owner, self.parent_pid):
                 result = run_job(
-                    job, self.settings, self.queue.sessions, lambda s: self._stage(job.id, s)
+                    job,
+                    self.settings,
+                    self.queue.sessions,
+                    lambda s: self._stage(job.id, s),
+                    self.engine,
                 )
                 amendments = due_amendments(
                     self.queue.sessions, self.settings, result.reassessed_study_uids

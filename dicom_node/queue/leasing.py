@@ -2,7 +2,9 @@
 
 A row is claimed with one conditional UPDATE (``WHERE id = ? AND <still claimable>``) and a
 rowcount check, which is atomic on SQLite (one writer at a time) and on PostgreSQL (the WHERE
-is re-evaluated after a concurrent writer commits), so two workers never both win a row. A
+is re-evaluated after a concurrent writer commits), so two workers never both win a row. On
+PostgreSQL the candidate is picked with ``SELECT ... FOR UPDATE SKIP LOCKED`` so that nodes
+polling together take different rows instead of racing for the same one. A
 claim is a lease, not ownership: a worker that crashes stops renewing it, and once it expires
 the row is claimable again. Attempts are counted at claim time so that a job that kills its
 worker every time still runs out of attempts instead of looping forever.
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy import DateTime, Integer, String, Text, Update, and_, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -97,25 +99,58 @@ def claim_next(
     with sessions() as session:
         _fail_lost(session, model, now)
         session.commit()
+        if session.get_bind().dialect.name == "postgresql":
+            return _claim_skip_locked(session, model, owner, lease_s, now)
         candidates = session.scalars(
             select(model.id).where(_claimable(model, now)).order_by(model.id).limit(16)
         ).all()
         for row_id in candidates:
-            won = session.execute(
-                update(model)
-                .where(model.id == row_id, _claimable(model, now))
-                .values(
-                    state=WorkState.RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=model.attempts + 1,
-                    updated_at=now,
-                )
-            ).rowcount
+            won = session.execute(_claim_update(model, row_id, owner, lease_s, now)).rowcount
             session.commit()
             if won == 1:
                 return session.get(model, row_id)
     return None
+
+
+def _claim_skip_locked(
+    session: Session, model: type[W], owner: str, lease_s: float, now: datetime
+) -> W | None:
+    """PostgreSQL: lock the oldest due row, skipping rows other nodes hold locked right now.
+
+    Many nodes polling one queue would otherwise all pick the same oldest row and all but one
+    lose the conditional UPDATE; with SKIP LOCKED each takes a different row in one round trip.
+    The UPDATE keeps the claimable condition, so the rule stays the one SQLite uses.
+    """
+    row_id = session.scalar(
+        select(model.id)
+        .where(_claimable(model, now))
+        .order_by(model.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if row_id is None:
+        session.rollback()
+        return None
+    won = session.execute(_claim_update(model, row_id, owner, lease_s, now)).rowcount
+    session.commit()
+    return session.get(model, row_id) if won == 1 else None
+
+
+def _claim_update(
+    model: type[W], row_id: int, owner: str, lease_s: float, now: datetime
+) -> Update:
+    """The claim itself: conditional on the row still being claimable, counting the attempt."""
+    return (
+        update(model)
+        .where(model.id == row_id, _claimable(model, now))
+        .values(
+            state=WorkState.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=model.attempts + 1,
+            updated_at=now,
+        )
+    )
 
 
 def _owned(model: type[W], row_id: int, owner: str) -> ColumnElement[bool]:

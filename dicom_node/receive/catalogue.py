@@ -160,6 +160,10 @@ def record_instance(session: Session, header: InstanceHeader, path: str, now: da
             state=SeriesState.RECEIVING,
         )
         session.add(series)
+        # The row must exist before the instance refers to it: without a relationship the
+        # unit of work may insert the instance first, which PostgreSQL's foreign key refuses
+        # (SQLite does not enforce it).
+        session.flush()
     elif series.expected_count != header.announced_total:
         series.expected_count = None
     series.instance_count += 1

@@ -22,6 +22,8 @@ from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.files import write_durably
 from dicom_node.priors.requests import PriorFetches
+from dicom_node.process.compute import compute_engine
+from dicom_node.process.pipeline import plain_reason
 from dicom_node.queue.jobs import JobQueue
 from dicom_node.receive.access import HEALTH_CHECK_AE
 from dicom_node.receive.completion import stuck_series
@@ -140,6 +142,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         priors = prior_fetch_status(sessions, settings, recent)
     listener = listener_status(settings)
     disk = disk_status(settings)
+    compute = {**compute_status(settings), "tasks_in_flight": queue_counts["running"]}
     problems = [
         *([listener["problem"]] if listener.get("problem") else []),
         *([f"{len(stuck)} series could not be handed over (state stuck)"] if stuck else []),
@@ -149,6 +152,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         "healthy": listener["healthy"] and not stuck and not disk["problem"],
         "problems": problems,
         "listener": listener,
+        "compute": compute,
         "disk": disk,
         "stuck_series": stuck,
         "job_counts": queue_counts,
@@ -192,3 +196,13 @@ def disk_status(settings: Settings) -> dict[str, Any]:
         else None
     )
     return {"free_mb": round(free_mb), "min_free_mb": floor, "problem": problem}
+
+
+def compute_status(settings: Settings) -> dict[str, Any]:
+    """The engine jobs run on; for Ray its nodes and resources, or why it cannot be reached
+    (status must answer even when the cluster is down)."""
+    engine = compute_engine(settings)
+    try:
+        return engine.describe()
+    except Exception as exc:  # any failure to reach the cluster is the answer itself
+        return {"engine": engine.name, "error": plain_reason(exc)}

@@ -46,8 +46,10 @@ def delivery_settings(tmp_path: Path, destinations: list[dict[str, Any]], **extr
     )
 
 
-def make_outbox(settings: Settings) -> Outbox:
-    return Outbox(create_schema(make_engine(database_url(settings.storage.data_dir))), settings)
+def make_outbox(settings: Settings, db_url: str | None = None) -> Outbox:
+    """The outbox on `db_url` (a test's SQLite or PostgreSQL database), else the configured one."""
+    url = db_url or database_url(settings.storage.data_dir, settings.storage.database_url)
+    return Outbox(create_schema(make_engine(url)), settings)
 
 
 def acquisition_outputs(folder: Path, elevated: bool = True) -> dict[str, Path]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
@@ -85,5 +84,5 @@ def shifted(**deltas_ppb: float) -> dict[str, float]:
     return {name: value + deltas_ppb.get(name, 0.0) for name, value in NORMAL_PPB.items()}
 
 
-def sessions_for(tmp_path: Path) -> sessionmaker:
-    return history_sessions(make_engine(f"sqlite:///{tmp_path / 'history.sqlite3'}"))
+def sessions_for(db_url: str) -> sessionmaker:
+    return history_sessions(make_engine(db_url))

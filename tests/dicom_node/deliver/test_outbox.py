@@ -25,7 +25,7 @@ def closed_pacs() -> dict[str, object]:
             "ae_title": "NOBODY"}  # fmt: skip
 
 
-def test_each_kind_gets_exactly_its_outputs(tmp_path: Path) -> None:
+def test_each_kind_gets_exactly_its_outputs(db_url: str, tmp_path: Path) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     settings = delivery_settings(
         tmp_path,
@@ -42,7 +42,7 @@ def test_each_kind_gets_exactly_its_outputs(tmp_path: Path) -> None:
             },
         ],
     )
-    outbox = make_outbox(settings)
+    outbox = make_outbox(settings, db_url)
     assert outbox.enqueue(KEY, STUDY_UID, outputs) == 8
     assert outbox.enqueue(KEY, STUDY_UID, outputs) == 0
     routed = {(row.destination, row.output) for row in outbox.rows()}
@@ -58,21 +58,21 @@ def test_each_kind_gets_exactly_its_outputs(tmp_path: Path) -> None:
     }
 
 
-def test_webhook_only_when_an_alert_was_written(tmp_path: Path) -> None:
+def test_webhook_only_when_an_alert_was_written(db_url: str, tmp_path: Path) -> None:
     settings = delivery_settings(
         tmp_path, [{"name": "pager", "kind": "webhook", "url": "http://x"}]
     )
-    outbox = make_outbox(settings)
+    outbox = make_outbox(settings, db_url)
     quiet = acquisition_outputs(tmp_path / "outputs" / "acq1", elevated=False)
     assert outbox.enqueue(KEY, STUDY_UID, quiet) == 0
 
 
-def test_folder_destination_writes_under_study_and_acquisition(tmp_path: Path) -> None:
+def test_folder_destination_writes_under_study_and_acquisition(db_url: str, tmp_path: Path) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     settings = delivery_settings(
         tmp_path, [{"name": "drop", "kind": "folder", "path": tmp_path / "drop"}]
     )
-    outbox = make_outbox(settings)
+    outbox = make_outbox(settings, db_url)
     outbox.enqueue(KEY, STUDY_UID, outputs)
     drain(outbox)
     assert outbox.counts()[WorkState.DONE] == 3
@@ -84,12 +84,12 @@ def test_folder_destination_writes_under_study_and_acquisition(tmp_path: Path) -
     assert not any(p.name.startswith(".") for p in target.rglob("*"))  # no temp files left
 
 
-def test_webhook_posts_the_alert_with_auth_and_idempotency_key(tmp_path: Path) -> None:
+def test_webhook_posts_the_alert_with_auth_and_idempotency_key(db_url: str, tmp_path: Path) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     with http_receiver() as (url, recorded):
         hook = {"name": "pager", "kind": "webhook", "url": f"{url}/alerts",
                 "auth": {"bearer_token": "s3cret"}}  # fmt: skip
-        outbox = make_outbox(delivery_settings(tmp_path, [hook]))
+        outbox = make_outbox(delivery_settings(tmp_path, [hook]), db_url)
         outbox.enqueue(KEY, STUDY_UID, outputs)
         drain(outbox)
     (request,) = recorded.requests
@@ -100,12 +100,13 @@ def test_webhook_posts_the_alert_with_auth_and_idempotency_key(tmp_path: Path) -
     assert outbox.counts()[WorkState.DONE] == 1
 
 
-def test_refusing_webhook_is_retried_then_dead_lettered(tmp_path: Path) -> None:
+def test_refusing_webhook_is_retried_then_dead_lettered(db_url: str, tmp_path: Path) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     with http_receiver() as (url, recorded):
         recorded.status = 503
         outbox = make_outbox(
-            delivery_settings(tmp_path, [{"name": "pager", "kind": "webhook", "url": url}])
+            delivery_settings(tmp_path, [{"name": "pager", "kind": "webhook", "url": url}]),
+            db_url,
         )
         outbox.enqueue(KEY, STUDY_UID, outputs)
         drain(outbox)
@@ -115,8 +116,8 @@ def test_refusing_webhook_is_retried_then_dead_lettered(tmp_path: Path) -> None:
     assert row.last_error == "webhook 'pager' answered HTTP 503"
 
 
-def test_closed_pacs_retries_then_dead_letters(tmp_path: Path) -> None:
-    outbox = make_outbox(delivery_settings(tmp_path, [closed_pacs()]))
+def test_closed_pacs_retries_then_dead_letters(db_url: str, tmp_path: Path) -> None:
+    outbox = make_outbox(delivery_settings(tmp_path, [closed_pacs()]), db_url)
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     outbox.enqueue(KEY, STUDY_UID, {"sr": outputs["sr"]})
     assert outbox.deliver_next("d")
@@ -131,11 +132,11 @@ def test_closed_pacs_retries_then_dead_letters(tmp_path: Path) -> None:
 
 
 def test_requeue_study_resets_done_and_dead_rows_and_adds_new_destinations(
-    tmp_path: Path,
+    db_url: str, tmp_path: Path
 ) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     drop = {"name": "drop", "kind": "folder", "path": tmp_path / "drop"}
-    outbox = make_outbox(delivery_settings(tmp_path, [drop, closed_pacs()]))
+    outbox = make_outbox(delivery_settings(tmp_path, [drop, closed_pacs()]), db_url)
     store_result(outbox, outputs)
     outbox.enqueue(KEY, STUDY_UID, outputs)
     drain(outbox)
@@ -148,7 +149,7 @@ def test_requeue_study_resets_done_and_dead_rows_and_adds_new_destinations(
         tmp_path,
         [drop, closed_pacs(), {"name": "pager", "kind": "webhook", "url": "http://127.0.0.1:9"}],
     )
-    outbox = make_outbox(later)
+    outbox = make_outbox(later, db_url)
     assert outbox.requeue_study(STUDY_UID) == 6
     assert all(row.attempts == 0 and row.last_error is None for row in outbox.rows())
     assert outbox.requeue_study("1.2.3.999") == 0
@@ -158,12 +159,13 @@ def test_requeue_study_resets_done_and_dead_rows_and_adds_new_destinations(
     assert all(after[p] >= before[p] for p in before)
 
 
-def test_webhook_refusing_the_content_dead_letters_at_once(tmp_path: Path) -> None:
+def test_webhook_refusing_the_content_dead_letters_at_once(db_url: str, tmp_path: Path) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     with http_receiver() as (url, recorded):
         recorded.status = 400
         outbox = make_outbox(
-            delivery_settings(tmp_path, [{"name": "pager", "kind": "webhook", "url": url}])
+            delivery_settings(tmp_path, [{"name": "pager", "kind": "webhook", "url": url}]),
+            db_url,
         )
         outbox.enqueue(KEY, STUDY_UID, outputs)
         drain(outbox)
@@ -171,10 +173,12 @@ def test_webhook_refusing_the_content_dead_letters_at_once(tmp_path: Path) -> No
     assert len(recorded.requests) == 1 and dead.attempts == 1
 
 
-def test_output_removed_from_the_data_directory_dead_letters_at_once(tmp_path: Path) -> None:
+def test_output_removed_from_the_data_directory_dead_letters_at_once(
+    db_url: str, tmp_path: Path
+) -> None:
     outputs = acquisition_outputs(tmp_path / "outputs" / "acq1")
     drop = {"name": "drop", "kind": "folder", "path": tmp_path / "drop"}
-    outbox = make_outbox(delivery_settings(tmp_path, [drop]))
+    outbox = make_outbox(delivery_settings(tmp_path, [drop]), db_url)
     outbox.enqueue(KEY, STUDY_UID, {"sr": outputs["sr"]})
     outputs["sr"].unlink()
     drain(outbox)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from support.phantom_labels import write_true_labels
 
 from dicom_node.assemble.study import assemble_study
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Delivery, Outbox
 from dicom_node.process.amend import AMEND_PREFIX, due_amendments
 from dicom_node.process.worker import Worker
@@ -57,10 +57,10 @@ def visits(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list[Pat
     return files, write_true_labels(phantom, root / "aseg.nii.gz")
 
 
-def _settings(tmp_path: Path, labels: Path) -> Settings:
+def _settings(tmp_path: Path, labels: Path, db_url: str) -> Settings:
     return load_settings(
         None,
-        storage={"data_dir": tmp_path / "data"},
+        storage={"data_dir": tmp_path / "data", "database_url": db_url},
         jobs={"backoff_s": 0.0},
         recon={"tv_iterations": 30},
         segmentation={"method": "external", "external_path": labels},
@@ -69,7 +69,7 @@ def _settings(tmp_path: Path, labels: Path) -> Settings:
 
 
 def _worker(settings: Settings) -> Worker:
-    sessions = create_schema(make_engine(database_url(settings.storage.data_dir)))
+    sessions = create_schema(configured_engine(settings.storage))
     return Worker(settings, JobQueue(sessions, settings.jobs), Outbox(sessions, settings), "w")
 
 
@@ -83,9 +83,11 @@ def _errors(tool: list[str]) -> list[str]:
     return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_back_filled_exam_amends_the_later_report_once(visits, tmp_path: Path) -> None:
+def test_back_filled_exam_amends_the_later_report_once(
+    visits, db_url: str, tmp_path: Path
+) -> None:
     files, labels = visits
-    settings = _settings(tmp_path, labels)
+    settings = _settings(tmp_path, labels, db_url)
     worker = _worker(settings)
     _enqueue(worker, files[LATER.study_uid], LATER.study_uid)
     assert worker.run_once()

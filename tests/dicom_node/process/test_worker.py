@@ -14,7 +14,7 @@ from support.node_helpers import write_series
 
 import dicom_node.process.worker
 from dicom_node.assemble.study import assemble_study
-from dicom_node.db import create_schema, database_url, make_engine, utcnow
+from dicom_node.db import configured_engine, create_schema, utcnow
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.process.worker import ShutdownLatch, ShutdownRequested, Worker
 from dicom_node.queue.intake import enqueue_study
@@ -27,17 +27,18 @@ from dicom_node.synthetic.series import write_acquisition_series
 from monitor.settings import Settings, load_settings
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return load_settings(None, storage={"data_dir": tmp_path / "data"}, jobs={"backoff_s": 0.0})
+def _settings(tmp_path: Path, db_url: str) -> Settings:
+    storage = {"data_dir": tmp_path / "data", "database_url": db_url}
+    return load_settings(None, storage=storage, jobs={"backoff_s": 0.0})
 
 
 def _worker(settings: Settings) -> Worker:
-    sessions = create_schema(make_engine(database_url(settings.storage.data_dir)))
+    sessions = create_schema(configured_engine(settings.storage))
     return Worker(settings, JobQueue(sessions, settings.jobs), Outbox(sessions, settings), "w")
 
 
-def test_job_whose_files_are_not_an_acquisition_fails_at_once(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_job_whose_files_are_not_an_acquisition_fails_at_once(db_url: str, tmp_path: Path) -> None:
+    settings = _settings(tmp_path, db_url)
     worker = _worker(settings)
     files = write_series(tmp_path / "in", 3)
     job = worker.queue.enqueue("not-qsm", "1.2.3", {"paths": [str(p) for p in files]})
@@ -48,8 +49,8 @@ def test_job_whose_files_are_not_an_acquisition_fails_at_once(tmp_path: Path) ->
     assert not worker.run_once()
 
 
-def test_job_with_missing_files_fails_with_a_plain_reason(tmp_path: Path) -> None:
-    worker = _worker(_settings(tmp_path))
+def test_job_with_missing_files_fails_with_a_plain_reason(db_url: str, tmp_path: Path) -> None:
+    worker = _worker(_settings(tmp_path, db_url))
     job = worker.queue.enqueue("gone", "1.2.3", {"paths": [str(tmp_path / "nope.dcm")]})
     assert worker.run_once()
     failed = worker.queue.get(job.id)
@@ -57,9 +58,9 @@ def test_job_with_missing_files_fails_with_a_plain_reason(tmp_path: Path) -> Non
     assert failed.last_error == "1 instance files of this job are missing"
 
 
-def test_intake_enqueues_an_assembled_study_once(tmp_path: Path) -> None:
+def test_intake_enqueues_an_assembled_study_once(db_url: str, tmp_path: Path) -> None:
 
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, db_url)
     worker = _worker(settings)
     identity = PatientIdentity()
     files = write_acquisition_series(small_acquisition(), tmp_path / "in", "siemens", identity)
@@ -78,7 +79,7 @@ def test_intake_enqueues_an_assembled_study_once(tmp_path: Path) -> None:
 
 
 def test_a_stop_signal_lost_in_a_callback_still_stops_the_job_at_the_next_stage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Python only prints an exception raised where it cannot propagate (a garbage-collection
     callback, seen with JAX): the latch still stops the job at the next stage, released."""
@@ -91,7 +92,7 @@ def test_a_stop_signal_lost_in_a_callback_still_stops_the_job_at_the_next_stage(
         with contextlib.suppress(ShutdownRequested):  # as Python does inside such a callback
             latch.trip(signal.SIGTERM, None)
 
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, db_url)
     worker = _worker(settings)
     worker.on_stage = signal_lands_in_a_callback
     identity = PatientIdentity()

@@ -1,4 +1,5 @@
-"""Job queue rules on a real SQLite database: leases, backoff, idempotency, attempt limits."""
+"""Job queue rules on real SQLite and PostgreSQL databases: leases, backoff, idempotency,
+attempt limits, concurrent claims."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from dicom_node.db import create_schema, database_url, make_engine, utcnow
+from dicom_node.db import create_schema, make_engine, utcnow
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.queue.jobs import JobQueue
 from dicom_node.queue.leasing import LOST_WORKER_REASON, WorkState, backoff_delay_s
@@ -19,13 +20,12 @@ from monitor.settings import JobsSettings, load_settings
 SETTINGS = JobsSettings(lease_s=60.0, max_attempts=3, backoff_s=10.0)
 
 
-def make_queue(tmp_path: Path, settings: JobsSettings = SETTINGS) -> JobQueue:
-    engine = make_engine(database_url(tmp_path))
-    return JobQueue(create_schema(engine), settings)
+def make_queue(db_url: str, settings: JobsSettings = SETTINGS) -> JobQueue:
+    return JobQueue(create_schema(make_engine(db_url)), settings)
 
 
-def test_enqueue_same_key_returns_existing_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_enqueue_same_key_returns_existing_job(db_url: str) -> None:
+    queue = make_queue(db_url)
     first = queue.enqueue("key-1", "1.2.3", {"paths": ["a"]})
     again = queue.enqueue("key-1", "1.2.3", {"paths": ["a", "b"]})
     assert again.id == first.id
@@ -33,8 +33,8 @@ def test_enqueue_same_key_returns_existing_job(tmp_path: Path) -> None:
     assert queue.counts()[WorkState.PENDING] == 1
 
 
-def test_claim_is_exclusive_until_lease_expires(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_claim_is_exclusive_until_lease_expires(db_url: str) -> None:
+    queue = make_queue(db_url)
     job = queue.enqueue("key-1", "1.2.3", {})
     claimed = queue.claim("worker-a")
     assert claimed is not None and claimed.id == job.id and claimed.attempts == 1
@@ -49,8 +49,8 @@ def test_claim_is_exclusive_until_lease_expires(tmp_path: Path) -> None:
     assert [r.record for r in results] == [{"x": 2}]
 
 
-def test_heartbeat_keeps_the_lease(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, JobsSettings(lease_s=5.0))
+def test_heartbeat_keeps_the_lease(db_url: str) -> None:
+    queue = make_queue(db_url, JobsSettings(lease_s=5.0))
     queue.enqueue("key-1", "1.2.3", {})
     job = queue.claim("worker-a")
     assert job is not None
@@ -60,8 +60,8 @@ def test_heartbeat_keeps_the_lease(tmp_path: Path) -> None:
     assert renewed is not None and renewed.lease_expires_at > job.lease_expires_at
 
 
-def test_failure_backs_off_exponentially_then_fails(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_failure_backs_off_exponentially_then_fails(db_url: str) -> None:
+    queue = make_queue(db_url)
     queue.enqueue("key-1", "1.2.3", {})
     now = utcnow()
     delays = []
@@ -89,8 +89,8 @@ def test_backoff_is_capped() -> None:
     assert backoff_delay_s(30.0, 40) == 6 * 3600.0
 
 
-def test_worker_lost_on_last_attempt_marks_failed(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, JobsSettings(lease_s=1.0, max_attempts=1))
+def test_worker_lost_on_last_attempt_marks_failed(db_url: str) -> None:
+    queue = make_queue(db_url, JobsSettings(lease_s=1.0, max_attempts=1))
     job = queue.enqueue("key-1", "1.2.3", {})
     assert queue.claim("w") is not None
     assert queue.claim("w2", now=utcnow() + timedelta(seconds=5)) is None
@@ -99,8 +99,8 @@ def test_worker_lost_on_last_attempt_marks_failed(tmp_path: Path) -> None:
     assert stored.last_error == LOST_WORKER_REASON
 
 
-def test_release_gives_the_attempt_back(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_release_gives_the_attempt_back(db_url: str) -> None:
+    queue = make_queue(db_url)
     queue.enqueue("key-1", "1.2.3", {})
     job = queue.claim("w")
     assert job is not None and queue.release(job.id, "w")
@@ -108,8 +108,8 @@ def test_release_gives_the_attempt_back(tmp_path: Path) -> None:
     assert again is not None and again.attempts == 1
 
 
-def test_complete_twice_keeps_one_result(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_complete_twice_keeps_one_result(db_url: str) -> None:
+    queue = make_queue(db_url)
     queue.enqueue("key-1", "1.2.3", {})
     job = queue.claim("w")
     assert job is not None
@@ -126,14 +126,13 @@ def _claim_all(url: str, owner: str, out: multiprocessing.Queue) -> None:
     out.put(won)
 
 
-def test_concurrent_processes_never_claim_the_same_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_concurrent_processes_never_claim_the_same_job(db_url: str) -> None:
+    queue = make_queue(db_url)
     for i in range(30):
         queue.enqueue(f"key-{i}", "1.2.3", {})
     ctx = multiprocessing.get_context("spawn")  # no fork: JAX threads may be live in pytest
     out = ctx.Queue()
-    url = database_url(tmp_path)
-    procs = [ctx.Process(target=_claim_all, args=(url, f"w{i}", out)) for i in range(3)]
+    procs = [ctx.Process(target=_claim_all, args=(db_url, f"w{i}", out)) for i in range(3)]
     for p in procs:
         p.start()
     claimed = [job_id for _ in procs for job_id in out.get(timeout=60)]
@@ -143,8 +142,8 @@ def test_concurrent_processes_never_claim_the_same_job(tmp_path: Path) -> None:
     assert len(claimed) == 30
 
 
-def test_permanent_failure_skips_remaining_attempts(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+def test_permanent_failure_skips_remaining_attempts(db_url: str) -> None:
+    queue = make_queue(db_url)
     queue.enqueue("key-1", "1.2.3", {})
     job = queue.claim("w")
     assert job is not None
@@ -152,14 +151,14 @@ def test_permanent_failure_skips_remaining_attempts(tmp_path: Path) -> None:
     assert queue.claim("w", now=utcnow() + timedelta(days=1)) is None
 
 
-def test_deliveries_commit_only_with_the_result(tmp_path: Path) -> None:
+def test_deliveries_commit_only_with_the_result(db_url: str, tmp_path: Path) -> None:
     settings = load_settings(
         None,
         destinations=[
             {"name": "archive", "kind": "folder", "path": tmp_path / "a", "outputs": ["chi_ppm"]}
         ],
     )
-    queue = make_queue(tmp_path)
+    queue = make_queue(db_url)
     outbox = Outbox(queue.sessions, settings)
     output = tmp_path / "chi.nii.gz"
     output.write_bytes(b"map")

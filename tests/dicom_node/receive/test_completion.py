@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from pydicom.uid import MRImageStorage, generate_uid
@@ -24,8 +23,8 @@ STABLE_S = 30.0
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker:
-    return create_schema(make_engine(f"sqlite:///{tmp_path / 'node.sqlite3'}"))
+def sessions(db_url: str) -> sessionmaker:
+    return create_schema(make_engine(db_url))
 
 
 def receive(

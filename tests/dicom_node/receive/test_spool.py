@@ -33,8 +33,8 @@ def header_for(sop_uid: str | None = None) -> InstanceHeader:
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Spool:
-    sessions = create_schema(make_engine(f"sqlite:///{tmp_path / 'node.sqlite3'}"))
+def spool(db_url: str, tmp_path: Path) -> Spool:
+    sessions = create_schema(make_engine(db_url))
     return Spool(tmp_path / "spool", sessions)
 
 

@@ -18,10 +18,11 @@ from dicom_node.receive.catalogue import Instance, InstanceHeader
 from dicom_node.receive.spool import Spool, StoreOutcome
 
 
-def _held_stores(tmp_path: Path, headers: list[InstanceHeader]) -> tuple[list[str], int, int]:
+def _held_stores(
+    db_url: str, tmp_path: Path, headers: list[InstanceHeader]) -> tuple[list[str], int, int]:
     """Store `headers` from one thread each while the catalogue lock is held, release it once
     all rows wait, and return (outcomes, commits, catalogued rows)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'node.sqlite3'}")
+    engine = make_engine(db_url)
     spool = Spool(tmp_path / "spool", create_schema(engine))
     commits = []
     event.listen(engine, "commit", lambda _conn: commits.append(1))
@@ -49,31 +50,31 @@ def _header(sop_uid: str, series_uid: str, study_uid: str) -> InstanceHeader:
     return InstanceHeader(sop_uid, MRImageStorage, study_uid, series_uid, instance_number=1)
 
 
-def test_concurrent_stores_share_one_commit(tmp_path: Path) -> None:
+def test_concurrent_stores_share_one_commit(db_url: str, tmp_path: Path) -> None:
     study, series = generate_uid(), generate_uid()
     headers = [_header(generate_uid(), series, study) for _ in range(4)]
 
-    outcomes, commits, rows = _held_stores(tmp_path, headers)
+    outcomes, commits, rows = _held_stores(db_url, tmp_path, headers)
 
     assert outcomes == [StoreOutcome.STORED.value] * 4
     assert commits == 1
     assert rows == 4
 
 
-def test_duplicate_in_a_batch_is_settled_row_by_row(tmp_path: Path) -> None:
+def test_duplicate_in_a_batch_is_settled_row_by_row(db_url: str, tmp_path: Path) -> None:
     study, series = generate_uid(), generate_uid()
     twice = generate_uid()
     headers = [_header(twice, series, study), _header(twice, series, study)]
     headers.append(_header(generate_uid(), series, study))
 
-    outcomes, _, rows = _held_stores(tmp_path, headers)
+    outcomes, _, rows = _held_stores(db_url, tmp_path, headers)
 
     assert sorted(outcomes) == ["duplicate", "stored", "stored"]
     assert rows == 2
 
 
 def test_failed_batch_commit_is_raised_in_every_waiting_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def disk_error(*_args: object) -> None:
         raise OperationalError("INSERT", {}, OSError(5, "Input/output error"))
@@ -82,7 +83,7 @@ def test_failed_batch_commit_is_raised_in_every_waiting_thread(
     study, series = generate_uid(), generate_uid()
     headers = [_header(generate_uid(), series, study) for _ in range(3)]
 
-    outcomes, commits, rows = _held_stores(tmp_path, headers)
+    outcomes, commits, rows = _held_stores(db_url, tmp_path, headers)
 
     assert outcomes == ["OperationalError"] * 3  # the listener answers 0xA700 for each
     assert (commits, rows) == (0, 0)

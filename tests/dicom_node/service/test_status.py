@@ -29,6 +29,7 @@ def test_status_is_unhealthy_when_no_service_runs(tmp_path: Path) -> None:
     assert report["listener"]["running"] is False
     assert report["jobs"] == []
     assert report["job_counts"]["pending"] == 0
+    assert report["compute"]["engine"] == "local" and report["compute"]["tasks_in_flight"] == 0
 
 
 def test_status_is_healthy_while_the_listener_answers(tmp_path: Path) -> None:
@@ -45,6 +46,7 @@ def test_status_is_healthy_while_the_listener_answers(tmp_path: Path) -> None:
     assert listener["echo"] is True and listener["port"] == port
     assert stopped.exit_code == 1
     assert "echo: False" in stopped.stdout
+    assert "compute: local (" in stopped.stdout
 
 
 def test_status_is_healthy_with_a_calling_ae_allow_list(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,8 +16,8 @@ SETTINGS = Settings()
 
 
 @pytest.fixture
-def sessions(tmp_path: Path):
-    return sessions_for(tmp_path)
+def sessions(db_url: str):
+    return sessions_for(db_url)
 
 
 def test_baseline_then_reliable_decline_is_elevated(sessions) -> None:

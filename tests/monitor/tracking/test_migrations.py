@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -18,8 +16,8 @@ from monitor.tracking.tables import TrackingBase
 HISTORY_TABLES = {"patients", "visits", "acquisitions", "measurements", "assessments"}
 
 
-def test_empty_database_is_upgraded_to_head(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+def test_empty_database_is_upgraded_to_head(db_url: str) -> None:
+    engine = make_engine(db_url)
     assert upgrade_schema(engine) == head_revision()
     assert set(inspect(engine).get_table_names()) >= HISTORY_TABLES
     with engine.connect() as connection:
@@ -27,9 +25,9 @@ def test_empty_database_is_upgraded_to_head(tmp_path: Path) -> None:
     assert upgrade_schema(engine) == head_revision()  # idempotent
 
 
-def test_database_of_previous_version_keeps_its_rows(tmp_path: Path) -> None:
+def test_database_of_previous_version_keeps_its_rows(db_url: str) -> None:
     """qsm-monitor 0.1 created only the node tables (create_all, no Alembic revision)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    engine = make_engine(db_url)
     Base.metadata.create_all(engine)
     with engine.begin() as connection:
         assert current_revision(connection) is None
@@ -44,9 +42,9 @@ def test_database_of_previous_version_keeps_its_rows(tmp_path: Path) -> None:
         assert session.scalar(select(Result.study_uid)) == "1.2.3"
 
 
-def test_migrations_match_the_table_classes(tmp_path: Path) -> None:
+def test_migrations_match_the_table_classes(db_url: str) -> None:
     """A change to monitor.tracking.tables without a migration fails here."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'drift.sqlite3'}")
+    engine = make_engine(db_url)
     upgrade_schema(engine)
     with engine.connect() as connection:
         differences = compare_metadata(

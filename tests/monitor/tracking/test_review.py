@@ -28,9 +28,9 @@ LATER = visit("20260301", shifted(thalamus=-13.0))
 
 
 @pytest.fixture
-def sessions(tmp_path: Path):
+def sessions(db_url: str):
     """P-1 with a baseline and a later visit held because its birth date has a typo."""
-    made = sessions_for(tmp_path)
+    made = sessions_for(db_url)
     record_visit(made, FIRST, SETTINGS)
     assert record_visit(made, TYPO, SETTINGS).fields["identity_status"] == "needs_review"
     return made
@@ -108,9 +108,10 @@ def test_bad_decisions_change_nothing(sessions, uid, decision, reviewer, update,
     assert statuses(sessions)[TYPO.study_uid] == "needs_review"
 
 
-def test_identity_commands(tmp_path: Path) -> None:
+def test_identity_commands(db_url: str, tmp_path: Path) -> None:
     config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    storage = f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
+    config.write_text(f"[storage]\n{storage}")
     settings = load_settings(config)
     made = history_sessions(configured_engine(settings.storage))
     record_visit(made, FIRST, settings)

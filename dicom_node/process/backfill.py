@@ -1,0 +1,162 @@
+"""`qsm-monitor backfill`: an archive through the configured engine, as jobs in the database.
+
+Every acquisition found becomes a job keyed by its idempotency key, so an archive follows the
+same rules as received studies: a study that already has a result is not processed again, a
+stopped run picks up where it was (`--resume`), and several nodes sharing a PostgreSQL
+database can work through one archive together. Jobs are queued oldest visit first per
+patient, so each history is built in order (a visit finished out of order still amends the
+later ones: `dicom_node.process.amend`). With Ray, `[compute] max_in_flight` threads keep that
+many tasks on the cluster; the local engine runs one job at a time in this process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from dicom_node.assemble.seg_input import find_segmentation, is_segmentation
+from dicom_node.assemble.study import AssembledAcquisition, assemble_study
+from dicom_node.db import open_node_db
+from dicom_node.deliver.outbox import Outbox
+from dicom_node.errors import NodeError
+from dicom_node.process.batch import collect_files
+from dicom_node.process.worker import Worker, lease_owner_name
+from dicom_node.queue.jobs import Job, JobQueue
+from dicom_node.queue.leasing import WorkState
+from dicom_node.queue.results import Result
+from monitor.settings import Settings
+
+__all__ = ["BackfillSummary", "ResumeRequiredError", "backfill"]
+
+Report = Callable[[str], None]
+
+
+class ResumeRequiredError(NodeError, ValueError):
+    """Some of the archive was processed before; say `--resume` to continue it."""
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    """What one run did; `already_done` were skipped because their result exists."""
+
+    found: int
+    already_done: int
+    processed: int
+    failed: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def visit_order(acquisitions: Sequence[AssembledAcquisition]) -> list[AssembledAcquisition]:
+    """Oldest visit first within each patient (date, then time; undated last)."""
+
+    def key(item: AssembledAcquisition) -> tuple[str, str, str, str]:
+        source = item.source
+        return (
+            source.patient_id,
+            source.study_date or "99999999",
+            source.study_time or "",
+            item.idempotency_key,
+        )
+
+    return sorted(acquisitions, key=key)
+
+
+def backfill(
+    paths: Sequence[Path], settings: Settings, resume: bool = False, report: Report = print
+) -> BackfillSummary:
+    """Queue the archive's acquisitions and run them to the end; raises ResumeRequiredError
+    when part of it has results already and `resume` is False."""
+    files = collect_files(paths)
+    seg_files = [path for path in files if is_segmentation(path)]
+    found = visit_order(assemble_study(files).acquisitions)
+    started = time.monotonic()
+    with open_node_db(settings) as sessions:
+        done_keys = _stored_keys(sessions, [a.idempotency_key for a in found])
+        if done_keys and not resume:
+            raise ResumeRequiredError(
+                f"{len(done_keys)} of {len(found)} acquisitions already have results "
+                "(use --resume to process only the rest)"
+            )
+        queue = JobQueue(sessions, settings.jobs)
+        jobs = [
+            queue.enqueue(a.idempotency_key, a.study_uid, {"paths": _job_paths(a, seg_files)})
+            for a in found
+            if a.idempotency_key not in done_keys
+        ]
+        report(f"{len(found)} acquisitions, {len(done_keys)} already done, {len(jobs)} queued")
+        _drain(settings, queue, Outbox(sessions, settings), {j.id for j in jobs}, report)
+        states = [queue.get(job.id) for job in jobs]
+    failed = sum(job is not None and job.state == WorkState.FAILED for job in states)
+    return BackfillSummary(
+        found=len(found),
+        already_done=len(done_keys),
+        processed=len(jobs) - failed,
+        failed=failed,
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _stored_keys(sessions: sessionmaker, keys: list[str]) -> set[str]:
+    with sessions() as session:
+        query = select(Result.idempotency_key).where(Result.idempotency_key.in_(keys))
+        return set(session.scalars(query))
+
+
+def _job_paths(acquisition: AssembledAcquisition, seg_files: Sequence[Path]) -> list[str]:
+    """The acquisition's images (and T1), plus a DICOM SEG of the archive on its frame."""
+    paths = [str(p) for p in acquisition.input_paths]
+    segmentation = find_segmentation(seg_files, acquisition.frame_of_reference_uid)
+    return paths if segmentation is None else [*paths, str(segmentation)]
+
+
+def _drain(
+    settings: Settings, queue: JobQueue, outbox: Outbox, wanted: set[int], report: Report
+) -> None:
+    """Run jobs until none of `wanted` is pending or running (other nodes may take some)."""
+    lanes = settings.compute.max_in_flight if settings.compute.engine == "ray" else 1
+    lock, finished = threading.Lock(), set[int]()
+
+    def lane(index: int) -> None:
+        worker = Worker(
+            settings,
+            queue,
+            outbox,
+            lease_owner_name(f"backfill{index}"),
+            on_stage=lambda _job, _stage: None,
+        )
+        while _open(queue, wanted):
+            if not worker.run_once():
+                time.sleep(settings.jobs.poll_interval_s)
+                continue
+            with lock:
+                newly = _settled(queue, wanted) - finished
+                finished.update(newly)
+                for job_id in sorted(newly):
+                    job = queue.get(job_id)
+                    state = job.state if job is not None else "?"
+                    report(f"[{len(finished)}/{len(wanted)}] job {job_id} {state}")
+
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(lane, range(lanes)))
+
+
+def _settled(queue: JobQueue, wanted: set[int]) -> set[int]:
+    with queue.sessions() as session:
+        query = select(Job.id).where(
+            Job.id.in_(wanted), Job.state.in_([WorkState.DONE, WorkState.FAILED])
+        )
+        return set(session.scalars(query))
+
+
+def _open(queue: JobQueue, wanted: set[int]) -> bool:
+    return len(_settled(queue, wanted)) < len(wanted)

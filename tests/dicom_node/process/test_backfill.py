@@ -1,0 +1,59 @@
+"""`qsm-monitor backfill`: an archive in visit order, safe to resume, nothing processed twice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.delivery_helpers import segmentation_config, small_study
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from dicom_node.db import open_node_db
+from dicom_node.queue.jobs import JobQueue
+from dicom_node.queue.results import results_for_study
+from dicom_node.synthetic.modules import PatientIdentity
+from monitor.settings import load_settings
+
+LATER = PatientIdentity(patient_id="BACK-1", study_date="20260301", accession_number="B2")
+EARLIER = PatientIdentity(patient_id="BACK-1", study_date="20250301", accession_number="B1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: the other tests
+def test_archive_is_processed_oldest_first_and_resumed_without_repeats(
+    db_url: str, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    _, labels = small_study(archive / "later", LATER)  # written first: order comes from dates
+    small_study(archive / "earlier", EARLIER)
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
+        f"[recon]\ntv_iterations = 5\n[jobs]\nbackoff_s = 0.0\n{segmentation_config(labels)}"
+    )
+    runner = CliRunner()
+    args = ["backfill", str(archive), "--config", str(config), "--json"]
+
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert (summary["found"], summary["processed"], summary["failed"]) == (2, 2, 0)
+    assert "[2/2]" in first.stderr
+
+    settings = load_settings(config)
+    with open_node_db(settings) as sessions:
+        jobs = sorted(JobQueue(sessions, settings.jobs).recent(), key=lambda job: job.id)
+        assert [job.study_uid for job in jobs] == [EARLIER.study_uid, LATER.study_uid]
+        (later,) = results_for_study(sessions, LATER.study_uid)
+        assert later.record["previous_study_uid"] == EARLIER.study_uid  # history in order
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout)
+    assert (summary["already_done"], summary["processed"]) == (2, 0)
+    with open_node_db(settings) as sessions:
+        assert len(results_for_study(sessions, LATER.study_uid)) == 1
