@@ -82,6 +82,7 @@ class RayEngine:
                 address=self.settings.address,
                 namespace="qsm-monitor",
                 log_to_driver=False,
+                **driver_address(self.settings.address),
             )
         return ray
 
@@ -142,3 +143,14 @@ def compute_engine(settings: Settings) -> ComputeEngine:
     if settings.compute.engine == "ray":
         return RayEngine(settings.compute)
     return LocalEngine(settings)
+
+
+def driver_address(cluster_address: str) -> dict[str, str]:
+    """Pin this process's Ray address to loopback when the cluster is on loopback.
+
+    Ray otherwise announces the driver on the interface its route to the internet would use,
+    so a single-machine cluster started on 127.0.0.1 (tests, one-box sites) would be reached
+    through a non-loopback address.
+    """
+    host = cluster_address.removeprefix("ray://").rsplit(":", 1)[0]
+    return {"_node_ip_address": "127.0.0.1"} if host in {"127.0.0.1", "localhost"} else {}

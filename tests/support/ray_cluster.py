@@ -21,12 +21,17 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicom_node.process.compute import driver_address
 from support.node_helpers import free_port
 
 __all__ = ["OTHER_NODE", "RayCluster", "descendants", "running_ray_cluster"]
 
+ISOLATED_ENV = "QSM_TEST_LOOPBACK_NETNS"
+"""Set to 1 inside the network namespace the Ray tests run in (only loopback exists there)."""
+
 OTHER_NODE = "qsm_other_node"
 """Custom resource only the second node has."""
+
 
 
 @dataclass
@@ -53,7 +58,9 @@ def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 def _wait_for_nodes(address: str, count: int, timeout_s: float = 90.0) -> None:
     import ray
 
-    ray.init(address=address, namespace="qsm-monitor", log_to_driver=False)
+    ray.init(
+        address=address, namespace="qsm-monitor", log_to_driver=False, **driver_address(address)
+    )
     deadline = time.monotonic() + timeout_s
     while sum(n["Alive"] for n in ray.nodes()) < count:
         if time.monotonic() > deadline:

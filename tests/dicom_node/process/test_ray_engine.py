@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 from support.delivery_helpers import small_study
-from support.ray_cluster import OTHER_NODE, RayCluster, descendants, running_ray_cluster
+from support.ray_cluster import (
+    ISOLATED_ENV,
+    OTHER_NODE,
+    RayCluster,
+    descendants,
+    running_ray_cluster,
+)
 
 from dicom_node.assemble.study import assemble_study
 from dicom_node.db import configured_engine, create_schema
@@ -32,6 +38,10 @@ from monitor.settings import Settings, load_settings
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
+    pytest.mark.skipif(
+        os.environ.get(ISOLATED_ENV) != "1",
+        reason="run inside a loopback-only network namespace by test_ray_isolated.py",
+    ),
 ]
 
 
