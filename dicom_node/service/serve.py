@@ -28,7 +28,7 @@ from monitor.settings import Settings
 
 LOGGER = logging.getLogger(__name__)
 
-WORKER_STOP_TIMEOUT_S = 20.0
+WORKER_STOP_TIMEOUT_S = 50.0
 """Workers get this long to hand back their job after SIGTERM before they are killed."""
 SUPERVISE_INTERVAL_S = 1.0
 

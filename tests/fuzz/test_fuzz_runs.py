@@ -23,6 +23,7 @@ def test_fuzz_target_finds_no_crash(tmp_path: Path, target: str) -> None:
             str(tmp_path / "corpus"),
             f"-max_total_time={SECONDS}",
             f"-artifact_prefix={tmp_path}/",
+            "-rss_limit_mb=12000",  # the instrumented imports (JAX, SimpleITK) start above 2 GB
         ],
         capture_output=True,
         text=True,

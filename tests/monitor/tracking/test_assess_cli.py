@@ -50,7 +50,7 @@ def values_csv(path: Path, rows: list[tuple[str, dict[str, float]]], protocol: s
 
 
 def test_assess_reproduces_the_pipeline_tracking_step(tmp_path: Path) -> None:
-    sessions = sessions_for(tmp_path)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'history.sqlite3'}")
     tracked = [
         record_visit(sessions, visit(day, shifted(**shifts)), SETTINGS) for day, shifts in HISTORY
     ]
