@@ -53,7 +53,7 @@ class ShutdownRequested(BaseException):
 
 
 class ShutdownLatch:
-    """Remembers a SIGTERM/SIGINT as well as raising it at once.
+    """Remembers a SIGTERM/SIGINT; `check` raises it at the next safe point.
 
     An exception raised by a signal handler is lost when the signal lands inside a callback
     whose exceptions Python only prints (seen here: JAX's garbage-collection callback during
@@ -65,8 +65,11 @@ class ShutdownLatch:
         self.signal_name: str | None = None
 
     def trip(self, signum: int, _frame: FrameType | None) -> None:
+        """Only remember the signal: raising from the handler lands inside whatever runs,
+        and inside JAX's native code (backend start-up, compilation) that crashed the worker
+        with a segfault before it could hand its job back. The stop takes effect at the
+        next stage or between jobs (`check`), within the service's stop timeout."""
         self.signal_name = signal.Signals(signum).name
-        raise ShutdownRequested(self.signal_name)
 
     def check(self) -> None:
         if self.signal_name is not None:
