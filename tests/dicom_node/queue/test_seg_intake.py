@@ -65,17 +65,18 @@ def test_seg_is_found_by_frame_and_split_from_the_images(study, tmp_path: Path) 
     assert split_segmentation(images[:2]) == (images[:2], None)
 
 
-def _settings(tmp_path: Path, **segmentation: object) -> Settings:
+def _settings(tmp_path: Path, db_url: str | None, **segmentation: object) -> Settings:
     return load_settings(
         None,
-        storage={"data_dir": tmp_path / "data"},
+        storage={"data_dir": tmp_path / "data", "database_url": db_url},
         jobs={"backoff_s": 0.0},
         segmentation=segmentation,
     )
 
 
 def _worker(settings: Settings) -> Worker:
-    sessions = create_schema(make_engine(database_url(settings.storage.data_dir)))
+    storage = settings.storage
+    sessions = create_schema(make_engine(database_url(storage.data_dir, storage.database_url)))
     return Worker(settings, JobQueue(sessions, settings.jobs), Outbox(sessions, settings), "w")
 
 
@@ -94,9 +95,11 @@ def _complete(worker: Worker, now) -> None:
         session.commit()
 
 
-def test_intake_waits_for_the_seg_then_carries_it_in_the_job(study, tmp_path: Path) -> None:
+def test_intake_waits_for_the_seg_then_carries_it_in_the_job(
+    study, tmp_path: Path, db_url: str
+) -> None:
     images, seg = study
-    worker = _worker(_settings(tmp_path))
+    worker = _worker(_settings(tmp_path, db_url))
     start = utcnow()
     _catalogue(worker, images, start)
     _catalogue(worker, [seg], start + timedelta(minutes=5))  # still arriving at start + 2 min
@@ -115,10 +118,10 @@ def test_intake_waits_for_the_seg_then_carries_it_in_the_job(study, tmp_path: Pa
 
 @pytest.mark.slow
 def test_worker_measures_on_the_received_seg_and_reprocessing_keeps_it(
-    study, tmp_path: Path
+    study, tmp_path: Path, db_url: str
 ) -> None:
     images, seg = study
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, db_url)
     worker = _worker(settings)
     (assembled,) = assemble_study(images).acquisitions
     paths = [str(p) for p in [*images, seg]]
@@ -148,8 +151,8 @@ def test_worker_measures_on_the_received_seg_and_reprocessing_keeps_it(
 def test_received_seg_is_ignored_when_the_site_switches_it_off(study, tmp_path: Path) -> None:
     """Checked without reconstructing: the settings the worker would process with."""
     images, seg = study
-    off = _settings(tmp_path, use_received_segmentation=False)
-    on = _settings(tmp_path)
+    off = _settings(tmp_path, None, use_received_segmentation=False)
+    on = _settings(tmp_path, None)
     assert settings_for_job(off, [*images, seg])[1].segmentation.method == "atlas"
     chosen = settings_for_job(on, [*images, seg])[1].segmentation
     assert (chosen.method, chosen.external_path) == ("external", seg)
