@@ -59,13 +59,16 @@ def write_config(
     jax_cache: Path,
     segmentation: str = "atlas",
     tv_iterations: int = 10,
+    db_url: str | None = None,
 ) -> Path:
     """Service settings for tests: short leases and stability wait, few TV iterations.
 
     ``segmentation="external"`` without a label file makes segmentation decline at once: the
     service test is about the queue, and atlas registration costs a minute on 2 loaded cores.
     ``tv_iterations`` sets how long a job runs, for tests that must stop a job mid-way.
+    ``db_url`` puts the queue and history in that database instead of the data folder.
     """
+    database = f'database_url = "{db_url}"' if db_url else ""
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(
         f"""
@@ -78,6 +81,7 @@ stable_after_s = 1.0
 
 [storage]
 data_dir = "{tmp_path / "data"}"
+{database}
 
 [jobs]
 workers = 1
@@ -163,17 +167,29 @@ def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
-    tmp_path: Path, study_dir: Path, jax_cache: Path, serve: list[subprocess.Popen[bytes]]
+    tmp_path: Path,
+    study_dir: Path,
+    jax_cache: Path,
+    serve: list[subprocess.Popen[bytes]],
+    db_url: str,
 ) -> None:
+    """On SQLite and on PostgreSQL: the lease rules hold on both."""
     port = free_port()
     # Enough iterations that the job is still running when the test stops the service (with
     # 10 a warm-cache job on an idle machine can finish before SIGTERM arrives).
     config = write_config(
-        tmp_path, port, jax_cache, segmentation="external", tv_iterations=MID_JOB_TV_ITERATIONS
+        tmp_path,
+        port,
+        jax_cache,
+        segmentation="external",
+        tv_iterations=MID_JOB_TV_ITERATIONS,
+        db_url=db_url,
     )
     settings = load_settings(config)
+    storage = settings.storage
     queue = JobQueue(
-        create_schema(make_engine(database_url(settings.storage.data_dir))), settings.jobs
+        create_schema(make_engine(database_url(storage.data_dir, storage.database_url))),
+        settings.jobs,
     )
     files = sorted(study_dir.iterdir())
     log = tmp_path / "serve.log"
