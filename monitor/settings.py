@@ -286,6 +286,9 @@ class SegmentationSettings(SettingsSection):
     bspline_mesh_mm: float = Field(20.0, ge=8.0)
     use_chi_for_registration: bool = True
     """Refine around the deep grey matter on the susceptibility map, where iron outlines it."""
+    border_refinement_mm: float = Field(4.0, ge=0.0, le=10.0)
+    """Label borders within this distance follow the susceptibility contrast inside the atlas
+    prior (monitor.segment.border); 0 keeps the registered atlas borders."""
     roi_erode_voxels: int = Field(1, ge=0, le=3)
     """In-plane erosion of each structure before statistics (partial-volume rim)."""
     external_labels: dict[str, list[int]] = Field(

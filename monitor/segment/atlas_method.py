@@ -23,6 +23,7 @@ from monitor.segment.atlas import (
     support_box_on_grid,
     warp_probabilities,
 )
+from monitor.segment.border import refine_borders
 from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk
 from monitor.segment.qc import coverage_problems, registration_failures
 from monitor.segment.refinement import clamp_to_support, refinement_change
@@ -69,6 +70,8 @@ class AtlasResult:
     """Structures the slab does not cover (name -> reason)."""
     expected_ml: dict[str, float]
     """Per structure, the atlas volume scaled by the linear registration (head size)."""
+    head_volume_factor: float
+    """Subject brain volume over the template's, from the linear registration."""
 
 
 def _refinable(region: sitk.Image) -> bool:
@@ -163,9 +166,13 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     box_affine = affine_ras.copy()
     box_affine[:3, 3] = affine_ras[:3, :3] @ [s.start for s in box] + affine_ras[:3, 3]
     labels = np.zeros(inside.shape, dtype=np.int16)
-    labels[box], qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
-        template, affine, transform, box_affine, inside[box], settings
+    border_chi = (
+        chi_ppm[box] if chi_ppm is not None and settings.border_refinement_mm > 0 else None
     )
+    labels[box], qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
+        template, affine, transform, box_affine, inside[box], settings, border_chi
+    )
+    qc["border_refined_on"] = "chi" if border_chi is not None else "none"
     coverage = _coverage(template, transform, brain)
     nmi = normalised_mutual_information(anatomy, template.t1, outline, transform)
     warped_brain = sitk.Resample(template.brain, gre, transform, sitk.sitkNearestNeighbor, 0)
@@ -183,6 +190,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
         "affine_scales": scales,
         "coverage_fraction": coverage,
         "refined_on": refined_on,
+        "head_volume_factor": 1.0 / determinant,
     })
     return AtlasResult(
         labels=labels,
@@ -190,6 +198,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
         failures=failures,
         withheld=coverage_problems(coverage, settings.min_coverage_fraction),
         expected_ml={name: ml / determinant for name, ml in template_ml.items()},
+        head_volume_factor=1.0 / determinant,
     )
 
 
@@ -200,9 +209,11 @@ def _labels(  # noqa: PLR0913 - both transforms and the grid they are applied on
     affine_ras: np.ndarray,
     inside: np.ndarray,
     settings: SegmentationSettings,
+    border_chi: np.ndarray | None,
 ) -> tuple[np.ndarray, dict[str, float], dict[str, int]]:
     """Refined labels clamped to the prior's support, the change refinement made per
-    structure (fraction of the prior label) and the voxels the clamp removed."""
+    structure (fraction of the prior label) and the voxels the clamp removed. With
+    `border_chi`, borders then follow the susceptibility contrast (`monitor.segment.border`)."""
     reference = to_sitk(np.zeros(inside.shape, dtype=np.float32), affine_ras)
     ids = tuple(LABEL_IDS.values())
     threshold = settings.probability_threshold
@@ -210,14 +221,21 @@ def _labels(  # noqa: PLR0913 - both transforms and the grid they are applied on
         template.probabilities, template.affine_ras, transform, reference
     )
     refined = max_probability_labels(refined_probabilities, ids, threshold, inside)
-    if prior is transform:
+    voxel_mm = tuple(float(v) for v in np.linalg.norm(affine_ras[:3, :3], axis=0))
+    if border_chi is not None:
+        refined = refine_borders(
+            refined, refined_probabilities, ids, border_chi, inside, voxel_mm,
+            settings.border_refinement_mm, settings.prior_support_probability,
+        )
+    if prior is transform and border_chi is None:
         zero_change = dict.fromkeys(LABEL_NAMES.values(), 0.0)
         return refined, zero_change, dict.fromkeys(LABEL_NAMES.values(), 0)
-    prior_probabilities = warp_probabilities(
-        template.probabilities, template.affine_ras, prior, reference
+    prior_probabilities = (
+        refined_probabilities
+        if prior is transform
+        else warp_probabilities(template.probabilities, template.affine_ras, prior, reference)
     )
     prior_labels = max_probability_labels(prior_probabilities, ids, threshold, inside)
-    voxel_mm = tuple(float(v) for v in np.linalg.norm(affine_ras[:3, :3], axis=0))
     clamped, removed = clamp_to_support(
         refined, prior_probabilities, ids, settings.prior_support_probability,
         settings.refinement_reach_mm, voxel_mm,

@@ -71,6 +71,7 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         failures: list[str] = []
         withheld: dict[str, list[str]] = {}
         expected_ml: dict[str, float] = {}
+        head_volume_factor = 1.0
         if settings.method == "external":
             if external_labels is None:
                 return _failed(shape, "external", "external segmentation configured, none given")
@@ -85,10 +86,11 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
             labels, qc, failures, expected_ml = (
                 atlas.labels, atlas.qc, atlas.failures, atlas.expected_ml
             )
+            head_volume_factor = atlas.head_volume_factor
             _add(withheld, atlas.withheld)
         labels = np.where(mask.astype(bool), labels, 0).astype(np.int16)
         volumes = structure_volumes_ml(labels, LABEL_NAMES, voxel_mm)
-        _add(withheld, volume_problems(volumes, settings.volume_ranges_ml))
+        _add(withheld, volume_problems(volumes, settings.volume_ranges_ml, head_volume_factor))
         if expected_ml:
             reported = {name: expected_ml[name] for name in REPORTED_NAMES}
             _add(withheld, expected_volume_problems(

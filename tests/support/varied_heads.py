@@ -115,6 +115,11 @@ class VariedHead:
     affine_ras: np.ndarray
     labels: np.ndarray
     """True labels in `monitor.segment.structures` ids."""
+    true_chi_ppm: np.ndarray
+    """Noise-free susceptibility on the slab (soft tissue, air and CSF 0 ppm)."""
+    proton_density: np.ndarray
+    """GRE signal at echo time 0 (tissue M0 times the receive bias), for `gre_acquisition`."""
+    r2star_per_s: np.ndarray
     t1: np.ndarray | None
     t1_affine_ras: np.ndarray | None
     pose: Pose
@@ -345,8 +350,9 @@ def simulate_head(seed: int, rescan: int = 0, with_t1: bool = False) -> VariedHe
     )
     mask = brain > 0.5
     te_s = visit.uniform(0.004, 0.008)
-    signal = m0 * np.exp(-r2star * te_s) * _bias(shape, visit, 0.4)
-    magnitude = _rician(signal, 1.0 / visit.uniform(25.0, 50.0), visit)
+    proton_density = m0 * _bias(shape, visit, 0.4)
+    magnitude = _rician(proton_density * np.exp(-r2star * te_s), 1.0 / visit.uniform(25.0, 50.0),
+                        visit)
     measured = _measured_chi(chi, mask, visit)
 
     t1 = t1_affine = None
@@ -356,7 +362,9 @@ def simulate_head(seed: int, rescan: int = 0, with_t1: bool = False) -> VariedHe
     growth, thalamus = _atrophy_effect(atrophy)
     return VariedHead(
         seed=seed, rescan=rescan, magnitude=magnitude, chi_ppm=measured, brain_mask=mask,
-        affine_ras=affine, labels=labels.astype(np.int16), t1=t1, t1_affine_ras=t1_affine,
+        affine_ras=affine, labels=labels.astype(np.int16), true_chi_ppm=chi.astype(np.float32),
+        proton_density=proton_density.astype(np.float32),
+        r2star_per_s=r2star.astype(np.float32), t1=t1, t1_affine_ras=t1_affine,
         pose=pose, ventricle_growth=growth, thalamus_change=thalamus,
     )
 

@@ -9,7 +9,7 @@ import pytest
 from monitor.measure import measure_structures, report_block
 from monitor.segment import LABEL_IDS, LABEL_NAMES, segment_deep_grey
 from monitor.segment.external import ExternalLabels
-from monitor.segment.qc import asymmetry_problems, expected_volume_problems
+from monitor.segment.qc import asymmetry_problems, expected_volume_problems, volume_problems
 from monitor.segment.refinement import clamp_to_support, refinement_change
 from monitor.segment.t1_input import T1Image, as_t1_image
 from monitor.settings import SegmentationSettings
@@ -123,3 +123,14 @@ def test_label_names_cover_every_structure_when_nothing_is_withheld():
     result = _segment(_labels())
     assert result.reportable and result.reason == "" and dict(result.withheld) == {}
     assert dict(result.label_names) == dict(LABEL_NAMES)
+
+
+def test_volume_range_is_judged_at_template_head_size():
+    """A large head's putamen (9.9 ml; 1.4x the template's brain volume) is plausible; the
+    same volume in a template-sized head is not."""
+    volumes = {f"{s}_{side}": v for s, v in (("thalamus", 8.0), ("caudate", 4.0),
+               ("putamen", 9.9), ("globus_pallidus", 2.0)) for side in ("left", "right")}
+    ranges = SegmentationSettings().volume_ranges_ml
+    assert set(volume_problems(volumes, ranges)) == {"putamen_left", "putamen_right"}
+    assert volume_problems(volumes, ranges, head_volume_factor=1.4) == {}
+    assert "at template head size" in volume_problems(volumes, ranges, 0.9)["putamen_left"]

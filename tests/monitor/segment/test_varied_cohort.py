@@ -5,7 +5,7 @@ for any choice. Inputs are the GRE magnitude, the brain mask and a simulated mea
 (truth + noise + residual background: segmentation-level evaluation, no reconstruction).
 Issue targets (docs/segmentation.md, "Evidence"): GRE-only, every structure reported on
 >= 95 % of subjects, Dice >= 0.80 on >= 90 %, ROI mean within 4 ppb of the true-label mean on
->= 95 %; with a same-session T1, Dice >= 0.85 on >= 95 % (not reached: see the T1 test).
+>= 95 %; with a same-session T1, Dice >= 0.85 on >= 95 %.
 
 CI time: one segmentation costs ~15-20 s on 2 quiet cores (plus ~5 s to simulate), so CI
 runs 8 GRE-only subjects, 2 with T1 and 1 rescan (~4.5 min estimated unloaded; 14 min
@@ -84,16 +84,11 @@ def test_gre_only_segmentation_time(gre_scores):
     assert max(s.cpu_seconds for s in gre_scores) <= 120.0
 
 
-def test_with_t1_every_structure_reported_with_dice_at_least_080(t1_scores):
-    """The T1 path: the issue's target (Dice >= 0.85 on 95 %) is not reached; measured on the
-    held-out cohort the pallidum stays at Dice 0.84-0.89, because labels at atlas
-    probability 0.5 are smaller than the truth (the final borders come from the chi
-    refinement, as on the GRE path). Asserted here: what the path does achieve."""
+def test_with_t1_dice_at_least_085_on_95_percent(t1_scores):
+    """The T1 path (issue target: Dice >= 0.85 per structure on >= 95 % of subjects)."""
     assert {s.path for s in t1_scores} == {"t1"}
-    good = _fraction(t1_scores, lambda s, name: s.reported[name] and s.dice[name] >= 0.80)
-    assert min(good.values()) == 1.0, good
-    median = {n: float(np.median([s.dice[n] for s in t1_scores])) for n in REPORTED_NAMES}
-    assert min(median.values()) >= 0.85, median
+    good = _fraction(t1_scores, lambda s, name: s.reported[name] and s.dice[name] >= 0.85)
+    assert min(good.values()) >= 0.95, good
 
 
 def test_scan_rescan_roi_difference_from_segmentation(gre_scores):

@@ -1,0 +1,76 @@
+"""End to end from DICOM on varied heads: issue 11's slope / R^2 / worst-ROI figures.
+
+Run: ``PYTHONPATH=.:tests .venv/bin/python benchmarks/segment_e2e.py --first 300 --count 6``
+(every other head also sends its same-session MPRAGE). Each head is written as Siemens DICOM
+(phase from the true map through qsm_forward) and processed by `qsm-monitor process`'s code
+path; per structure and side the reported mean is compared with the true map over the true
+labels after removing each visit's mean offset (the whole-brain reference of our mask against
+the true brain's). Prints per head and pooled: slope, R^2, worst error, and the wall time
+with its ratio to a fixed NumPy workload timed in the same run (machines are shared).
+Same generator and scoring as tests/e2e/test_varied_heads_from_dicom.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.varied_e2e import EndToEnd, process_varied_head  # noqa: E402
+
+from monitor.segment.structures import REPORTED_NAMES  # noqa: E402
+
+
+def _baseline_seconds() -> float:
+    """A fixed FFT workload: the yardstick the run's wall time is divided by."""
+    volume = np.random.default_rng(0).standard_normal((192, 192, 96)).astype(np.float32)
+    start = time.perf_counter()
+    for _ in range(10):
+        np.fft.irfftn(np.fft.rfftn(volume), s=volume.shape)
+    return time.perf_counter() - start
+
+
+def _fit(results: list[EndToEnd]) -> tuple[float, float, float]:
+    true = np.concatenate([r.true_ppb for r in results])
+    measured = np.concatenate([r.true_ppb + r.offset_removed_errors() for r in results])
+    keep = np.isfinite(measured)
+    slope, intercept = np.polyfit(true[keep], measured[keep], 1)
+    residual = measured[keep] - (slope * true[keep] + intercept)
+    worst = max(float(np.nanmax(np.abs(r.offset_removed_errors()))) for r in results)
+    return float(slope), float(1.0 - residual.var() / measured[keep].var()), worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first", type=int, default=300)
+    parser.add_argument("--count", type=int, default=6)
+    args = parser.parse_args()
+    baseline = _baseline_seconds()
+    results = []
+    print("| head | path | withheld | slope | R^2 | worst error ppb | wall s (x baseline) |")
+    print("|---|---|---|---|---|---|---|")
+    for seed in range(args.first, args.first + args.count):
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as root:
+            result = process_varied_head(seed, Path(root), with_t1=seed % 2 == 1)
+        seconds = time.perf_counter() - start
+        results.append(result)
+        withheld = [n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True)
+                    if np.isnan(v)]
+        slope, r_squared, worst = _fit([result])
+        print(f"| {seed} | {result.registration_path} | {len(withheld)} | {slope:.2f} | "
+              f"{r_squared:.3f} | {worst:.1f} | {seconds:.0f} ({seconds / baseline:.0f}x) |",
+              flush=True)
+    slope, r_squared, worst = _fit(results)
+    print(f"\npooled over {len(results)} heads: slope {slope:.2f}, R^2 {r_squared:.3f}, "
+          f"worst {worst:.1f} ppb; baseline workload {baseline:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
