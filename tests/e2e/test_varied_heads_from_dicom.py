@@ -1,0 +1,68 @@
+"""End to end from DICOM on heads that are not the atlas (slow): issue 11's evidence.
+
+Two held-out varied heads (pose, size, warp, atrophy, oblique slab; seeds never used in
+development), one GRE-only and one whose study also holds its same-session MPRAGE, are
+written as Siemens DICOM and processed by `qsm-monitor process`'s code path. Their phase comes
+from the true map through the independent qsm_forward model. Judged per structure and side
+against the true map over the true labels: structures reported (see the first test), the T1 path taken when
+the T1 is there, and over both heads slope >= 0.9, R^2 >= 0.98, worst error <= 8 ppb after
+each visit's reference offset (not reached yet: the reconstruction's own error on head 300,
+see docs/segmentation.md). benchmarks/segment_e2e.py runs the same on more heads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.varied_e2e import EndToEnd, process_varied_head
+
+from monitor.segment.structures import REPORTED_NAMES
+
+pytestmark = pytest.mark.slow
+
+HEADS = ((300, False), (301, True))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> list[EndToEnd]:
+    return [
+        process_varied_head(seed, tmp_path_factory.mktemp(f"varied-{seed}"), with_t1)
+        for seed, with_t1 in HEADS
+    ]
+
+
+def test_structures_are_reported_and_the_t1_is_used_when_sent(results):
+    """All 8 structure-sides on the T1 head. On the GRE-only head the map's own error
+    (below) misleads the deformable stage and its right thalamus comes out 9.2 ml against
+    7.45 ml true: QC withholds it (13.1 ml at template head size, above 13) instead of
+    reporting it, and says why; that one withheld side is allowed, not more."""
+    for result, (_, with_t1) in zip(results, HEADS, strict=True):
+        assert result.registration_path == ("t1" if with_t1 else "gre")
+        withheld = [
+            n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True) if np.isnan(v)
+        ]
+        assert len(withheld) <= (0 if with_t1 else 1), (result.seed, result.segmentation_reason)
+        assert all(f"{name} withheld:" in result.segmentation_reason for name in withheld)
+
+
+def test_reported_values_follow_the_truth(results):
+    true = np.concatenate([r.true_ppb for r in results])
+    measured = np.concatenate([r.true_ppb + r.offset_removed_errors() for r in results])
+    reported = np.isfinite(measured)
+    slope, intercept = np.polyfit(true[reported], measured[reported], 1)
+    residual = measured[reported] - (slope * true[reported] + intercept)
+    r_squared = 1.0 - residual.var() / measured[reported].var()
+    assert slope >= 0.9, (slope, measured, true)
+    assert r_squared >= 0.98, (r_squared, measured, true)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reconstruction, not segmentation: on head 300 the map itself is off by up to 14 ppb "
+    "over the true labels (a smooth low-frequency error; our labels add <= 1.6 ppb), issue 12",
+)
+def test_worst_structure_within_8_ppb_after_the_reference_offset(results):
+    for result in results:
+        errors = result.offset_removed_errors()
+        worst = dict(zip(REPORTED_NAMES, np.round(errors, 1), strict=True))
+        assert np.nanmax(np.abs(errors)) <= 8.0, (result.seed, worst)
