@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,11 +14,17 @@ import typer
 from monitor import __version__
 from monitor.cli import (
     INPUT_ERROR_EXIT_CODE,
+    NOT_REPORTABLE_EXIT_CODE,
+    error_line,
+    exit_code_for,
     identity_app,
     load_settings_or_exit,
+    load_writable_settings_or_exit,
+    missing_data_problem,
     reported_errors,
 )
 from monitor.cli import app as domain_app
+from monitor.errors import MonitorError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -50,7 +57,7 @@ def serve(config: ConfigOption = None) -> None:
     from dicom_node.logs import configure_logging
     from dicom_node.service.serve import Service
 
-    settings = load_settings_or_exit(config)
+    settings = load_writable_settings_or_exit(config)
     configure_logging()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -74,8 +81,9 @@ def process(
 ) -> None:
     """Process DICOM studies now, through the same pipeline the service uses."""
     from dicom_node.process.batch import process_paths
+    from dicom_node.process.summary import is_reportable, record_summary
 
-    settings = load_settings_or_exit(config)
+    settings = load_writable_settings_or_exit(config)
     if segmentation is not None:
         settings = settings.with_external_segmentation(segmentation)
     missing = [str(p) for p in [*paths, segmentation] if p is not None and not p.exists()]
@@ -87,10 +95,11 @@ def process(
         typer.echo(json.dumps(records, indent=2))
     else:
         for record in records:
-            outcome = record.get("error") or ", ".join(record["outputs"].values())
-            typer.echo(f"{record['study_uid']}: {outcome}")
+            typer.echo("\n".join(record_summary(record)))
     if any(record.get("error") for record in records):
         raise typer.Exit(1)
+    if any(not is_reportable(record) for record in records):
+        raise typer.Exit(NOT_REPORTABLE_EXIT_CODE)
 
 
 @app.command()
@@ -102,8 +111,9 @@ def reprocess(
 ) -> None:
     """Re-run a patient's visits with the current pipeline from their retained DICOM files."""
     from dicom_node.process.reprocess import reprocess_patient
+    from dicom_node.process.summary import is_reportable, record_summary
 
-    settings = load_settings_or_exit(config)
+    settings = load_writable_settings_or_exit(config)
     with reported_errors():
         records = reprocess_patient(
             settings, patient_id, issuer, progress=lambda stage: typer.echo(stage, err=True)
@@ -112,10 +122,11 @@ def reprocess(
         typer.echo(json.dumps(records, indent=2))
     else:
         for record in records:
-            risk = (record.get("risk") or {}).get("level", "-")
-            typer.echo(f"{record['study_uid']}: {record.get('error') or f'risk {risk}'}")
+            typer.echo("\n".join(record_summary(record)))
     if any(record.get("error") for record in records):
         raise typer.Exit(1)
+    if any(not is_reportable(record) for record in records):
+        raise typer.Exit(NOT_REPORTABLE_EXIT_CODE)
 
 
 @app.command()
@@ -130,7 +141,7 @@ def backfill(
     """Process an archive through the configured engine, oldest visits first per patient."""
     from dicom_node.process.backfill import backfill as run_backfill
 
-    settings = load_settings_or_exit(config)
+    settings = load_writable_settings_or_exit(config)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         typer.echo(f"error: not found: {', '.join(missing)}", err=True)
@@ -154,7 +165,13 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Listener health (C-ECHO), queue counts and recent jobs; exit 1 when not healthy."""
     from dicom_node.service.status import service_status
 
-    report: dict[str, Any] = service_status(load_settings_or_exit(config))
+    settings = load_settings_or_exit(config)
+    problem = missing_data_problem(settings, config)
+    if problem:  # nothing to inspect, and a health check must not create a data folder
+        typer.echo(json.dumps({"healthy": False, "problems": [problem]}) if as_json else
+                   f"not healthy: {problem}")
+        raise typer.Exit(1)
+    report: dict[str, Any] = service_status(settings)
     listener = report["listener"]
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
@@ -307,7 +324,13 @@ def priors_fetch(
 
 
 def main() -> None:
-    app()
+    """The console script: an error of ours from any command is one line and an exit code
+    (commands that catch their own errors earlier keep their messages)."""
+    try:
+        app()
+    except MonitorError as exc:
+        typer.echo(error_line(exc), err=True)
+        sys.exit(exit_code_for(exc))
 
 
 @identity_app.command("resolve")

@@ -45,6 +45,9 @@ app.add_typer(config_app, name="config")
 
 INPUT_ERROR_EXIT_CODE = 2
 """Same code the argument parser uses for a bad command line: the input, not the program."""
+NOT_REPORTABLE_EXIT_CODE = 3
+"""`process`/`reprocess` ran without error but a study gave no reportable value (segmentation
+QC withheld every structure): a script must not mistake that for a result."""
 
 
 def exit_code_for(exc: MonitorError) -> int:
@@ -60,8 +63,54 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except MonitorError as exc:
-        typer.echo("error: " + " ".join(str(exc).split()), err=True)
+        typer.echo(error_line(exc), err=True)
         raise typer.Exit(exit_code_for(exc)) from None
+
+
+def error_line(exc: MonitorError) -> str:
+    """How every command prints one of our errors: one line, prefixed."""
+    return "error: " + " ".join(str(exc).split())
+
+
+def load_writable_settings_or_exit(config: Path | None) -> Settings:
+    """Settings for a command that stores results, after checking that the data folder can
+    be used, so an unusable folder is one line before any work rather than after it."""
+    from monitor.db import database_url
+
+    settings = load_settings_or_exit(config)
+    with reported_errors():
+        database_url(settings.storage.data_dir, settings.storage.database_url)
+    return settings
+
+
+def missing_data_problem(settings: Settings, config: Path | None) -> str | None:
+    """Why a reading command has nothing to read (no database), naming the settings and the
+    folder it looked at; None when there is data."""
+    from monitor.db import has_data
+
+    if has_data(settings.storage):
+        return None
+    source = f"settings {config}" if config else "default settings (no --config)"
+    return (
+        f"no qsm-monitor data in {settings.storage.data_dir.resolve()} ({source}); pass the "
+        "node's --config, or see the folder given to `qsm-monitor demo --keep DIR`"
+    )
+
+
+def load_existing_data_or_exit(config: Path | None) -> Settings:
+    """Settings for a command that only reads the history or the queue. It never creates
+    the data folder (an empty `./qsm-monitor-data` made by a forgotten `--config` hid where
+    the real data was); it says which settings and folder it reads, on stderr."""
+    settings = load_settings_or_exit(config)
+    problem = missing_data_problem(settings, config)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+    storage = settings.storage
+    where = storage.database_url.split("@")[-1] if storage.database_url else storage.data_dir
+    source = f"settings {config}" if config else "default settings (no --config)"
+    typer.echo(f"reading {where} ({source})", err=True)
+    return settings
 
 
 def load_settings_or_exit(config: Path | None) -> Settings:
@@ -278,7 +327,7 @@ def patient(
     from monitor.tracking.table import timeline_notes, timeline_table
     from monitor.tracking.timeline import load_timeline, write_patient_trend_plot
 
-    settings = load_settings_or_exit(config)
+    settings = load_existing_data_or_exit(config)
     with open_history(settings) as sessions:
         timeline = load_timeline(sessions, patient_id, settings, issuer)
     if timeline is None:
@@ -341,7 +390,7 @@ def identity_list(
     from monitor.tracking.schema import open_history
     from monitor.tracking.table import review_lines
 
-    settings = load_settings_or_exit(config)
+    settings = load_existing_data_or_exit(config)
     with open_history(settings) as sessions:
         items = review_items(sessions, include_decided)
     if as_json:
@@ -383,7 +432,7 @@ def cohort_export(
     from monitor.tracking.export import write_cohort_csv
     from monitor.tracking.schema import open_history
 
-    settings = load_settings_or_exit(config)
+    settings = load_existing_data_or_exit(config)
     with (
         open_history(settings) as sessions,
         sessions() as session,

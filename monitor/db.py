@@ -11,15 +11,46 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 
+from monitor.errors import MonitorError
 from monitor.settings import StorageSettings
+
+__all__ = [
+    "DataFolderError",
+    "configured_engine",
+    "database_url",
+    "has_data",
+    "make_engine",
+    "sqlite_path",
+]
+
+
+class DataFolderError(MonitorError, OSError):
+    """The configured data folder cannot be created or used (a path, not patient data)."""
+
+
+def sqlite_path(data_dir: Path) -> Path:
+    """Where the embedded database lives inside the data folder."""
+    return data_dir / "qsm-monitor.sqlite3"
+
+
+def has_data(storage: StorageSettings) -> bool:
+    """Whether there is a database to read: a configured URL, or the SQLite file. Commands
+    that only read check this first, so they never create an empty data folder."""
+    return bool(storage.database_url) or sqlite_path(storage.data_dir).is_file()
 
 
 def database_url(data_dir: Path, url: str | None = None) -> str:
     """An explicit URL wins; otherwise an SQLite file inside the data directory."""
     if url:
         return url
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(data_dir / 'qsm-monitor.sqlite3').resolve()}"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(
+            f"data folder {data_dir} cannot be used ({exc.strerror or exc}); set "
+            "[storage] data_dir or QSM_MONITOR_STORAGE__DATA_DIR to a writable folder"
+        ) from exc
+    return f"sqlite:///{sqlite_path(data_dir).resolve()}"
 
 
 def make_engine(url: str) -> Engine:

@@ -4,10 +4,10 @@ Two held-out varied heads (pose, size, warp, atrophy, oblique slab; seeds never 
 development), one GRE-only and one whose study also holds its same-session MPRAGE, are
 written as Siemens DICOM and processed by `qsm-monitor process`'s code path. Their phase comes
 from the true map through the independent qsm_forward model. Judged per structure and side
-against the true map over the true labels: structures reported (see the first test), the T1 path taken when
-the T1 is there, and over both heads slope >= 0.9, R^2 >= 0.98, worst error <= 8 ppb after
-each visit's reference offset (not reached yet: the reconstruction's own error on head 300,
-see docs/segmentation.md). benchmarks/segment_e2e.py runs the same on more heads.
+against the true map over the true labels: structures reported (see the first test), the T1
+path taken when the T1 is there, and over both heads slope >= 0.9, R^2 >= 0.98, worst error
+<= 8 ppb after each visit's reference offset (not reached yet: the reconstruction's own error
+on head 300, see docs/segmentation.md). benchmarks/segment_e2e.py runs the same on more heads.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dicom_node.queue.results import results_for_study
 from dicom_node.service.status import echo, state_path
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
+from monitor.cli import NOT_REPORTABLE_EXIT_CODE
 from monitor.phantom.simulate import PhantomConfig, simulate_phantom
 from monitor.settings import load_settings
 
@@ -114,8 +115,9 @@ def test_process_command_prints_one_record_per_study(
 ) -> None:
     config = write_config(tmp_path, free_port(), jax_cache)
     result = CliRunner().invoke(app, ["process", str(study_dir), "--config", str(config), "--json"])
-    assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
+    reportable = record["qc"]["segmentation"]["reportable"]
+    assert result.exit_code == (0 if reportable else NOT_REPORTABLE_EXIT_CODE), result.output
     assert record["error"] is None
     assert record["patient_id"] == IDENTITY.patient_id
     assert record["study_uid"] == IDENTITY.study_uid

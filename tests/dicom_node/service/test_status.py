@@ -9,6 +9,7 @@ from support.node_helpers import free_port
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from dicom_node.db import open_node_db
 from dicom_node.receive.listener import Listener
 from dicom_node.service.status import remove_state, write_state
 from monitor.settings import load_settings
@@ -22,8 +23,20 @@ def _config(tmp_path: Path, port: int, node_extra: str = "") -> Path:
     return config
 
 
+def test_status_of_a_node_that_never_ran_is_unhealthy_and_creates_nothing(tmp_path: Path) -> None:
+    config = _config(tmp_path, 1)
+    result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem.startswith("no qsm-monitor data in") and str(config) in problem
+    assert not load_settings(config).storage.data_dir.exists()
+
+
 def test_status_is_unhealthy_when_no_service_runs(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["status", "--config", str(_config(tmp_path, 1)), "--json"])
+    config = _config(tmp_path, 1)
+    with open_node_db(load_settings(config)):  # the node ran once: its data folder exists
+        pass
+    result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["listener"]["running"] is False
@@ -64,6 +77,8 @@ def test_status_is_healthy_with_a_calling_ae_allow_list(tmp_path: Path) -> None:
 def test_an_unhealthy_status_says_why(tmp_path: Path) -> None:
     config = _config(tmp_path, free_port())
     settings = load_settings(config)
+    with open_node_db(settings):  # the node ran once
+        pass
     write_state(settings, workers=[])  # a live pid (ours) but no listener on the port
     result = CliRunner().invoke(app, ["status", "--config", str(config)])
     remove_state(settings)
