@@ -33,9 +33,11 @@ _RECORD_FIELDS: tuple[str, ...] = (
     "reliable_change_from_baseline",
 )
 
-MIN_PERCENT_BASE_PPB = 5.0
-"""A percent change of a value this close to zero (the thalamus sits near the whole-brain
-reference) would be huge and meaningless, so it is reported as null instead."""
+MIN_PERCENT_BASE_PPB = 50.0
+"""Percent change only from a baseline at least this far from zero; below it the change is
+reported in ppb alone. Values are relative to a reference region, so a baseline near zero
+(the thalamus against the whole-brain mean) turned a 10 ppb change into -103.84 %; with a
+scan-rescan SD of 2-4 ppb, at 50 ppb the noise alone is 4-8 %, and below it tens of percent."""
 
 
 @dataclass(frozen=True)

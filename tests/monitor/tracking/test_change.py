@@ -65,6 +65,13 @@ def test_later_visits_are_ignored_for_a_backfilled_prior() -> None:
     assert result.n_visits == 2
 
 
+def test_percent_is_null_for_a_baseline_within_50_ppb_of_the_reference() -> None:
+    result = compute_change([visit("a", 0, -25.0)], visit("b", 1, -49.0), retest_sd_ppb=2.4)
+    assert result.change_ppb == pytest.approx(-24.0)
+    assert result.change_pct is None
+    assert compute_change([visit("a", 0, -50.0)], visit("b", 1, -49.0), 2.4).change_pct == 2.0
+
+
 def test_percent_is_null_near_zero_reference() -> None:
     result = compute_change([visit("a", 0, -1.1)], visit("b", 1, -9.0), retest_sd_ppb=2.4)
     assert result.change_ppb == pytest.approx(-7.9)
