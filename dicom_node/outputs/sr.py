@@ -170,6 +170,7 @@ def _structure_group(
     values = record.structures.values(structure, side)
     if values is None:
         return None
+    values = values.rounded()
     measurements = _measurements(values, references if segment is not None else ())
     if not measurements:
         return None

@@ -70,6 +70,7 @@ def structure_observations(structures: Structures, context: Context) -> list[Ent
 
 
 def _observation(structure: str, side: str, values: Values, ctx: Context) -> Entry:
+    values = values.rounded()
     identifier = ctx.keys.identifier("observation", structure, side)
     body_site, body_structure = _body_site(structure, side, ctx.subject)
     resource: dict[str, Any] = {

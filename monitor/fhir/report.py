@@ -19,6 +19,7 @@ from monitor.fhir.codes import (
 )
 from monitor.fhir.observations import Context, Entry
 from monitor.record import BILATERAL, ProcessingRecord, Risk, Values
+from monitor.tracking.risk import DISCLAIMER as RISK_DISCLAIMER
 
 DISCLAIMER = (
     "Decision support, not a diagnosis: interpret together with the clinical picture and "
@@ -51,39 +52,61 @@ def diagnostic_report(
 
 
 def conclusion(record: ProcessingRecord) -> str:
-    """Plain-language summary: each structure (both sides), the change, the risk level."""
+    """Plain-language summary: each structure (both sides), the change, the risk level.
+
+    Built from sentences, each ended once: reasons arrive as sentences of their own, and
+    joining them as they were gave "picture.. Decision" and ").;". The risk's own disclaimer
+    is left out of its basis because the report ends with one.
+    """
     region = reference_words(record.reference_region or "whole_brain")
-    lines = [f"Brain iron (QSM) in deep grey matter, relative to {region}."]
-    for structure in STRUCTURES:
-        block = record.structures.values(structure, BILATERAL)
-        if block is not None and block.mean_ppb is not None:
-            lines.append(_structure_sentence(structure, block))
+    sentences = [f"Brain iron (QSM) in deep grey matter, relative to {region}"]
+    measured = [
+        _structure_sentence(structure, block)
+        for structure in STRUCTURES
+        if (block := record.structures.values(structure, BILATERAL)) is not None
+        and block.mean_ppb is not None
+    ]
+    if measured:
+        sentences += measured
+    else:
+        reason = record.qc.segmentation_reason or "no structure could be measured"
+        sentences.append(f"Not reportable: {reason}")
     if not record.previous_study_uid:
-        lines.append("No earlier scan of this patient to compare with.")
+        sentences.append("No earlier scan of this patient to compare with")
     elif record.comparable is False:
         reason = record.not_comparable_reason or "acquisition differs"
-        lines.append(f"Change since the previous visit not assessed: {reason}.")
+        sentences.append(f"Change since the previous visit not assessed: {reason}")
     risk = record.risk
     if risk is not None:
-        lines.append(f"Progression-risk level: {risk.level}.")
-        if risk.reasons:
-            lines.append("Basis: " + "; ".join(risk.reasons) + ".")
-    lines.append(DISCLAIMER)
-    return " ".join(lines)
+        sentences.append(f"Progression-risk level: {risk.level}")
+        basis = [_clause(reason) for reason in risk.reasons if reason != RISK_DISCLAIMER]
+        if basis:
+            sentences.append("Basis: " + "; ".join(basis))
+    sentences.append(DISCLAIMER)
+    return " ".join(_clause(sentence) + "." for sentence in sentences)
+
+
+def _clause(text: str) -> str:
+    """`text` without its closing full stops and spaces, so it can end or join a sentence."""
+    return str(text).strip().rstrip(".").rstrip()
 
 
 def _structure_sentence(structure: str, block: Values) -> str:
+    block = block.rounded()
     name = structure.replace("_", " ").capitalize()
-    parts = [f"{name} {block.mean_ppb:.0f} ppb"]
+    parts = [f"{name} {block.mean_ppb:.1f} ppb"]
     if block.z is not None:
         words = _RANGE_WORDS.get(str(block.interpretation), "")
-        parts.append(f"z {block.z:+.1f}" + (f", {words}" if words else ""))
+        parts.append(f"z {block.z:+.2f}" + (f", {words}" if words else ""))
     if block.change_ppb is not None:
-        change = f"{block.change_ppb:+.0f} ppb since the previous visit"
+        if block.change_ppb == 0:
+            change = "unchanged since the previous visit"
+        else:
+            change = f"{block.change_ppb:+.1f} ppb since the previous visit"
         if block.annual_change_ppb_per_year is not None:
             change += f" ({block.annual_change_ppb_per_year:+.1f} ppb/year)"
         parts.append(change)
-    return "; ".join(parts) + "."
+    return "; ".join(parts)
 
 
 def risk_assessment(risk: Risk, observations: list[Entry], context: Context) -> Entry:

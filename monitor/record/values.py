@@ -9,13 +9,29 @@ or a single side may be withheld by segmentation QC, and a score or change may n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from monitor.record.fields import known_fields, optional_float
 
 BILATERAL = "bilateral"
 SIDES = ("left", "right")
+
+REPORTED_DECIMALS = {
+    "mean_ppb": 1,
+    "median_ppb": 1,
+    "sd_ppb": 1,
+    "volume_ml": 2,
+    "z": 2,
+    "percentile": 1,
+    "change_ppb": 1,
+    "change_pct": 1,
+    "change_from_baseline_ppb": 1,
+    "change_from_baseline_pct": 1,
+    "annual_change_ppb_per_year": 1,
+}
+"""Decimals a report shows per field: the precision of the measurement (ppb 0.1 against a
+scan-rescan SD of 2-4 ppb, z 0.01, ml 0.01), not the 13-15 digits of a float."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,20 @@ class Values:
         if limits is not None:
             known["reference_range_ppb"] = tuple(optional_float(v) for v in limits)
         return cls(**known)
+
+    def rounded(self) -> Values:
+        """These values as reports show them (`REPORTED_DECIMALS`); the stored record keeps
+        full precision so later statistics do not accumulate rounding."""
+        changes: dict[str, Any] = {
+            key: round(float(value), decimals)
+            for key, decimals in REPORTED_DECIMALS.items()
+            if (value := getattr(self, key)) is not None
+        }
+        if self.reference_range_ppb is not None:
+            changes["reference_range_ppb"] = tuple(
+                None if v is None else round(float(v), 1) for v in self.reference_range_ppb
+            )
+        return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

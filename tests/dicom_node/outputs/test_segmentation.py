@@ -154,8 +154,8 @@ def test_sr_side_groups_are_volumetric_rois_on_their_segments(
     assert len(parsed.get_image_measurement_groups()) == len(STRUCTURES) + 2  # + caudate L, risk
     reported = reported_numbers(sr)
     assert set(reported) == {(s, side) for s in STRUCTURES for side in SIDE_CODES.values()}
-    assert reported[("caudate", "left")]["mean_ppb"] == pytest.approx(
-        record_side(record, "caudate", "left")["mean_ppb"]
+    assert reported[("caudate", "left")]["mean_ppb"] == round(
+        record_side(record, "caudate", "left")["mean_ppb"], 1
     )
 
 

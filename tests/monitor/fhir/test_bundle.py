@@ -121,7 +121,7 @@ def test_elevated_risk_gives_flag_and_assessment_with_basis() -> None:
     assert [r["reference"] for r in report["result"]] == observation_urls
     assert "Progression-risk level: elevated" in report["conclusion"]
     assert "not a diagnosis" in report["conclusion"]
-    assert "+21 ppb since the previous visit" in report["conclusion"]
+    assert "+21.0 ppb since the previous visit" in report["conclusion"]
 
 
 def test_every_entry_is_a_conditional_create_on_its_identifier() -> None:
