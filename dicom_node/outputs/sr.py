@@ -88,7 +88,12 @@ def build_measurement_report(
     if record.error:
         raise ValueError("the record is a failure: there are no measurements to report")
     references = list(qsm_reference or ())
-    algorithm = AlgorithmIdentification(name=MODEL_NAME, version=producing_version(record))
+    provenance = record.qc.provenance
+    algorithm = AlgorithmIdentification(
+        name=MODEL_NAME,
+        version=producing_version(record),
+        parameters=None if provenance is None else provenance.lines(),
+    )
     segments = _referenced_segments(segmentation)
     groups = [
         group

@@ -20,9 +20,9 @@ from dicom_node.process.analysis import AnalysisInput, Progress, measure_deep_gr
 from dicom_node.process.compute import ComputeEngine, LocalEngine
 from monitor import __version__
 from monitor.nifti.writer import write_result
-from monitor.record import ProcessingRecord, Qc, Structures, tracking_values
+from monitor.record import ProcessingRecord, Provenance, Qc, Structures, tracking_values
 from monitor.settings import Settings
-from monitor.types import InvalidAcquisitionError, QSMResult
+from monitor.types import Acquisition, InvalidAcquisitionError, QSMResult
 
 if TYPE_CHECKING:
     from dicom_node.assemble.study import AssembledAcquisition
@@ -120,7 +120,12 @@ def process_acquisition(
     analysis = engine.analyse(analysis_input(assembled, settings), progress)
     qsm, structures, segmentation_qc = analysis.qsm, analysis.structures, analysis.segmentation_qc
     tracked = _track(assembled, qsm, structures, segmentation_qc, settings, progress)
-    qc = {**plain_json(qsm.qc), "segmentation": segmentation_qc, "ran_on": analysis.ran_on}
+    qc = {
+        **plain_json(qsm.qc),
+        "segmentation": segmentation_qc,
+        "ran_on": analysis.ran_on,
+        "provenance": provenance(assembled.acquisition, settings, qsm.reference).to_json(),
+    }
     record = {
         "software": "qsm-monitor",
         "version": __version__,
@@ -256,3 +261,36 @@ def analysis_input(assembled: AssembledAcquisition, settings: Settings) -> Analy
     except SegInputError as exc:
         return replace(inputs, external_refusal=str(exc))
     return replace(inputs, external=external)
+
+
+STEP_NAMES = {
+    "romeo": "ROMEO-style region-growing phase unwrapping",
+    "laplacian": "Laplacian phase unwrapping",
+    "vsharp": "V-SHARP background removal",
+    "pdf": "PDF background removal",
+    "tv_admm": "TV-ADMM dipole inversion",
+    "tkd": "TKD dipole inversion",
+}
+SEGMENTATION_STEPS = {
+    "atlas": "atlas registration with susceptibility-contrast borders",
+    "external": "external segmentation",
+}
+
+
+def provenance(acquisition: Acquisition, settings: Settings, reference: str) -> Provenance:
+    """What produced the values: the acquisition's parameters and the reconstruction chain."""
+    recon = settings.recon
+    return Provenance(
+        b0_tesla=float(acquisition.b0_tesla),
+        echo_times_ms=tuple(round(1000.0 * t, 3) for t in acquisition.te_s),
+        voxel_mm=tuple(float(v) for v in acquisition.voxel_mm),  # type: ignore[arg-type]
+        steps=(
+            STEP_NAMES[recon.unwrap],
+            "weighted multi-echo field fit",
+            STEP_NAMES[recon.background],
+            STEP_NAMES[recon.inversion],
+            SEGMENTATION_STEPS[settings.segmentation.method],
+        ),
+        software=f"qsm-monitor {__version__}",
+        reference_region=reference,
+    )

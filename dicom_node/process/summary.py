@@ -57,7 +57,9 @@ def _values(record: Mapping[str, Any]) -> dict[str, float]:
     """Per structure and side, the reported mean (ppb); withheld sides are absent."""
     found = {}
     for structure, block in (record.get("structures") or {}).items():
-        for side, values in ((block or {}).get("sides") or {}).items():
+        if not isinstance(block, Mapping):  # the "reference" entry names the region
+            continue
+        for side, values in (block.get("sides") or {}).items():
             mean = (values or {}).get("mean_ppb")
             if mean is not None:
                 found[f"{structure}_{side}"] = float(mean)

@@ -79,6 +79,7 @@ def build_bundle(
         effective=effective,
         reference_region=_reference_region(record),
         method_text=_method_text(record),
+        provenance_text=_provenance_text(record),
         norms_text=_norms_text(record.norms),
         amended=bool(record.amendment),
     )
@@ -185,6 +186,11 @@ def _method_text(record: ProcessingRecord) -> str:
     version = record.pipeline_version or __version__
     region = reference_words(_reference_region(record))
     return f"Quantitative susceptibility mapping (qsm-monitor {version}), relative to {region}"
+
+
+def _provenance_text(record: ProcessingRecord) -> str | None:
+    provenance = record.qc.provenance
+    return None if provenance is None else "Provenance: " + "; ".join(provenance.lines()) + "."
 
 
 def _reference_region(record: ProcessingRecord) -> str:

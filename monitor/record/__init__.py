@@ -6,6 +6,7 @@ imports `dicom_node`.
 """
 
 from monitor.record.fields import known_fields, optional_float
+from monitor.record.provenance import Provenance
 from monitor.record.record import (
     TRACKING_FIELDS,
     Norms,
@@ -22,6 +23,7 @@ __all__ = [
     "TRACKING_FIELDS",
     "Norms",
     "ProcessingRecord",
+    "Provenance",
     "Qc",
     "Risk",
     "StructureValues",

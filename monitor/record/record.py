@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monitor.record.fields import known_fields
+from monitor.record.provenance import Provenance
 from monitor.record.values import Structures
 
 TRACKING_FIELDS = (
@@ -91,6 +92,11 @@ class Qc:
     def segmentation_reason(self) -> str | None:
         value = self._segmentation().get("reason")
         return None if value is None else str(value)
+
+    @property
+    def provenance(self) -> Provenance | None:
+        """Acquisition and processing provenance (None for records from before it)."""
+        return Provenance.from_json(self.data.get("provenance"))
 
     def with_entry(self, name: str, value: Any) -> Qc:
         """A copy with one top-level entry added or replaced."""

@@ -8,6 +8,7 @@ from typing import Any
 from monitor.fhir.bundle import PatientRef, build_bundle
 from monitor.record import ProcessingRecord
 from monitor.settings import FhirSettings
+from support.provenance_rows import PROVENANCE
 
 _MEANS_PPB = {"thalamus": 14.0, "caudate": 62.0, "putamen": 71.0, "globus_pallidus": 138.0}
 
@@ -63,7 +64,7 @@ def baseline_record() -> dict[str, Any]:
         "pipeline_version": "0.1.0",
         "norms": {"name": "literature-3T-2024", "source": "default"},
         "outputs": {},
-        "qc": {},
+        "qc": {"provenance": PROVENANCE},
         "error": None,
     }
 

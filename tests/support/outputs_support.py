@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from dicom_node.assemble.study import AssembledAcquisition, assemble_study
 from dicom_node.synthetic.series import write_acquisition_series
 from support.node_acquisitions import small_acquisition
+from support.provenance_rows import PROVENANCE
 
 DCIODVFY = "/usr/bin/dciodvfy"
 DSRDUMP = "/usr/bin/dsrdump"
@@ -74,7 +75,7 @@ def make_record(
         "reference_region": "whole_brain",
         "pipeline_version": "0.1.0",
         "outputs": {},
-        "qc": {},
+        "qc": {"provenance": PROVENANCE},
         "error": None,
     }
 
@@ -85,8 +86,11 @@ def validator_errors(path: Path) -> list[str]:
     return [line for line in (run.stdout + run.stderr).splitlines() if "Error" in line]
 
 
-def dsrdump(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DSRDUMP, str(path)], capture_output=True, text=True, check=False)
+def dsrdump(path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """DCMTK's dsrdump of `path` (e.g. option "+Pl": long text values in full)."""
+    return subprocess.run(
+        [DSRDUMP, *options, str(path)], capture_output=True, text=True, check=False
+    )
 
 
 def save(ds: Dataset, path: Path) -> Path:

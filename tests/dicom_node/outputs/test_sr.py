@@ -168,3 +168,21 @@ def test_risk_alone_when_segmentation_withheld_the_numbers(
     assert "Indeterminate" in dsrdump(path).stdout
     with pytest.raises(ValueError, match="no structure measurements and no risk"):
         build(study, {**record, "risk": None})
+
+
+def test_sr_carries_the_consensus_provenance(study: AssembledAcquisition, tmp_path: Path) -> None:
+    """Field strength, echo times, voxel size, steps with version and the reference region,
+    as TID 4019 algorithm parameters of every measurement group (issue 16)."""
+    path = save(build(study, make_record(study)), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    text = dsrdump(path, "+Pl").stdout
+    for expected in (
+        "field strength 3.0 T",
+        "echo times 4.00, 9.50, 15.00, 20.50, 26.00 ms",
+        "voxel size 1.00 x 1.00 x 2.00 mm",
+        "processing: ROMEO-style region-growing phase unwrapping, weighted multi-echo field "
+        "fit, V-SHARP background removal, TV-ADMM dipole inversion",
+        "software: qsm-monitor 0.1.0",
+        "reference region: whole-brain mean",
+    ):
+        assert f'"Algorithm Parameters")="{expected}' in text, expected

@@ -15,6 +15,7 @@ ONE_WITHHELD = {
     "error": None,
     "risk": {"level": "not elevated"},
     "structures": {
+        "reference": "whole_brain",
         "thalamus": {"sides": {"left": {"mean_ppb": -12.3456}, "right": {"mean_ppb": -10.0}}},
         "putamen": {"sides": {"right": {"mean_ppb": 40.04}}},
     },

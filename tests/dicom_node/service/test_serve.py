@@ -135,6 +135,10 @@ def test_process_command_prints_one_record_per_study(
     outputs = {name: Path(path) for name, path in record["outputs"].items()}
     assert outputs["chi_ppm"].stat().st_size > 0
     assert json.loads(outputs["qc"].read_text())["reference"] == "whole_brain"
+    provenance = record["qc"]["provenance"]  # issue 16: what produced the values
+    assert provenance["b0_tesla"] == 3.0 and provenance["reference_region"] == "whole_brain"
+    assert len(provenance["echo_times_ms"]) == SMALL_HEAD.n_echoes
+    assert "TV-ADMM dipole inversion" in provenance["steps"]
 
 
 def test_process_command_fails_without_a_qsm_acquisition(tmp_path: Path) -> None:

@@ -260,3 +260,12 @@ def test_amended_results_are_conditional_updates_and_identity_stays_create() -> 
     assert resources(bundle_for(never_raised), "Flag") == []
     first = bundle_for(elevated_record())
     assert {e["request"]["method"] for e in first["entry"]} == {"POST"}
+
+
+def test_every_observation_notes_the_consensus_provenance() -> None:
+    bundle = bundle_for(elevated_record())
+    for observation in resources(bundle, "Observation"):
+        (note,) = observation["note"]
+        assert note["text"].startswith("Provenance: field strength 3.0 T; echo times 4.00, 9.50")
+        assert "TV-ADMM dipole inversion" in note["text"]
+        assert note["text"].endswith("reference region: whole-brain mean.")
