@@ -63,7 +63,7 @@ def serve(config: ConfigOption = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        Service(settings).run(stop)
+        Service(settings).run(stop, announce=lambda line: typer.echo(line, err=True))
     except (OSError, ValueError) as exc:
         typer.echo(f"error: cannot start the service: {exc}", err=True)
         raise typer.Exit(1) from None

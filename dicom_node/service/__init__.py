@@ -5,6 +5,15 @@ writes the state file that `status` and container health checks read. Owns no ta
 """
 
 from dicom_node.service.serve import Service
+from dicom_node.service.startup import startup_summary
 from dicom_node.service.status import echo, remove_state, service_status, state_path, write_state
 
-__all__ = ["Service", "echo", "remove_state", "service_status", "state_path", "write_state"]
+__all__ = [
+    "Service",
+    "echo",
+    "remove_state",
+    "service_status",
+    "startup_summary",
+    "state_path",
+    "write_state",
+]

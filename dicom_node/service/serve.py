@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from sqlalchemy.orm import sessionmaker
@@ -23,6 +24,7 @@ from dicom_node.process.worker import lease_owner_name, worker_process_main
 from dicom_node.queue.intake import enqueue_study
 from dicom_node.queue.jobs import JobQueue
 from dicom_node.receive.listener import Listener
+from dicom_node.service.startup import startup_summary
 from dicom_node.service.status import remove_state, write_state
 from monitor.settings import Settings
 
@@ -46,10 +48,13 @@ class Service:
     def on_series_complete(self, study_uid: str, _series_uid: str) -> None:
         enqueue_study(self.sessions, self.queue, study_uid)
 
-    def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
+    def run(self, stop: threading.Event, announce: Callable[[str], None] | None = None) -> None:
+        """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT); `announce` gets the
+        one-line start-up summary once the listener accepts associations."""
         listener = Listener(self.settings, self.on_series_complete, sessions=self.sessions)
         listener.start()
+        if announce is not None:
+            announce(startup_summary(self.settings))
         self._workers = [self._spawn(i) for i in range(self.settings.jobs.workers)]
         deliverer = threading.Thread(target=self._deliver, args=(stop,), name="deliverer")
         deliverer.start()

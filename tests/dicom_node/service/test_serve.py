@@ -202,6 +202,7 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
 
     serve.append(start_service(config, log))
     wait_for(lambda: echo("127.0.0.1", port, "QSMMON"), 60.0, "the listener to answer C-ECHO")
+    assert f"ready: AE QSMMON on 127.0.0.1:{port}; 1 worker(s)" in log.read_text()
     assert storescu(port, files).returncode == 0
 
     def running_job():  # type: ignore[no-untyped-def]
