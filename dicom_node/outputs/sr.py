@@ -313,7 +313,8 @@ def _risk_group(
             QualitativeEvaluation(c.PROGRESSION_RISK, c.RISK_LEVELS[risk.level])
         ],
     )
-    for reason in risk.reasons:
+    comparison = () if record.comparison_text is None else (record.comparison_text,)
+    for reason in (*risk.reasons, *comparison):
         group[0].ContentSequence.append(
             TextContentItem(
                 name=c.RISK_BASIS,

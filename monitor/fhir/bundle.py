@@ -50,6 +50,7 @@ class PatientRef:
         return cls(
             system=settings.patient_identifier_system,
             value=record.patient_id,
+            birth_date=date.fromisoformat(record.birth_date) if record.birth_date else None,
             sex=record.sex,
         )
 
@@ -79,7 +80,7 @@ def build_bundle(
         effective=effective,
         reference_region=_reference_region(record),
         method_text=_method_text(record),
-        provenance_text=_provenance_text(record),
+        notes=_notes(record),
         norms_text=_norms_text(record.norms),
         amended=bool(record.amendment),
     )
@@ -188,9 +189,14 @@ def _method_text(record: ProcessingRecord) -> str:
     return f"Quantitative susceptibility mapping (qsm-monitor {version}), relative to {region}"
 
 
-def _provenance_text(record: ProcessingRecord) -> str | None:
+def _notes(record: ProcessingRecord) -> tuple[str, ...]:
+    """What every value carries besides its number: which visits changes are against, and
+    the acquisition and processing provenance."""
     provenance = record.qc.provenance
-    return None if provenance is None else "Provenance: " + "; ".join(provenance.lines()) + "."
+    notes = [] if record.comparison_text is None else [record.comparison_text]
+    if provenance is not None:
+        notes.append("Provenance: " + "; ".join(provenance.lines()) + ".")
+    return tuple(notes)
 
 
 def _reference_region(record: ProcessingRecord) -> str:

@@ -51,8 +51,9 @@ class Context:
     amended: bool = False
     """The acquisition was re-assessed after its results were first sent (e.g. an earlier
     exam arrived later): results carry status "amended" and replace the ones sent before."""
-    provenance_text: str | None = None
-    """Acquisition and processing provenance (2024 QSM consensus), noted on every value."""
+    notes: tuple[str, ...] = ()
+    """Noted on every value: the visits changes are against, and the acquisition and
+    processing provenance (2024 QSM consensus)."""
 
     @property
     def result_status(self) -> str:
@@ -104,8 +105,8 @@ def _observation(structure: str, side: str, values: Values, ctx: Context) -> Ent
     components = _components(values)
     if components:
         resource["component"] = components
-    if ctx.provenance_text:
-        resource["note"] = [{"text": ctx.provenance_text}]
+    if ctx.notes:
+        resource["note"] = [{"text": text} for text in ctx.notes]
     return Entry(ctx.keys.full_url("observation", structure, side), resource, identifier)
 
 

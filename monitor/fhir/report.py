@@ -60,8 +60,9 @@ def conclusion(record: ProcessingRecord) -> str:
     """
     region = reference_words(record.reference_region or "whole_brain")
     sentences = [f"Brain iron (QSM) in deep grey matter, relative to {region}"]
+    since = f"since the previous visit ({record.previous_study_date or 'date unknown'})"
     measured = [
-        _structure_sentence(structure, block)
+        _structure_sentence(structure, block, since)
         for structure in STRUCTURES
         if (block := record.structures.values(structure, BILATERAL)) is not None
         and block.mean_ppb is not None
@@ -91,7 +92,7 @@ def _clause(text: str) -> str:
     return str(text).strip().rstrip(".").rstrip()
 
 
-def _structure_sentence(structure: str, block: Values) -> str:
+def _structure_sentence(structure: str, block: Values, since: str) -> str:
     block = block.rounded()
     name = structure.replace("_", " ").capitalize()
     parts = [f"{name} {block.mean_ppb:.1f} ppb"]
@@ -100,9 +101,9 @@ def _structure_sentence(structure: str, block: Values) -> str:
         parts.append(f"z {block.z:+.2f}" + (f", {words}" if words else ""))
     if block.change_ppb is not None:
         if block.change_ppb == 0:
-            change = "unchanged since the previous visit"
+            change = f"unchanged {since}"
         else:
-            change = f"{block.change_ppb:+.1f} ppb since the previous visit"
+            change = f"{block.change_ppb:+.1f} ppb {since}"
         if block.annual_change_ppb_per_year is not None:
             change += f" ({block.annual_change_ppb_per_year:+.1f} ppb/year)"
         parts.append(change)

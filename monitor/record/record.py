@@ -19,6 +19,9 @@ from monitor.record.values import Structures
 TRACKING_FIELDS = (
     "previous_study_uid",
     "baseline_study_uid",
+    "previous_study_date",
+    "baseline_study_date",
+    "birth_date",
     "comparable",
     "not_comparable_reason",
     "age_years",
@@ -118,6 +121,11 @@ class ProcessingRecord:  # the record's fields, one per stored key
     """None only when processing failed."""
     previous_study_uid: str | None = None
     baseline_study_uid: str | None = None
+    previous_study_date: str | None = None
+    """ISO date of the visit changes are computed against (named in the reports)."""
+    baseline_study_date: str | None = None
+    birth_date: str | None = None
+    """ISO date of birth as the DICOM header gave it (FHIR Patient.birthDate)."""
     comparable: bool | None = None
     not_comparable_reason: str | None = None
     age_years: float | None = None
@@ -139,6 +147,22 @@ class ProcessingRecord:  # the record's fields, one per stored key
     """How many times the assessment was re-issued after the first report."""
     superseded_risk_level: str | None = None
     """The risk level of the report an amendment replaces."""
+
+    @property
+    def comparison_text(self) -> str | None:
+        """Which visits the changes are computed against, for reports; None at baseline."""
+        if not self.previous_study_uid:
+            return None
+        text = (
+            f"Changes are computed against the previous visit of "
+            f"{self.previous_study_date or 'unknown date'} (study {self.previous_study_uid})"
+        )
+        if self.baseline_study_uid and self.baseline_study_uid != self.previous_study_uid:
+            text += (
+                f"; from baseline against {self.baseline_study_date or 'unknown date'} "
+                f"(study {self.baseline_study_uid})"
+            )
+        return text + "."
 
     @property
     def reference_name(self) -> str | None:

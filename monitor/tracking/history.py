@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from monitor.norms import NormativeModel, load_model
 from monitor.segment.structures import SIDES, STRUCTURES
@@ -49,6 +49,9 @@ from monitor.tracking.tables import (
 HISTORY_FIELDS = (
     "previous_study_uid",
     "baseline_study_uid",
+    "previous_study_date",
+    "baseline_study_date",
+    "birth_date",
     "comparable",
     "not_comparable_reason",
     "age_years",
@@ -349,10 +352,14 @@ def reassess_patient(
 def _record_fields(
     visit: Visit, acquisition: Acquisition, assessment: Assessment
 ) -> dict[str, Any]:
+    session = object_session(acquisition)
     return {
         "risk": {"level": assessment.risk_level, "reasons": list(assessment.reasons)},
         "previous_study_uid": assessment.previous_study_uid,
         "baseline_study_uid": assessment.baseline_study_uid,
+        "previous_study_date": _study_date(session, assessment.previous_study_uid),
+        "baseline_study_date": _study_date(session, assessment.baseline_study_uid),
+        "birth_date": None if visit.birth_date is None else visit.birth_date.isoformat(),
         "comparable": assessment.comparable,
         "not_comparable_reason": assessment.not_comparable_reason,
         "age_years": visit.age_years,
@@ -365,6 +372,14 @@ def _record_fields(
         "norms": dict(assessment.norms),
         "identity_status": visit.identity_status,
     }
+
+
+def _study_date(session: Session | None, study_uid: str | None) -> str | None:
+    """ISO date of a visit of the history, so reports can name what a change is against."""
+    if session is None or study_uid is None:
+        return None
+    when = session.scalar(select(Visit.study_datetime).where(Visit.study_uid == study_uid))
+    return None if when is None else when.date().isoformat()
 
 
 def _untracked(  # noqa: PLR0913
@@ -399,6 +414,9 @@ def _untracked(  # noqa: PLR0913
             "risk": result.risk,
             "previous_study_uid": None,
             "baseline_study_uid": None,
+            "previous_study_date": None,
+            "baseline_study_date": None,
+            "birth_date": None if seen.birth_date is None else seen.birth_date.isoformat(),
             "comparable": result.comparable,
             "not_comparable_reason": result.not_comparable_reason,
             "age_years": age,

@@ -56,6 +56,9 @@ def baseline_record() -> dict[str, Any]:
         "risk": {"level": "not elevated", "reasons": ["all deep grey matter within norms"]},
         "previous_study_uid": None,
         "baseline_study_uid": None,
+        "previous_study_date": None,
+        "baseline_study_date": None,
+        "birth_date": "1960-11-23",
         "comparable": True,
         "not_comparable_reason": None,
         "age_years": 63.4,
@@ -79,6 +82,8 @@ def elevated_record() -> dict[str, Any]:
         study_datetime="2025-09-10T14:02:55+02:00",
         previous_study_uid="1.2.826.0.1.3680043.8.498.1234567890",
         baseline_study_uid="1.2.826.0.1.3680043.8.498.1234567890",
+        previous_study_date="2024-03-05",
+        baseline_study_date="2024-03-05",
         risk={
             "level": "elevated",
             "reasons": [

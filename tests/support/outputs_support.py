@@ -72,6 +72,7 @@ def make_record(
         "structures": structures,
         "risk": {"level": risk_level, "reasons": ["putamen above the normal range", "rising"]},
         "previous_study_uid": "1.2.3.4" if follow_up else None,
+        "previous_study_date": "2025-01-14" if follow_up else None,
         "reference_region": "whole_brain",
         "pipeline_version": "0.1.0",
         "outputs": {},

@@ -49,7 +49,8 @@ def _block(mean_ppb: float) -> dict[str, Any]:
 
 
 def old_row() -> dict[str, Any]:
-    """A tracked, reported visit in the pre-typed layout (key order as it was written)."""
+    """A tracked, reported visit in the pre-typed layout (key order as it was written; the
+    comparison dates and birth date were added later, in their tracking order)."""
     return copy.deepcopy(
         {
             "idempotency_key": "ab" * 32,
@@ -65,6 +66,9 @@ def old_row() -> dict[str, Any]:
             "risk": {"level": "normal", "reasons": ["no reliable change", "decision support"]},
             "previous_study_uid": "1.2.826.0.1.3680043.8.498.70",
             "baseline_study_uid": "1.2.826.0.1.3680043.8.498.60",
+            "previous_study_date": "2024-09-02",
+            "baseline_study_date": "2023-08-28",
+            "birth_date": "1962-04-17",
             "comparable": True,
             "not_comparable_reason": None,
             "age_years": 63.4,

@@ -186,3 +186,13 @@ def test_sr_carries_the_consensus_provenance(study: AssembledAcquisition, tmp_pa
         "reference region: whole-brain mean",
     ):
         assert f'"Algorithm Parameters")="{expected}' in text, expected
+
+
+def test_sr_names_the_visit_changes_are_computed_against(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    path = save(build(study, make_record(study)), tmp_path / "sr.dcm")
+    text = dsrdump(path, "+Pl").stdout
+    assert "Changes are computed against the previous visit of 2025-01-14 (study 1.2.3.4)" in text
+    baseline = save(build(study, make_record(study, follow_up=False)), tmp_path / "b.dcm")
+    assert "Changes are computed against" not in dsrdump(baseline, "+Pl").stdout

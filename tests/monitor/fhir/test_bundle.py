@@ -121,7 +121,7 @@ def test_elevated_risk_gives_flag_and_assessment_with_basis() -> None:
     assert [r["reference"] for r in report["result"]] == observation_urls
     assert "Progression-risk level: elevated" in report["conclusion"]
     assert "not a diagnosis" in report["conclusion"]
-    assert "+21.0 ppb since the previous visit" in report["conclusion"]
+    assert "+21.0 ppb since the previous visit (2024-03-05)" in report["conclusion"]
 
 
 def test_every_entry_is_a_conditional_create_on_its_identifier() -> None:
@@ -262,10 +262,22 @@ def test_amended_results_are_conditional_updates_and_identity_stays_create() -> 
     assert {e["request"]["method"] for e in first["entry"]} == {"POST"}
 
 
-def test_every_observation_notes_the_consensus_provenance() -> None:
-    bundle = bundle_for(elevated_record())
+def test_every_observation_notes_the_consensus_provenance_and_its_comparison() -> None:
+    record = elevated_record()
+    bundle = bundle_for(record)
     for observation in resources(bundle, "Observation"):
-        (note,) = observation["note"]
-        assert note["text"].startswith("Provenance: field strength 3.0 T; echo times 4.00, 9.50")
-        assert "TV-ADMM dipole inversion" in note["text"]
-        assert note["text"].endswith("reference region: whole-brain mean.")
+        comparison, provenance = (note["text"] for note in observation["note"])
+        assert comparison == (
+            "Changes are computed against the previous visit of 2024-03-05 "
+            f"(study {record['previous_study_uid']})."
+        )
+        assert provenance.startswith("Provenance: field strength 3.0 T; echo times 4.00, 9.50")
+        assert "TV-ADMM dipole inversion" in provenance
+        assert provenance.endswith("reference region: whole-brain mean.")
+    (report,) = resources(bundle, "DiagnosticReport")
+    assert "+21.0 ppb since the previous visit (2024-03-05)" in report["conclusion"]
+
+
+def test_patient_carries_the_birth_date_from_the_header() -> None:
+    (patient,) = resources(bundle_for(baseline_record()), "Patient")
+    assert patient["birthDate"] == "1960-11-23"
