@@ -90,6 +90,11 @@ def process(
     if missing:
         typer.echo(f"error: not found: {', '.join(missing)}", err=True)
         raise typer.Exit(INPUT_ERROR_EXIT_CODE)
+    if segmentation is not None and segmentation.name.endswith((".nii", ".nii.gz")):
+        from monitor.segment.external import read_nifti_labels
+
+        with reported_errors():  # refuse a wrong label scheme before any reconstruction
+            read_nifti_labels(segmentation, settings.segmentation)
     records = process_paths(paths, settings, progress=lambda stage: typer.echo(stage, err=True))
     if as_json:
         typer.echo(json.dumps(records, indent=2))

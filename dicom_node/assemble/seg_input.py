@@ -28,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from dicom_node.errors import NodeError
 from dicom_node.geometry import LPS_FROM_RAS
 from dicom_node.sop_classes import SEGMENTATION_SOP_CLASSES
-from monitor.segment.external import ExternalLabels, read_nifti_labels
+from monitor.segment.external import ExternalLabels, ExternalLabelsError, read_nifti_labels
 from monitor.settings import SegmentationSettings
 
 STRUCTURE_CODES = {
@@ -70,7 +70,10 @@ def load_external_segmentation(
 ) -> ExternalLabels:
     """A label NIfTI (``.nii``/``.nii.gz``) or a DICOM SEG on the acquisition's frame."""
     if path.name.endswith((".nii", ".nii.gz")):
-        return read_nifti_labels(path, settings)
+        try:
+            return read_nifti_labels(path, settings)
+        except ExternalLabelsError as exc:
+            raise SegInputError(str(exc)) from exc
     return read_seg_labels(path, frame_of_reference_uid)
 
 

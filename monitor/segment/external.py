@@ -18,10 +18,16 @@ import nibabel as nib
 import numpy as np
 
 from monitor.anatomy_data import resample_volume
-from monitor.segment.structures import LABEL_IDS
+from monitor.errors import MonitorError
+from monitor.segment.structures import LABEL_IDS, REPORTED_NAMES
 from monitor.settings import SegmentationSettings
 
 SAME_GRID_TOLERANCE_MM = 1e-3
+MAX_VALUES_SHOWN = 20
+
+
+class ExternalLabelsError(MonitorError, ValueError):
+    """A label file that does not follow the configured label scheme (one plain reason)."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,36 @@ def labels_on_grid(
 
 
 def read_nifti_labels(path: Path, settings: SegmentationSettings) -> ExternalLabels:
-    """A label NIfTI whose values are mapped by ``settings.external_labels``."""
+    """A label NIfTI whose values are mapped by ``settings.external_labels``.
+
+    Every reported structure and side must have at least one of its values in the file: a
+    file in another numbering (a tool's own label list, a probability map) once gave 0.00 ml
+    everywhere and replaced a good visit's history, so it is refused here, naming what was
+    expected and what was found.
+    """
     image = nib.load(path)
-    return ExternalLabels(np.asarray(image.dataobj), image.affine, settings.external_labels)
+    values = np.asarray(image.dataobj)
+    check_label_scheme(values, settings.external_labels, Path(path).name)
+    return ExternalLabels(values, image.affine, settings.external_labels)
+
+
+def check_label_scheme(values: np.ndarray, label_map: Mapping[str, list[int]], name: str) -> None:
+    """Raise `ExternalLabelsError` when a reported structure side has none of its values."""
+    found = np.unique(values)
+    present = {int(v) for v in found if float(v).is_integer()}
+    missing = [
+        f"{structure} ({'/'.join(str(v) for v in label_map.get(structure, []))})"
+        for structure in REPORTED_NAMES
+        if not set(label_map.get(structure, [])) & present
+    ]
+    if missing:
+        shown = ", ".join(f"{v:g}" for v in found[:MAX_VALUES_SHOWN])
+        more = f" and {found.size - MAX_VALUES_SHOWN} more" if found.size > MAX_VALUES_SHOWN else ""
+        raise ExternalLabelsError(
+            f"{name} does not follow the expected label scheme ([segmentation] "
+            f"external_labels, FreeSurfer aseg numbers by default): no voxels of "
+            f"{', '.join(missing)}; values found: {shown}{more}"
+        )
 
 
 def _shift(voxels: float) -> np.ndarray:

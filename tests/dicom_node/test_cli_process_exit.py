@@ -1,6 +1,7 @@
-"""`qsm-monitor process` is truthful about a study that gave no reportable value (slow: one
-small reconstruction): labels that put nothing on any structure make segmentation QC withhold
-every structure; the command prints the reason, not just paths, and exits with its own code."""
+"""`qsm-monitor process` is truthful about what it was given and what came out (slow: small
+reconstructions): labels whose structures are specks make segmentation QC withhold every
+structure, and the command prints the reason and exits with its own code; labels in another
+numbering are refused before any work, naming what was expected and found."""
 
 from __future__ import annotations
 
@@ -14,26 +15,57 @@ from typer.testing import CliRunner
 
 from dicom_node.cli import app
 from dicom_node.synthetic.modules import PatientIdentity
-from monitor.cli import NOT_REPORTABLE_EXIT_CODE
+from monitor.cli import INPUT_ERROR_EXIT_CODE, NOT_REPORTABLE_EXIT_CODE
+from monitor.settings import SegmentationSettings
 
 pytestmark = pytest.mark.slow
+
+SETTINGS_LABELS = SegmentationSettings().external_labels
+
+
+def _labels_like(labels: Path, out: Path, values: np.ndarray) -> Path:
+    image = nib.load(labels)
+    nib.save(nib.Nifti1Image(values.astype(np.int16), image.affine), out)
+    return out
+
+
+def _process(tmp_path: Path, folder: Path, segmentation: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[recon]\ntv_iterations = 5\n')
+    return CliRunner().invoke(
+        app, ["process", str(folder), "--config", str(config), "--segmentation", str(segmentation)]
+    )
 
 
 def test_process_exits_with_its_code_and_says_why_when_nothing_is_reportable(
     tmp_path: Path,
 ) -> None:
+    """Every aseg label present but one voxel each: volume QC withholds every structure."""
     files, labels = small_study(tmp_path / "study", PatientIdentity(patient_id="EXIT-1"))
-    image = nib.load(labels)
-    empty = tmp_path / "empty.nii.gz"
-    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.int16), image.affine), empty)
-    config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[recon]\ntv_iterations = 5\n')
+    shape = nib.load(labels).shape
+    specks = np.zeros(shape, np.int16)
+    for index, value in enumerate(sorted({v for vs in SETTINGS_LABELS.values() for v in vs})):
+        specks[2 + index, 2, 2] = value
+    tiny = _labels_like(labels, tmp_path / "specks.nii.gz", specks)
 
-    folder = str(files[0].parent)
-    result = CliRunner().invoke(
-        app, ["process", folder, "--config", str(config), "--segmentation", str(empty)]
-    )
+    result = _process(tmp_path, files[0].parent, tiny)
 
     assert result.exit_code == NOT_REPORTABLE_EXIT_CODE, result.output
     assert "NOT REPORTABLE: every structure withheld" in result.stdout
     assert "outputs:" in result.stdout
+
+
+def test_labels_in_another_scheme_are_refused_before_any_work(tmp_path: Path) -> None:
+    files, labels = small_study(tmp_path / "study", PatientIdentity(patient_id="EXIT-2"))
+    other = np.zeros(nib.load(labels).shape, np.int16)
+    other[10:20, 10:20, 10:20] = 1
+    other[30:40, 10:20, 10:20] = 2
+    wrong = _labels_like(labels, tmp_path / "other.nii.gz", other)
+
+    result = _process(tmp_path, files[0].parent, wrong)
+
+    assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: other.nii.gz does not follow the expected label scheme")
+    assert "thalamus_left (10)" in line and "values found: 0, 1, 2" in line
+    assert not (tmp_path / "data" / "outputs").exists()

@@ -168,7 +168,7 @@ def test_serve_delivers_every_output_once_and_resend_duplicates_nothing(
             numbers = reported_numbers(dcmread(sr_file))
             for structure in STRUCTURES:
                 bilateral = numbers[(structure, "bilateral")]["mean_ppb"]
-                assert bilateral == pytest.approx(record["structures"][structure]["mean_ppb"])
+                assert bilateral == round(record["structures"][structure]["mean_ppb"], 1)
 
             # EHR: one transaction with every structure's observations; folder: the files.
             assert len(ehr.transactions()) == 1
