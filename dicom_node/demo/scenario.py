@@ -197,17 +197,26 @@ def _reliable(value: Any) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
+ILLUSTRATIVE_Z = (
+    "z: illustrative only, the phantom's tissue values are not calibrated to the literature "
+    "norms (its MS patient starts with a high thalamus, the opposite of the pattern the risk "
+    "reasons describe)."
+)
+
+
 def visit_table(outcome: DemoOutcome) -> Table:
     """Visits as row groups (label row, then one row per structure): fits 80 columns."""
     table = Table(
         title="Deep grey matter susceptibility per visit (ppb, whole-brain referenced)",
         caption="change: since the previous comparable visit; simulated: nominal change put "
-        "into the phantom (the measured change is smaller: atlas partial volume)",
+        "into the phantom (the measured change is smaller: atlas partial volume). "
+        + ILLUSTRATIVE_Z,
     )
     table.add_column("visit / structure", no_wrap=True)
     for column in ("ppb", "z", "change", "reliable", "simulated"):
         table.add_column(column, justify="right", no_wrap=True)
-    for visit, record in outcome.visits:
+    # Grouped per subject (stable: visits stay in date order), not in processing order.
+    for visit, record in sorted(outcome.visits, key=lambda pair: pair[0].subject):
         table.add_row(f"[bold]{visit.label}[/bold]")
         if record.error:
             table.add_row(f"  failed: {record.error}", end_section=True)
