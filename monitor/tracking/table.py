@@ -39,10 +39,13 @@ def timeline_table(timeline: PatientTimeline) -> Table:
 
 
 def timeline_notes(timeline: PatientTimeline) -> list[str]:
-    """Why a visit is held for review or not comparable: too long for a table cell."""
+    """Why a visit is not reportable, held for review or not comparable: too long for a
+    table cell (the table alone said only "indeterminate")."""
     notes = []
     for entry in timeline.entries:
         when = _date(entry)
+        if entry.qc_reason:
+            notes.append(f"{when}: not reportable: {entry.qc_reason}")
         if entry.identity_status != CONFIRMED:
             notes.append(f"{when}: identity review: {entry.identity_reason}")
         elif entry.comparable is False:

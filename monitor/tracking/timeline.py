@@ -43,6 +43,8 @@ class TimelineEntry:
     """All DICOM files it was processed from still exist (re-processing is possible)."""
     structures: dict[str, Any]
     """The record's structures block (values, z, changes) as last assessed."""
+    qc_reason: str | None = None
+    """Why nothing is reported for this visit (segmentation QC), None when it is reportable."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ def load_timeline(
                         pipeline_version=acquisition.pipeline_version,
                         inputs_retained=inputs_retained(acquisition.input_paths),
                         structures={} if assessment is None else dict(assessment.structures),
+                        qc_reason=None
+                        if acquisition.reportable
+                        else (acquisition.qc_reason or "no value could be measured"),
                     )
                 )
         entries.sort(key=lambda e: (e.study_datetime or datetime.min, e.study_uid))

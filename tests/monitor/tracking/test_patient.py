@@ -76,3 +76,20 @@ def test_trend_plot_draws_band_and_points(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".trend-*"))  # no partial files left
     with pytest.raises(ValueError, match="nothing to plot"):
         write_trend_plot(tmp_path / "c.png", {}, None)
+
+
+def test_a_visit_with_nothing_reportable_shows_why(tmp_path: Path) -> None:
+    """Not just "indeterminate": the segmentation QC reason, in the table's notes and JSON."""
+    path = tmp_path / "qsm-monitor.toml"
+    path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    settings = load_settings(path)
+    sessions = history_sessions(configured_engine(settings.storage))
+    reason = "every structure withheld; thalamus_left withheld: volume 40.00 ml"
+    record_visit(sessions, visit("20240301", structures={}, qc_failure=reason), settings)
+
+    table = CliRunner().invoke(app, ["patient", "P-1", "--config", str(path)])
+    as_json = CliRunner().invoke(app, ["patient", "P-1", "--config", str(path), "--json"])
+
+    assert table.exit_code == 0, table.output
+    assert f"2024-03-01: not reportable: {reason}" in " ".join(table.stdout.split())
+    assert json.loads(as_json.stdout)["entries"][0]["qc_reason"] == reason
