@@ -49,6 +49,12 @@ def version() -> None:
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Let a result with nothing reportable replace a visit's earlier values."
+    ),
+]
 
 
 @app.command()
@@ -78,12 +84,15 @@ def process(
         Path | None,
         typer.Option(help="External labels: label NIfTI or DICOM SEG on the same frame."),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Process DICOM studies now, through the same pipeline the service uses."""
     from dicom_node.process.batch import process_paths
     from dicom_node.process.summary import is_reportable, record_summary
 
     settings = load_writable_settings_or_exit(config)
+    if force:
+        settings = settings.with_forced_replacement()
     if segmentation is not None:
         settings = settings.with_external_segmentation(segmentation)
     missing = [str(p) for p in [*paths, segmentation] if p is not None and not p.exists()]
@@ -113,12 +122,15 @@ def reprocess(
     issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID.")] = "",
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Re-run a patient's visits with the current pipeline from their retained DICOM files."""
     from dicom_node.process.reprocess import reprocess_patient
     from dicom_node.process.summary import is_reportable, record_summary
 
     settings = load_writable_settings_or_exit(config)
+    if force:
+        settings = settings.with_forced_replacement()
     with reported_errors():
         records = reprocess_patient(
             settings, patient_id, issuer, progress=lambda stage: typer.echo(stage, err=True)

@@ -425,6 +425,10 @@ class TrackingSettings(SettingsSection):
     identifier_rule: Literal["exact", "strip", "strip_upper"] = "strip"
     """How Patient ID and issuer are normalised before matching: "strip" removes surrounding
     spaces (DICOM pads values), "strip_upper" also ignores letter case."""
+    replace_reportable: bool = False
+    """Let a result with nothing reportable replace a visit's stored reportable values. Off:
+    such a re-run is refused and the earlier values kept (`process`/`reprocess --force`
+    turn it on for one run)."""
     issuer_required: bool = False
     """True: a visit without Issuer of Patient ID is held for review instead of tracked."""
     default_issuer: str = ""
@@ -514,6 +518,11 @@ class Settings(BaseSettings):
         external = {"method": "external", "external_path": path}
         segmentation = self.segmentation.model_copy(update=external)
         return self.model_copy(update={"segmentation": segmentation})
+
+    def with_forced_replacement(self) -> Settings:
+        """A copy whose results may replace reportable visits with unreportable ones."""
+        tracking = self.tracking.model_copy(update={"replace_reportable": True})
+        return self.model_copy(update={"tracking": tracking})
 
     @field_validator("destinations")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
+from monitor.errors import MonitorError
 from monitor.norms import NormativeModel, load_model
 from monitor.segment.structures import SIDES, STRUCTURES
 from monitor.settings import Settings
@@ -123,6 +124,7 @@ def record_visit(
         if not contradicted:
             patient.birth_date = patient.birth_date or seen.birth_date
             patient.sex = patient.sex or seen.sex
+        _refuse_losing_values(session, visit, settings.tracking.replace_reportable)
         row = _upsert_visit(session, patient, visit, seen, when, contradicted)
         acquisition = _upsert_acquisition(session, row, visit)
         session.flush()
@@ -261,6 +263,27 @@ def visit_age(visit: Visit) -> float | None:
     confirmed = visit.identity_status == CONFIRMED and visit.patient.birth_date is not None
     birth = visit.patient.birth_date if confirmed else visit.birth_date
     return age_years(birth, visit.study_datetime)
+
+
+class ReportableVisitKept(MonitorError, ValueError):
+    """A re-run with nothing reportable would have replaced a visit's reportable values."""
+
+
+def _refuse_losing_values(session: Session, visit: VisitInput, allowed: bool) -> None:
+    """A re-run (wrong labels, a failed registration) must not silently replace a visit's
+    good values with none: once, a label file in another numbering replaced a good visit's
+    history with 0.00 ml volumes. Refused unless the user asked for it (`--force`)."""
+    if allowed or (visit.qc_failure is None and visit.structures):
+        return
+    stored = session.scalar(
+        select(Acquisition).where(Acquisition.idempotency_key == visit.idempotency_key)
+    )
+    if stored is not None and stored.reportable:
+        raise ReportableVisitKept(
+            "this acquisition already has reportable values and the new result has none "
+            f"({visit.qc_failure or 'no values'}); the earlier values are kept (run again with "
+            "--force to replace them)"
+        )
 
 
 def _upsert_acquisition(session: Session, visit_row: Visit, visit: VisitInput) -> Acquisition:

@@ -5,12 +5,13 @@ numbering are refused before any work, naming what was expected and found."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from support.delivery_helpers import small_study
+from support.delivery_helpers import LABEL_VALUES, small_study
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
@@ -69,3 +70,45 @@ def test_labels_in_another_scheme_are_refused_before_any_work(tmp_path: Path) ->
     assert line.startswith("error: other.nii.gz does not follow the expected label scheme")
     assert "thalamus_left (10)" in line and "values found: 0, 1, 2" in line
     assert not (tmp_path / "data" / "outputs").exists()
+
+
+def _study_config(tmp_path: Path) -> Path:
+    """`small_study`'s own label numbers; volumes from 0.1 ml (its nuclei are small)."""
+    labels = ", ".join(f"{name} = {values}" for name, values in LABEL_VALUES.items())
+    ranges = ", ".join(f"{name} = [0.1, 100.0]" for name in ("thalamus", "caudate", "putamen",
+                                                               "globus_pallidus"))
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[recon]\ntv_iterations = 5\n'
+        f"[segmentation]\nexternal_labels = {{ {labels} }}\nvolume_ranges_ml = {{ {ranges} }}\n"
+    )
+    return config
+
+
+def test_a_reportable_visit_is_never_replaced_by_an_unreportable_one_without_force(
+    tmp_path: Path,
+) -> None:
+    files, labels = small_study(tmp_path / "study", PatientIdentity(patient_id="EXIT-3"))
+    specks = np.zeros(nib.load(labels).shape, np.int16)
+    for index, (value,) in enumerate(LABEL_VALUES.values()):
+        specks[2 + index, 2, 2] = value
+    tiny = _labels_like(labels, tmp_path / "specks.nii.gz", specks)
+    folder, config = str(files[0].parent), str(_study_config(tmp_path))
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(app, [*args, "--config", config])
+
+    good = run("process", folder, "--segmentation", str(labels))
+    refused = run("process", folder, "--segmentation", str(tiny))
+    kept = run("patient", "EXIT-3", "--json")
+    forced = run("process", folder, "--segmentation", str(tiny), "--force")
+    replaced = run("patient", "EXIT-3", "--json")
+
+    assert good.exit_code == 0, good.output
+    assert refused.exit_code == 1, refused.output
+    assert "already has reportable values" in refused.stdout and "--force" in refused.stdout
+    (entry,) = json.loads(kept.stdout)["entries"]
+    assert entry["qc_reason"] is None and entry["structures"]["thalamus"]["mean_ppb"] is not None
+    assert forced.exit_code == NOT_REPORTABLE_EXIT_CODE, forced.output
+    (entry,) = json.loads(replaced.stdout)["entries"]
+    assert entry["qc_reason"].startswith("every structure withheld")
