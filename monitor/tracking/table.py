@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.table import Table
 
 from monitor.segment.structures import STRUCTURES
@@ -15,6 +16,8 @@ from monitor.tracking.review import ReviewItem
 from monitor.tracking.tables import CONFIRMED, SEPARATED
 from monitor.tracking.timeline import PatientTimeline, TimelineEntry
 
+COLUMN_NAMES = {"globus_pallidus": "pallidum"}
+
 
 def timeline_table(timeline: PatientTimeline) -> Table:
     """One row per visit: date, age, risk, then each structure's value (z; change since the
@@ -22,18 +25,24 @@ def timeline_table(timeline: PatientTimeline) -> Table:
     table = Table(
         title="Deep grey matter susceptibility (ppb): value (z) change",
         caption="* reliable change. Decision support only, not a diagnosis.",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in ("date", "age", "status", "risk"):
-        table.add_column(column)
+    # Fits 80 columns without cutting a date, a risk level or a value (issue 17).
+    table.add_column("date", no_wrap=True, min_width=10)
+    table.add_column("age", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("risk", min_width=len("indeterminate"))
     for name in STRUCTURES:
-        table.add_column(name.replace("_", " "), justify="right")
+        table.add_column(COLUMN_NAMES.get(name, name), justify="right", min_width=8)
     for entry in timeline.entries:
         table.add_row(
             _date(entry),
             "-" if entry.age_years is None else f"{entry.age_years:.1f}",
             _status(entry),
             entry.risk_level or "-",
-            *(_cell(entry.structures.get(name)) for name in STRUCTURES),
+            *(_cell(entry.structures.get(name), "\n") for name in STRUCTURES),
         )
     return table
 
@@ -110,13 +119,15 @@ def _date(entry: TimelineEntry) -> str:
     return "-" if entry.study_datetime is None else entry.study_datetime.date().isoformat()
 
 
-def _cell(block: dict | None) -> str:
+def _cell(block: dict | None, separator: str = " ") -> str:
+    """Value, (z) and change of one structure; the table puts them on lines of their own so
+    its narrow columns fit 80 characters."""
     if not block or block.get("mean_ppb") is None:
         return "-"
-    text = f"{block['mean_ppb']:.1f}"
+    parts = [f"{block['mean_ppb']:.1f}"]
     if block.get("z") is not None:
-        text += f" ({block['z']:+.1f})"
+        parts.append(f"({block['z']:+.1f})")
     change = block.get("change_ppb")
     if change is not None:
-        text += f" {change:+.1f}{'*' if block.get('reliable_change') else ''}"
-    return text
+        parts.append(f"{change:+.1f}{'*' if block.get('reliable_change') else ''}")
+    return separator.join(parts)

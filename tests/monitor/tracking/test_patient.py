@@ -93,3 +93,24 @@ def test_a_visit_with_nothing_reportable_shows_why(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     assert f"2024-03-01: not reportable: {reason}" in " ".join(table.stdout.split())
     assert json.loads(as_json.stdout)["entries"][0]["qc_reason"] == reason
+
+
+def test_the_table_fits_80_columns_without_cutting_anything(config: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from monitor.tracking.schema import open_history
+    from monitor.tracking.table import timeline_table
+    from monitor.tracking.timeline import load_timeline
+
+    settings = load_settings(config)
+    with open_history(settings) as sessions:
+        timeline = load_timeline(sessions, "P-1", settings)
+    buffer = io.StringIO()
+    Console(file=buffer, width=80).print(timeline_table(timeline))
+    text = buffer.getvalue()
+    assert "…" not in text, text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for word in ("2025-06-01", "thalamus", "pallidum", "-12.0*", "elevated"):
+        assert word in text, word
