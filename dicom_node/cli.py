@@ -217,6 +217,13 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 f"  {dead['study_uid']} {dead['output']} -> {dead['destination']} "
                 f"after {dead['attempts']} attempts: {dead['error']}"
             )
+        if report["not_processed_series"]:
+            typer.echo("series received but not processed (latest reason):")
+        for series in report["not_processed_series"]:
+            typer.echo(
+                f"  {series['series_uid']} (study {series['study_uid']}) at "
+                f"{series['noted_at']}: {series['reason']}"
+            )
         typer.echo(f"prior fetches: {report['prior_fetch_counts']}")
         for fetch in report["prior_fetch_problems"]:
             typer.echo(

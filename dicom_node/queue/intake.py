@@ -20,6 +20,7 @@ from dicom_node.assemble.seg_input import find_segmentation
 from dicom_node.assemble.study import assemble_study
 from dicom_node.logs import log_event, uid_hash
 from dicom_node.queue.jobs import Job, JobQueue
+from dicom_node.queue.not_processed import clear_not_processed, note_not_processed
 from dicom_node.receive.catalogue import Instance, Series, SeriesState, mark_assembled
 from dicom_node.sop_classes import SEGMENTATION_SOP_CLASSES
 
@@ -81,7 +82,12 @@ def enqueue_study(sessions: sessionmaker, queue: JobQueue, study_uid: str) -> li
         with sessions() as session:
             for series_uid in used:
                 mark_assembled(session, series_uid)
+            clear_not_processed(session, used)
             session.commit()
+    with sessions() as session:
+        for rejection in report.rejected:
+            note_not_processed(session, study_uid, rejection.series_uids, rejection.reason)
+        session.commit()
     for rejection in report.rejected:
         log_event(
             LOGGER,

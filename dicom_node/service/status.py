@@ -25,6 +25,7 @@ from dicom_node.priors.requests import PriorFetches
 from dicom_node.process.compute import compute_engine
 from dicom_node.process.pipeline import plain_reason
 from dicom_node.queue.jobs import JobQueue
+from dicom_node.queue.not_processed import not_processed
 from dicom_node.receive.access import HEALTH_CHECK_AE
 from dicom_node.receive.completion import stuck_series
 from monitor.settings import Settings
@@ -140,6 +141,15 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         with sessions() as session:
             stuck = [key.series_uid for key in stuck_series(session)]
         priors = prior_fetch_status(sessions, settings, recent)
+        unused = [
+            {
+                "study_uid": row.study_uid,
+                "series_uid": row.series_uid,
+                "reason": row.reason,
+                "noted_at": row.noted_at.isoformat(timespec="seconds") + "Z",
+            }
+            for row in not_processed(sessions, recent)
+        ]
     listener = listener_status(settings)
     disk = disk_status(settings)
     compute = {**compute_status(settings), "tasks_in_flight": queue_counts["running"]}
@@ -160,6 +170,7 @@ def service_status(settings: Settings, recent: int = 20) -> dict[str, Any]:
         "destinations": destinations,
         "jobs": jobs,
         "dead_letters": dead_letters,
+        "not_processed_series": unused,
         **priors,
     }
 
