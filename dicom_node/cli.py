@@ -253,6 +253,7 @@ def _compute_line(compute: dict[str, Any]) -> str:
 def resend(
     study_uid: Annotated[str, typer.Argument(help="Study Instance UID whose results to resend.")],
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Queue a study's outputs for delivery again (delivered and dead-lettered alike).
 
@@ -268,7 +269,11 @@ def resend(
     if queued == 0:
         typer.echo("error: no deliveries for this study (no result, or no destination)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{queued} deliveries queued")
+    typer.echo(
+        json.dumps({"study_uid": study_uid, "queued": queued})
+        if as_json
+        else f"{queued} deliveries queued"
+    )
 
 
 @app.command()
@@ -315,6 +320,7 @@ def priors_fetch(
         bool, typer.Option("--dry-run", help="List what would be retrieved; retrieve nothing.")
     ] = False,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Query the PACS for the patient's earlier multi-echo GRE series and retrieve those the
     node does not have. With C-MOVE they arrive at the listener, so `serve` must be running;
@@ -330,21 +336,36 @@ def priors_fetch(
     query = PriorQuery(patient_id.strip(), issuer.strip(), first)
     with reported_errors(), open_node_db(settings) as sessions:
         plan = plan_fetch(settings, sessions, query)
-        for series in plan.wanted:
-            count = "?" if series.instances is None else series.instances
+        wanted = [
+            {
+                "study_date": series.study_date,
+                "study_uid": series.study_uid,
+                "series_uid": series.series_uid,
+                "instances": series.instances,
+            }
+            for series in plan.wanted
+        ]
+        found = {"wanted": wanted, "known_studies": plan.known_studies, "dry_run": dry_run}
+        for series in [] if as_json else wanted:
+            count = "?" if series["instances"] is None else series["instances"]
             typer.echo(
-                f"{series.study_date or '-'} study {series.study_uid} "
-                f"series {series.series_uid} ({count} instances)"
+                f"{series['study_date'] or '-'} study {series['study_uid']} "
+                f"series {series['series_uid']} ({count} instances)"
             )
         summary = (
             f"{len(plan.wanted)} series in {len(plan.study_uids)} studies; "
             f"{plan.known_studies} matching studies already known"
         )
         if dry_run:
-            typer.echo(f"dry run: would retrieve {summary}")
+            typer.echo(json.dumps(found) if as_json else f"dry run: would retrieve {summary}")
             return
         outcome = run_fetch(settings, sessions, plan)
-    typer.echo(f"retrieved {outcome.completed + outcome.warnings} instances: {summary}")
+    retrieved = outcome.completed + outcome.warnings
+    typer.echo(
+        json.dumps({**found, "retrieved_instances": retrieved})
+        if as_json
+        else f"retrieved {retrieved} instances: {summary}"
+    )
 
 
 def main() -> None:
@@ -375,6 +396,7 @@ def identity_resolve(
         ),
     ] = False,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Settle a held visit; the patient's assessments are recomputed and amended reports of
     visits already sent are queued for the service to deliver."""
@@ -389,15 +411,21 @@ def identity_resolve(
         item, changed = resolve_identity(
             sessions, study_uid.strip(), decision, reviewer, settings, update_patient
         )
-    typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
-    if not changed:
+    amendments = []
+    if changed:
+        with open_node_db(settings) as node:
+            queue = JobQueue(node, settings.jobs)
+            amendments = due_amendments(node, settings, changed)
+            for key, study, payload in amendments:
+                queue.enqueue(key, study, payload)
+    if as_json:
+        outcome = {"study_uid": item.study_uid, "status": item.status, "reviewer": item.reviewer}
+        typer.echo(json.dumps({**outcome, "reassessed": len(changed),
+                               "amendments_queued": len(amendments)}))
         return
-    with open_node_db(settings) as node:
-        queue = JobQueue(node, settings.jobs)
-        amendments = due_amendments(node, settings, changed)
-        for key, study, payload in amendments:
-            queue.enqueue(key, study, payload)
-    typer.echo(
-        f"re-assessed {len(changed)} visit(s) of this patient; "
-        f"{len(amendments)} amended report(s) queued for delivery by the service"
-    )
+    typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
+    if changed:
+        typer.echo(
+            f"re-assessed {len(changed)} visit(s) of this patient; "
+            f"{len(amendments)} amended report(s) queued for delivery by the service"
+        )

@@ -146,6 +146,9 @@ def recon(
         float | None, typer.Option("--b0-tesla", help="Field strength; overrides sidecars.")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the written files as JSON (name -> path).")
+    ] = False,
 ) -> None:
     """Reconstruct a susceptibility map (ppm) from multi-echo GRE NIfTI files (dcm2niix)."""
     console = Console(stderr=True, highlight=False)
@@ -163,6 +166,8 @@ def recon(
         "total_seconds": round(time.perf_counter() - started, 3),
     }
     paths = write_result(result, out, record)
+    if as_json:
+        typer.echo(json.dumps({name: str(path) for name, path in paths.items()}))
     console.print(f"wrote {paths['chi_ppm']}, {paths['mask']}, {paths['qc']}", soft_wrap=True)
 
 
@@ -251,6 +256,7 @@ def norms_show(
         Path | None, typer.Option("--model", help="Model JSON; default: the configured one.")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The model file's JSON.")] = False,
 ) -> None:
     """Print a normative model: expected values by age, parameters and their intervals."""
     from monitor.norms import load_model
@@ -258,6 +264,9 @@ def norms_show(
     with reported_errors():
         path = model if model is not None else load_settings(config).norms.model_path
         loaded = load_model(path)
+    if as_json:
+        typer.echo(json.dumps(loaded.to_json(), indent=2))
+        return
     _print_model(loaded, Console(highlight=False))
 
 
@@ -405,13 +414,20 @@ def identity_list(
 @config_app.command("check")
 def config_check(
     config: Annotated[Path, typer.Option("--config", help="Settings TOML file to check.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='One JSON object: {"valid", "config", "settings"}.')
+    ] = False,
 ) -> None:
     """Print "valid" and the effective settings (file, environment overrides and defaults;
     secrets masked), or the first error in one line with exit code 2."""
     with reported_errors():
         settings = load_settings(config)
+    effective = settings.model_dump(mode="json")
+    if as_json:
+        typer.echo(json.dumps({"valid": True, "config": str(config), "settings": effective}))
+        return
     typer.echo(f"valid: {config}")
-    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    typer.echo(json.dumps(effective, indent=2))
 
 
 @cohort_app.command("export")

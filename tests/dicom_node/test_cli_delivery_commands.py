@@ -62,9 +62,9 @@ def test_dead_letters_show_in_status_and_resend_requeues_them(tmp_path: Path) ->
     text = runner.invoke(app, ["status", "--config", str(config)])
     assert f"{STUDY_UID} sr -> pacs after 2 attempts" in text.stdout
 
-    resent = runner.invoke(app, ["resend", STUDY_UID, "--config", str(config)])
+    resent = runner.invoke(app, ["resend", STUDY_UID, "--config", str(config), "--json"])
     assert resent.exit_code == 0, resent.output
-    assert resent.stdout.strip() == "2 deliveries queued"
+    assert json.loads(resent.stdout) == {"study_uid": STUDY_UID, "queued": 2}
     assert {row.state for row in outbox.rows()} == {WorkState.PENDING}
     assert outbox.dead_letters() == []
 

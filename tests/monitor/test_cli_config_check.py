@@ -35,6 +35,9 @@ def test_a_valid_file_prints_effective_settings_with_secrets_masked(tmp_path):
     assert effective["node"]["port"] == 11113 and effective["node"]["ae_title"] == "QSMMON"
     assert "s3cret-token" not in result.stdout
     assert effective["destinations"][0]["auth"]["bearer_token"] == "**********"
+    as_json = CliRunner().invoke(app, ["config", "check", "--config", str(config), "--json"])
+    expected = {"valid": True, "config": str(config), "settings": effective}
+    assert json.loads(as_json.stdout) == expected
 
 
 def test_an_invalid_file_is_one_line_and_exit_2(tmp_path):

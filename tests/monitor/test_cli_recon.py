@@ -270,10 +270,12 @@ def _run_cli(magnitudes: list[Path], phases: list[Path], out: Path, cache: Path)
     config.write_text(f'[recon]\ncompilation_cache_dir = "{cache}"\n')
     command = [str(Path(sys.executable).with_name("qsm-monitor")), *_args(magnitudes, phases, out)]
     completed = subprocess.run(
-        [*command, "--config", str(config)], capture_output=True, text=True, check=False
+        [*command, "--config", str(config), "--json"], capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
     assert "inversion" in completed.stderr  # stage progress is shown
+    written = json.loads(completed.stdout)  # --json: only the written files on stdout
+    assert Path(written["chi_ppm"]) == out / "chi_ppm.nii.gz" and Path(written["qc"]).exists()
 
 
 def _check_outputs(out: Path, input_image: Path, phantom: Phantom) -> None:

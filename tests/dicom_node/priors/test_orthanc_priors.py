@@ -11,6 +11,7 @@ acquisitions); `benchmarks/priors_amendment.py` times the whole path to the amen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,5 +228,10 @@ def test_cli_dry_run_lists_what_would_be_retrieved(tmp_path: Path, pacs: Orthanc
         == "dry run: would retrieve 4 series in 2 studies; 0 matching studies already known"
     )
     assert {line.split()[2] for line in lines[:-1]} == {EARLIER[1].study_uid, EARLIER[2].study_uid}
+    as_json = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert as_json["dry_run"] is True and as_json["known_studies"] == 0
+    wanted_studies = {s["study_uid"] for s in as_json["wanted"]}
+    assert wanted_studies == {EARLIER[1].study_uid, EARLIER[2].study_uid}
+    assert len(as_json["wanted"]) == 4
     assert '"event":"prior_query"' in result.stderr and PATIENT not in result.stderr
     assert _catalogued_studies(load_settings(config)) == set()

@@ -50,6 +50,8 @@ def test_fit_writes_a_site_model_and_show_prints_it(tmp_path: Path) -> None:
     shown = RUNNER.invoke(app, ["norms", "show", "--model", str(out)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "globus_pallidus" in shown.output and "controls per age band" in shown.output
+    as_json = RUNNER.invoke(app, ["norms", "show", "--model", str(out), "--json"])
+    assert json.loads(as_json.stdout) == json.loads(out.read_text())
 
 
 def test_show_defaults_to_the_shipped_model() -> None:

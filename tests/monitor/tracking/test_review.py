@@ -131,11 +131,15 @@ def test_identity_commands(db_url: str, tmp_path: Path) -> None:
     args = ["identity", "resolve", TYPO.study_uid, "--config", str(config), "--by", "Dr A"]
     refused = runner.invoke(app, [*args, "--decision", "unsure"])
     assert refused.exit_code == 2 and "decision must be" in refused.stderr
-    resolved = runner.invoke(app, [*args, "--decision", "same_person"])
+    resolved = runner.invoke(app, [*args, "--decision", "same_person", "--json"])
     assert resolved.exit_code == 0, resolved.output
-    assert "confirmed (decided by Dr A)" in resolved.stdout
-    assert "re-assessed 1 visit" in resolved.stdout
-    assert "1 amended report(s) queued" in resolved.stdout
+    assert json.loads(resolved.stdout) == {
+        "study_uid": TYPO.study_uid,
+        "status": "confirmed",
+        "reviewer": "Dr A",
+        "reassessed": 1,
+        "amendments_queued": 1,
+    }
     with node() as session:
         (job,) = session.scalars(select(Job)).all()
     assert job.idempotency_key.startswith(f"amend:{TYPO.idempotency_key}:")
