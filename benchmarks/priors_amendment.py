@@ -21,30 +21,20 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the packages before tests/, whose folders share their names
 sys.path.append(str(ROOT / "tests"))  # Orthanc helpers
+from support.bench_baseline import fft_baseline_seconds  # noqa: E402
 from support.day_one_priors import run_day_one  # noqa: E402
-
-
-def _baseline_seconds() -> float:
-    volume = np.random.default_rng(0).standard_normal((192, 192, 96)).astype(np.float32)
-    start = time.perf_counter()
-    for _ in range(10):
-        np.fft.irfftn(np.fft.rfftn(volume), s=volume.shape, axes=(0, 1, 2))
-    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="keep data and Orthanc storage here")
     args = parser.parse_args()
-    baseline = _baseline_seconds()
+    baseline = fft_baseline_seconds()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         seen = run_day_one(args.keep)

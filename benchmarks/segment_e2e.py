@@ -24,18 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the packages before tests/, whose folders share their names
 sys.path.append(str(ROOT / "tests"))
 
+from support.bench_baseline import fft_baseline_seconds  # noqa: E402
 from support.varied_e2e import EndToEnd, process_varied_head  # noqa: E402
 
 from monitor.segment.structures import REPORTED_NAMES  # noqa: E402
-
-
-def _baseline_seconds() -> float:
-    """A fixed FFT workload: the yardstick the run's wall time is divided by."""
-    volume = np.random.default_rng(0).standard_normal((192, 192, 96)).astype(np.float32)
-    start = time.perf_counter()
-    for _ in range(10):
-        np.fft.irfftn(np.fft.rfftn(volume), s=volume.shape, axes=(0, 1, 2))
-    return time.perf_counter() - start
 
 
 def _fit(results: list[EndToEnd]) -> tuple[float, float, float]:
@@ -53,7 +45,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=300)
     parser.add_argument("--count", type=int, default=6)
     args = parser.parse_args()
-    baseline = _baseline_seconds()
+    baseline = fft_baseline_seconds()
     results = []
     print("| head | path | withheld | slope | R^2 | worst error ppb | wall s (x baseline) |")
     print("|---|---|---|---|---|---|---|")
