@@ -53,6 +53,10 @@ class StructureMeasurements:
     reference_offset_ppb: float
     """Mean of the reference region in the input map, subtracted from every value."""
     erode_voxels: int
+    whole_brain_mean_ppb: float = 0.0
+    """Mean over the brain mask on the reported scale (0 with the whole-brain reference).
+    Subtracting it from any value gives that value against the whole brain, which the 2024
+    QSM consensus asks to report beside any other reference."""
 
 
 def _slice_axis(voxel_mm: tuple[float, float, float]) -> int:
@@ -172,6 +176,7 @@ def measure_structures(  # noqa: PLR0913 - the pipeline's data, named in the des
         reference=reference,
         reference_offset_ppb=offset,
         erode_voxels=erode_voxels,
+        whole_brain_mean_ppb=float(referenced[inside].mean()),
     )
 
 
@@ -192,6 +197,7 @@ def report_block(measurements: StructureMeasurements) -> dict[str, Any]:
             "sides": {side: _side_stats(side_stats) for side, side_stats in sides.items()},
         }
     block["reference"] = measurements.reference
+    block["whole_brain_mean_ppb"] = measurements.whole_brain_mean_ppb
     return block
 
 

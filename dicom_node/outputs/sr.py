@@ -57,7 +57,7 @@ from dicom_node.outputs.common import (
     tracking_uid,
 )
 from dicom_node.outputs.segmentation import SEGMENT_NUMBERS
-from monitor.record import ProcessingRecord, Values
+from monitor.record import REPORTED_DECIMALS, ProcessingRecord, Values
 from monitor.segment.structures import SIDES, STRUCTURES
 from monitor.settings import Settings
 
@@ -99,11 +99,13 @@ def build_measurement_report(
         group
         for structure in STRUCTURES
         for side in REPORTED_SIDES
-        if (
-            group := _structure_group(
+        for group in (
+            _structure_group(
                 record, (structure, side), algorithm, references, segments.get((structure, side))
-            )
+            ),
+            _whole_brain_group(record, (structure, side), algorithm, references),
         )
+        if group is not None
     ]
     risk = _risk_group(record, algorithm)
     if risk is not None:
@@ -210,14 +212,57 @@ def _structure_group(
         )
     region = _reference_region(record)
     if region is not None:
-        group[0].ContentSequence.append(
-            CodeContentItem(
-                name=c.REFERENCE_REGION,
-                value=region,
-                relationship_type=RelationshipTypeValues.HAS_CONCEPT_MOD,
-            )
-        )
+        _add_reference_region(group, region)
     return group
+
+
+def _whole_brain_group(
+    record: ProcessingRecord,
+    where: tuple[str, str],
+    algorithm: AlgorithmIdentification,
+    references: Sequence[Dataset],
+) -> MeasurementsAndQualitativeEvaluations | None:
+    """The structure side's mean against the whole brain, when the record's values use another
+    reference: its own group, because a group carries one reference region."""
+    structure, side = where
+    mean = record.mean_against_whole_brain(structure, side)
+    if mean is None:
+        return None
+    label = f"{side} {structure.replace('_', ' ')}, whole-brain reference"
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=tracking_uid(record, structure, f"{side}-whole-brain"), identifier=label
+        ),
+        algorithm_id=algorithm,
+        finding_sites=[
+            FindingSite(anatomic_location=c.FINDING_SITES[structure], laterality=c.LATERALITY[side])
+        ],
+        measurements=[
+            Measurement(
+                name=c.MAGNETIC_SUSCEPTIBILITY,
+                value=round(mean, REPORTED_DECIMALS["mean_ppb"]),
+                unit=c.PPB,
+                derivation=c.MEAN,
+                referenced_images=[
+                    SourceImageForMeasurement.from_source_image(ds) for ds in references
+                ]
+                or None,
+            )
+        ],
+    )
+    _add_reference_region(group, c.REFERENCE_REGIONS["whole_brain"])
+    return group
+
+
+def _add_reference_region(group: Sequence[Dataset], region: CodedConcept) -> None:
+    """State what zero means for the group's susceptibility values (concept modifier)."""
+    group[0].ContentSequence.append(
+        CodeContentItem(
+            name=c.REFERENCE_REGION,
+            value=region,
+            relationship_type=RelationshipTypeValues.HAS_CONCEPT_MOD,
+        )
+    )
 
 
 def _measurements(values: Values, measured_on: Sequence[Dataset]) -> list[Measurement]:

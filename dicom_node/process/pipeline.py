@@ -123,6 +123,7 @@ def process_acquisition(
     qc = {
         **plain_json(qsm.qc),
         "segmentation": segmentation_qc,
+        "whole_brain_mean_ppb": structures.get("whole_brain_mean_ppb"),
         "ran_on": analysis.ran_on,
         "provenance": provenance(assembled.acquisition, settings, qsm.reference).to_json(),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from monitor.record import region_words
 from monitor.segment.structures import SIDES, STRUCTURES
 
 __all__ = ["is_reportable", "record_summary"]
@@ -35,14 +36,18 @@ def record_summary(record: Mapping[str, Any]) -> list[str]:
         lines = [f"{uid}: NOT REPORTABLE: {reason}"]
     else:
         risk = (record.get("risk") or {}).get("level", "-")
-        lines = [f"{uid}: risk {risk}"]
+        lines = [f"{uid}: risk {risk}", f"  values against {_reference_words(record)}"]
         withheld = segmentation.get("withheld") or {}
         values = _values(record)
+        brain_mean = _whole_brain_mean(record)
         for structure in STRUCTURES:
             parts = []
             for side in SIDES:
                 name = f"{structure}_{side}"
-                if name in values:
+                if name in values and brain_mean is not None:
+                    against_brain = values[name] - brain_mean
+                    parts.append(f"{side} {values[name]:.1f} ppb ({against_brain:.1f} vs brain)")
+                elif name in values:
                     parts.append(f"{side} {values[name]:.1f} ppb")
                 else:
                     parts.append(f"{side} withheld ({withheld.get(name, 'no value')})")
@@ -51,6 +56,19 @@ def record_summary(record: Mapping[str, Any]) -> list[str]:
     if outputs:
         lines.append("  outputs: " + ", ".join(str(path) for path in outputs.values()))
     return lines
+
+
+def _reference_words(record: Mapping[str, Any]) -> str:
+    region = (record.get("structures") or {}).get("reference") or "whole_brain"
+    return "the " + region_words(str(region))
+
+
+def _whole_brain_mean(record: Mapping[str, Any]) -> float | None:
+    """The brain's mean on the reported scale when values use another reference (the
+    whole-brain values are shown beside them, 2024 QSM consensus); None otherwise."""
+    region = (record.get("structures") or {}).get("reference") or "whole_brain"
+    brain_mean = (record.get("qc") or {}).get("whole_brain_mean_ppb")
+    return None if region == "whole_brain" or brain_mean is None else float(brain_mean)
 
 
 def _values(record: Mapping[str, Any]) -> dict[str, float]:

@@ -84,7 +84,7 @@ def build_bundle(
         norms_text=_norms_text(record.norms),
         amended=bool(record.amendment),
     )
-    observations = structure_observations(record.structures, context)
+    observations = structure_observations(record, context)
     if not observations:
         raise ValueError("record has no structure measurements to report")
     results = [*observations, diagnostic_report(record, observations, context)]

@@ -83,6 +83,7 @@ PRODUCT_CODES: dict[str, str] = {
     "iron-progression-flag": "Brain iron progression risk elevated: review QSM results",
     "reference-whole-brain": "QSM referenced to the whole-brain mean",
     "reference-csf": "QSM referenced to cerebrospinal fluid",
+    "mean-whole-brain-reference": "Mean magnetic susceptibility against the whole-brain mean",
 }
 """Every code of the product code system with its display (docs/fhir.md lists them)."""
 

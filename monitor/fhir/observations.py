@@ -22,7 +22,7 @@ from monitor.fhir.codes import (
     ucum_quantity,
 )
 from monitor.fhir.ids import ResultKeys
-from monitor.record import Structures, Values
+from monitor.record import REPORTED_DECIMALS, ProcessingRecord, Values
 
 BODY_SITE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/bodySite"
 BODY_STRUCTURE_ID = "site"
@@ -60,19 +60,24 @@ class Context:
         return "amended" if self.amended else "final"
 
 
-def structure_observations(structures: Structures, context: Context) -> list[Entry]:
+def structure_observations(record: ProcessingRecord, context: Context) -> list[Entry]:
     """Observations for every measured structure and side, in a fixed order; a structure or
     side withheld from the record is left out."""
     entries = []
     for structure in STRUCTURES:
         for side in SIDES:
-            values = structures.values(structure, side)
+            values = record.structures.values(structure, side)
             if values is not None and values.mean_ppb is not None:
-                entries.append(_observation(structure, side, values, context))
+                against_brain = record.mean_against_whole_brain(structure, side)
+                entries.append(_observation(structure, side, values, against_brain, context))
     return entries
 
 
-def _observation(structure: str, side: str, values: Values, ctx: Context) -> Entry:
+def _observation(
+    structure: str, side: str, values: Values, against_brain: float | None, ctx: Context
+) -> Entry:
+    """`against_brain`: the mean against the whole brain when `values` use another reference
+    (a component, so the value and its reference travel together)."""
     values = values.rounded()
     identifier = ctx.keys.identifier("observation", structure, side)
     body_site, body_structure = _body_site(structure, side, ctx.subject)
@@ -103,6 +108,13 @@ def _observation(structure: str, side: str, values: Values, ctx: Context) -> Ent
     if reference_range:
         resource["referenceRange"] = [reference_range]
     components = _components(values)
+    if against_brain is not None:
+        components.append(
+            {
+                "code": product_concept("mean-whole-brain-reference"),
+                "valueQuantity": ppb(round(against_brain, REPORTED_DECIMALS["mean_ppb"])),
+            }
+        )
     if components:
         resource["component"] = components
     if ctx.notes:

@@ -6,7 +6,7 @@ imports `dicom_node`.
 """
 
 from monitor.record.fields import known_fields, optional_float
-from monitor.record.provenance import Provenance
+from monitor.record.provenance import Provenance, region_words
 from monitor.record.record import (
     TRACKING_FIELDS,
     Norms,
@@ -15,10 +15,18 @@ from monitor.record.record import (
     Risk,
     tracking_values,
 )
-from monitor.record.values import BILATERAL, SIDES, Structures, StructureValues, Values
+from monitor.record.values import (
+    BILATERAL,
+    REPORTED_DECIMALS,
+    SIDES,
+    Structures,
+    StructureValues,
+    Values,
+)
 
 __all__ = [
     "BILATERAL",
+    "REPORTED_DECIMALS",
     "SIDES",
     "TRACKING_FIELDS",
     "Norms",
@@ -31,5 +39,6 @@ __all__ = [
     "Values",
     "known_fields",
     "optional_float",
+    "region_words",
     "tracking_values",
 ]

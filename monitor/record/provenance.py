@@ -11,9 +11,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Provenance"]
+__all__ = ["Provenance", "region_words"]
 
 REFERENCE_WORDS = {"whole_brain": "whole-brain mean", "csf": "lateral ventricle CSF mean"}
+
+
+def region_words(region: str) -> str:
+    """A reference region in words for reports (an unknown name as given)."""
+    return REFERENCE_WORDS.get(region, region.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class Provenance:
         """One phrase per item, for reports (SR algorithm parameters, FHIR notes)."""
         echoes = ", ".join(f"{t:.2f}" for t in self.echo_times_ms)
         voxel = " x ".join(f"{v:.2f}" for v in self.voxel_mm)
-        region = REFERENCE_WORDS.get(self.reference_region, self.reference_region)
+        region = region_words(self.reference_region)
         return [
             f"field strength {self.b0_tesla:.1f} T",
             f"echo times {echoes} ms",

@@ -101,6 +101,13 @@ class Qc:
         """Acquisition and processing provenance (None for records from before it)."""
         return Provenance.from_json(self.data.get("provenance"))
 
+    @property
+    def whole_brain_mean_ppb(self) -> float | None:
+        """The brain's mean on the reported reference scale (measurement step), None when
+        not recorded (no values, or records from before it)."""
+        value = self.data.get("whole_brain_mean_ppb")
+        return None if value is None else float(value)
+
     def with_entry(self, name: str, value: Any) -> Qc:
         """A copy with one top-level entry added or replaced."""
         return Qc({**self.data, name: value})
@@ -168,6 +175,18 @@ class ProcessingRecord:  # the record's fields, one per stored key
     def reference_name(self) -> str | None:
         """The reference region, from the tracking step or else the measurements."""
         return self.reference_region or self.structures.reference
+
+    def mean_against_whole_brain(self, structure: str, side: str) -> float | None:
+        """A structure side's mean (ppb) against the whole-brain mean, reported beside the
+        values of another reference region (2024 QSM consensus); None when the values already
+        are against the whole brain, or the structure or the brain mean was not recorded."""
+        values = self.structures.values(structure, side)
+        brain_mean = self.qc.whole_brain_mean_ppb
+        if self.reference_name in (None, "whole_brain") or brain_mean is None:
+            return None
+        if values is None or values.mean_ppb is None:
+            return None
+        return values.mean_ppb - brain_mean
 
     def with_tracking(self, fields: Mapping[str, Any]) -> ProcessingRecord:
         """A copy with the tracking step's fields (risk, `TRACKING_FIELDS`) from their JSON."""

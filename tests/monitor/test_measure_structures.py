@@ -39,6 +39,7 @@ def test_whole_brain_reference_ppb_volume_and_eroded_count():
     left = m.per_side["putamen_left"]
     assert m.reference == "whole_brain"
     assert m.reference_offset_ppb == pytest.approx(brain_mean * 1000)
+    assert m.whole_brain_mean_ppb == pytest.approx(0.0, abs=1e-9)
     assert left.mean_ppb == pytest.approx((0.10 - brain_mean) * 1000)
     assert left.median_ppb == pytest.approx((0.10 - brain_mean) * 1000)
     assert left.sd_ppb == pytest.approx(0.0, abs=1e-9)
@@ -84,6 +85,15 @@ def test_csf_reference_uses_the_ventricles():
     assert m.reference == "csf"
     assert m.reference_offset_ppb == pytest.approx(10.0)
     assert m.per_side["putamen_left"].mean_ppb == pytest.approx(90.0)
+    # Against the whole brain as well: the brain's mean on the CSF scale, subtracted.
+    brain_mean_ppb = (
+        BACKGROUND_PPM + ((0.10 - BACKGROUND_PPM) + (0.01 - BACKGROUND_PPM)) * BLOCK_VOXELS
+        / np.prod(SHAPE)
+    ) * 1000 - 10.0
+    assert m.whole_brain_mean_ppb == pytest.approx(brain_mean_ppb)
+    assert m.per_side["putamen_left"].mean_ppb - m.whole_brain_mean_ppb == pytest.approx(
+        100.0 - (brain_mean_ppb + 10.0)
+    )
 
 
 def test_missing_structure_gives_nan_and_zero_count():
@@ -118,8 +128,11 @@ def test_report_block_shape_and_values():
     mask = np.ones(SHAPE, dtype=bool)
     m = measure_structures(chi, labels, LABEL_NAMES, mask, VOXEL, "whole_brain")
     block = report_block(m)
-    assert set(block) == {"thalamus", "caudate", "putamen", "globus_pallidus", "reference"}
+    assert set(block) == {
+        "thalamus", "caudate", "putamen", "globus_pallidus", "reference", "whole_brain_mean_ppb"
+    }
     assert block["reference"] == "whole_brain"
+    assert block["whole_brain_mean_ppb"] == pytest.approx(0.0, abs=1e-9)
     thalamus = block["thalamus"]
     assert set(thalamus) == {
         "mean_ppb",

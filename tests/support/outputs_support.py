@@ -18,6 +18,8 @@ from support.provenance_rows import PROVENANCE
 DCIODVFY = "/usr/bin/dciodvfy"
 DSRDUMP = "/usr/bin/dsrdump"
 STRUCTURES = ("thalamus", "caudate", "putamen", "globus_pallidus")
+WHOLE_BRAIN_MEAN_PPB = {"whole_brain": 0.0, "csf": -17.26}
+"""The brain's mean on the reported scale, as the measurement step records it."""
 
 
 def assembled_study(folder: Path, style: str = "siemens") -> AssembledAcquisition:
@@ -49,7 +51,11 @@ def _side(rng: np.random.Generator, follow_up: bool) -> dict[str, Any]:
 
 
 def make_record(
-    assembled: AssembledAcquisition, *, follow_up: bool = True, risk_level: str = "elevated"
+    assembled: AssembledAcquisition,
+    *,
+    follow_up: bool = True,
+    risk_level: str = "elevated",
+    reference: str = "whole_brain",
 ) -> dict[str, Any]:
     """A record in the agreed schema (record_schema.md) with random but plausible numbers."""
     rng = np.random.default_rng(11 if follow_up else 12)
@@ -62,7 +68,7 @@ def make_record(
             "right_ppb": sides["right"]["mean_ppb"],
             "sides": sides,
         }
-    structures["reference"] = "whole_brain"
+    structures["reference"] = reference
     return {
         "idempotency_key": assembled.idempotency_key,
         "patient_id": assembled.source.patient_id,
@@ -73,10 +79,10 @@ def make_record(
         "risk": {"level": risk_level, "reasons": ["putamen above the normal range", "rising"]},
         "previous_study_uid": "1.2.3.4" if follow_up else None,
         "previous_study_date": "2025-01-14" if follow_up else None,
-        "reference_region": "whole_brain",
+        "reference_region": reference,
         "pipeline_version": "0.1.0",
         "outputs": {},
-        "qc": {"provenance": PROVENANCE},
+        "qc": {"provenance": PROVENANCE, "whole_brain_mean_ppb": WHOLE_BRAIN_MEAN_PPB[reference]},
         "error": None,
     }
 
@@ -132,13 +138,31 @@ def code(item: Dataset, keyword: str) -> str:
     return str(getattr(item, keyword)[0].CodeValue)
 
 
-def reported_numbers(ds: Dataset) -> dict[tuple[str, str], dict[str, float]]:
-    """(structure, side) -> every number in its group, read back independently of highdicom."""
+REFERENCE_REGION = "C94970"
+REGION_CODES = {"whole_brain": "12738006", "csf": "65216001"}
+
+
+def group_region(children: list[Dataset]) -> str | None:
+    """The group's Reference Region ("whole_brain"/"csf"), None when it states none."""
+    names = {value: name for name, value in REGION_CODES.items()}
+    for item in children:
+        if item.ValueType == "CODE" and code(item, "ConceptNameCodeSequence") == REFERENCE_REGION:
+            return names[code(item, "ConceptCodeSequence")]
+    return None
+
+
+def reported_numbers(
+    ds: Dataset, region: str = "whole_brain"
+) -> dict[tuple[str, str], dict[str, float]]:
+    """(structure, side) -> every number in its group with Reference Region `region`, read back
+    independently of highdicom."""
     groups: dict[tuple[str, str], dict[str, float]] = {}
     for group in walk(ds.ContentSequence):
         if group.ValueType != "CONTAINER" or code(group, "ConceptNameCodeSequence") != "125007":
             continue
         children = list(group.ContentSequence)
+        if group_region(children) not in (region, None):
+            continue
         sites = [i for i in children if code(i, "ConceptNameCodeSequence") == FINDING_SITE]
         if not sites:
             continue
@@ -167,6 +191,7 @@ def reported_numbers(ds: Dataset) -> dict[tuple[str, str], dict[str, float]]:
                         )
             else:
                 numbers[PLAIN_NUMBERS[name]] = value
+        assert key not in groups, f"two groups for {key} against {region}"
         groups[key] = numbers
     return groups
 

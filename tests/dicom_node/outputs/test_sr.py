@@ -13,6 +13,7 @@ from support.outputs_support import (
     PLAIN_NUMBERS,
     SIDE_CODES,
     STRUCTURES,
+    WHOLE_BRAIN_MEAN_PPB,
     assembled_study,
     dsrdump,
     make_record,
@@ -66,6 +67,34 @@ def test_sr_numbers_equal_the_record(study: AssembledAcquisition, tmp_path: Path
         expected |= dict(zip(("range_low", "range_high"), want["reference_range_ppb"], strict=True))
         shown = {k: round(v, REPORTED_DECIMALS.get(k, 1)) for k, v in expected.items()}
         assert numbers == pytest.approx(shown, abs=1e-9), (structure, side)  # to precision
+
+
+def test_whole_brain_values_are_reported_beside_a_csf_reference(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    """2024 QSM consensus: values against the whole brain always, any other in addition."""
+    record = make_record(study, reference="csf")
+    path = save(build(study, record), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    ds = dcmread(path)
+    against_csf = reported_numbers(ds, region="csf")
+    against_brain = reported_numbers(ds, region="whole_brain")
+    keys = {(s, side) for s in STRUCTURES for side in SIDE_CODES.values()}
+    assert set(against_csf) == set(against_brain) == keys
+    brain_mean = WHOLE_BRAIN_MEAN_PPB["csf"]
+    for (structure, side), numbers in against_brain.items():
+        mean = record_side(record, structure, side)["mean_ppb"]
+        assert numbers == {"mean_ppb": pytest.approx(round(mean - brain_mean, 1), abs=1e-9)}
+        assert against_csf[(structure, side)]["mean_ppb"] == pytest.approx(round(mean, 1))
+    assert "whole-brain reference" in dsrdump(path, "+Pl").stdout
+
+
+def test_whole_brain_reference_has_no_second_group(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    ds = dcmread(save(build(study, make_record(study)), tmp_path / "sr.dcm"))
+    assert reported_numbers(ds, region="csf") == {}  # only groups stating no region or brain
+    assert "whole-brain reference" not in str(ds.ContentSequence)
 
 
 def test_baseline_sr_has_no_change_but_keeps_norms(

@@ -36,6 +36,7 @@ def test_values_are_printed_per_side_to_01_ppb_with_the_withheld_reason():
     assert is_reportable(ONE_WITHHELD)
     lines = record_summary(ONE_WITHHELD)
     assert lines[0] == "1.2.4: risk not elevated"
+    assert lines[1] == "  values against the whole-brain mean"
     assert "  thalamus: left -12.3 ppb, right -10.0 ppb" in lines
     assert "  putamen: left withheld (coverage 0.52 below 0.9), right 40.0 ppb" in lines
 
@@ -44,3 +45,14 @@ def test_an_error_is_one_line_and_not_reportable():
     record = {"study_uid": "1.2.5", "error": "no QSM acquisition found: no phase images"}
     assert not is_reportable(record)
     assert record_summary(record) == ["1.2.5: no QSM acquisition found: no phase images"]
+
+
+def test_csf_referenced_values_are_printed_with_their_whole_brain_values():
+    record = {
+        **ONE_WITHHELD,
+        "structures": {**ONE_WITHHELD["structures"], "reference": "csf"},
+        "qc": {**ONE_WITHHELD["qc"], "whole_brain_mean_ppb": -20.0},
+    }
+    lines = record_summary(record)
+    assert lines[1] == "  values against the lateral ventricle CSF mean"
+    assert "  thalamus: left -12.3 ppb (7.7 vs brain), right -10.0 ppb (10.0 vs brain)" in lines

@@ -128,6 +128,8 @@ def test_process_command_prints_one_record_per_study(
         withheld = verdict["withheld"]
         putamen = record["structures"].get("putamen", {}).get("mean_ppb")
         assert putamen is not None or any(k.startswith("putamen") for k in withheld), verdict
+        # the brain's mean on the reported scale, kept for the whole-brain values (issue 16)
+        assert record["qc"]["whole_brain_mean_ppb"] == pytest.approx(0.0, abs=1e-3)
     else:  # numbers from a segmentation that failed its QC are withheld, with the reason
         assert record["structures"] == {} and verdict["reason"]
     assert record["risk"]["level"] in {"not elevated", "indeterminate"}  # first visit

@@ -71,6 +71,25 @@ def test_one_observation_per_structure_and_side_with_record_numbers() -> None:
     assert obs["effectiveDateTime"] == record["study_datetime"]
 
 
+def test_csf_referenced_values_also_carry_their_whole_brain_mean() -> None:
+    """2024 QSM consensus: values against the whole brain always, any other in addition."""
+    record = elevated_record()
+    brain_on_csf_scale = -23.4
+    record["reference_region"] = record["structures"]["reference"] = "csf"
+    record["qc"] = {**record.get("qc", {}), "whole_brain_mean_ppb": brain_on_csf_scale}
+    observations = resources(bundle_for(record), "Observation")
+    assert len(observations) == 12
+    for obs in observations:
+        assert obs["method"]["coding"][0]["code"] == "reference-csf"
+        brain = component(obs, "mean-whole-brain-reference")["valueQuantity"]
+        assert brain["code"] == "[ppb]"
+        assert brain["value"] == pytest.approx(
+            obs["valueQuantity"]["value"] - brain_on_csf_scale, abs=0.051
+        )
+    for obs in resources(bundle_for(elevated_record()), "Observation"):  # whole brain already
+        assert component(obs, "mean-whole-brain-reference") is None
+
+
 def test_body_site_is_snomed_structure_with_laterality() -> None:
     bundle = bundle_for(baseline_record())
     expected = {
