@@ -18,6 +18,7 @@ from monitor.cli import (
     error_line,
     exit_code_for,
     identity_app,
+    load_existing_data_or_exit,
     load_settings_or_exit,
     load_writable_settings_or_exit,
     missing_data_problem,
@@ -68,11 +69,86 @@ def serve(config: ConfigOption = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    console = None
     try:
+        if settings.web.enabled:
+            from dicom_node.web import ConsoleServer
+
+            console = ConsoleServer(settings)
+            console.start()
+            typer.echo(f"web console on {console.url}", err=True)
         Service(settings).run(stop, announce=lambda line: typer.echo(line, err=True))
     except (OSError, ValueError) as exc:
         typer.echo(f"error: cannot start the service: {exc}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        if console is not None:
+            console.stop()
+
+
+users_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Web console accounts (docs/web-console.md)."
+)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[
+        str, typer.Option("--role", help="viewer (reads), reviewer (also decides), admin (all).")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Add a console account; the password is read from standard input (asked twice on a
+    terminal), never from the command line where other users could see it."""
+    from dicom_node.db import configured_engine
+    from dicom_node.web import AccountError, add_user, console_sessions
+
+    settings = load_writable_settings_or_exit(config)
+    password = _read_new_password()
+    engine = configured_engine(settings.storage)
+    try:
+        add_user(console_sessions(engine), name, role, password)
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"user {name.strip()} added ({role})")
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Console accounts and their roles (never their password hashes)."""
+    from dicom_node.db import configured_engine
+    from dicom_node.web import console_sessions, list_users
+
+    settings = load_existing_data_or_exit(config)
+    engine = configured_engine(settings.storage)
+    try:
+        users = [{"name": u.name, "role": u.role} for u in list_users(console_sessions(engine))]
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(users))
+        return
+    for user in users:
+        typer.echo(f"{user['name']}\t{user['role']}")
+    if not users:
+        typer.echo("no console accounts yet: qsm-monitor users add NAME --role admin")
+
+
+def _read_new_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            typer.echo("error: the passwords differ", err=True)
+            raise typer.Exit(INPUT_ERROR_EXIT_CODE)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @app.command()
@@ -262,10 +338,15 @@ def resend(
     """
     from dicom_node.db import open_node_db
     from dicom_node.deliver.outbox import Outbox
+    from dicom_node.release import ReleaseGate, ReviewError
 
     settings = load_settings_or_exit(config)
     with open_node_db(settings) as sessions:
-        queued = Outbox(sessions, settings).requeue_study(study_uid)
+        try:
+            queued = ReleaseGate(sessions, settings, Outbox(sessions, settings)).resend(study_uid)
+        except ReviewError as exc:
+            typer.echo(f"error: not sent: {exc}", err=True)
+            raise typer.Exit(1) from None
     if queued == 0:
         typer.echo("error: no deliveries for this study (no result, or no destination)", err=True)
         raise typer.Exit(1)
@@ -400,32 +481,20 @@ def identity_resolve(
 ) -> None:
     """Settle a held visit; the patient's assessments are recomputed and amended reports of
     visits already sent are queued for the service to deliver."""
-    from dicom_node.db import open_node_db
-    from dicom_node.process.amend import due_amendments
-    from dicom_node.queue.jobs import JobQueue
-    from monitor.tracking.review import resolve_identity
-    from monitor.tracking.schema import open_history
+    from dicom_node.process.identity import settle_identity
 
     settings = load_settings_or_exit(config)
-    with reported_errors(), open_history(settings) as sessions:
-        item, changed = resolve_identity(
-            sessions, study_uid.strip(), decision, reviewer, settings, update_patient
-        )
-    amendments = []
-    if changed:
-        with open_node_db(settings) as node:
-            queue = JobQueue(node, settings.jobs)
-            amendments = due_amendments(node, settings, changed)
-            for key, study, payload in amendments:
-                queue.enqueue(key, study, payload)
+    with reported_errors():
+        outcome = settle_identity(settings, study_uid, decision, reviewer, update_patient)
+    item = outcome.item
     if as_json:
-        outcome = {"study_uid": item.study_uid, "status": item.status, "reviewer": item.reviewer}
-        typer.echo(json.dumps({**outcome, "reassessed": len(changed),
-                               "amendments_queued": len(amendments)}))
+        decided = {"study_uid": item.study_uid, "status": item.status, "reviewer": item.reviewer}
+        typer.echo(json.dumps({**decided, "reassessed": outcome.reassessed,
+                               "amendments_queued": outcome.amendments_queued}))
         return
     typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
-    if changed:
+    if outcome.reassessed:
         typer.echo(
-            f"re-assessed {len(changed)} visit(s) of this patient; "
-            f"{len(amendments)} amended report(s) queued for delivery by the service"
+            f"re-assessed {outcome.reassessed} visit(s) of this patient; "
+            f"{outcome.amendments_queued} amended report(s) queued for delivery by the service"
         )

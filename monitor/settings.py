@@ -491,6 +491,35 @@ class PriorsSettings(SettingsSection):
     poll_interval_s: float = Field(2.0, gt=0.0)
 
 
+class ReleaseSettings(SettingsSection):
+    """A human check before results leave the node (docs/web-console.md)."""
+
+    require_review: bool = False
+    """True: nothing goes to PACS, EHR or webhook until a reviewer approves the visit."""
+
+
+class WebSettings(SettingsSection):
+    """The web console `serve` runs beside the DICOM node (docs/web-console.md)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    secure_cookies: bool = True
+    """Session cookies only over HTTPS (browsers treat http://localhost as secure too);
+    turn off only behind a TLS-terminating proxy that forwards plain HTTP on loopback."""
+    session_hours: float = Field(8.0, gt=0.0)
+    """A session expires this long after login."""
+    login_attempts: int = Field(5, ge=1)
+    """Failed logins allowed per user name and client address within `login_window_s`."""
+    login_window_s: float = Field(300.0, gt=0.0)
+    trusted_user_header: str | None = None
+    """Set (e.g. "X-Remote-User"): an authenticating reverse proxy names the user in this
+    header and local passwords are not asked; the user must still exist here (for the role).
+    Only safe when the console listens on loopback behind that proxy."""
+    refresh_s: int = Field(10, ge=2)
+    """The node page reloads itself this often."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object passed down explicitly."""
 
@@ -512,6 +541,8 @@ class Settings(BaseSettings):
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
     priors: PriorsSettings = Field(default_factory=PriorsSettings)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     def with_external_segmentation(self, path: Path) -> Settings:
         """A copy that measures on `path` (label NIfTI or DICOM SEG) instead of the atlas."""

@@ -36,6 +36,7 @@ from dicom_node.process.pipeline import (
     process_acquisition,
 )
 from dicom_node.queue.jobs import Job, JobQueue
+from dicom_node.release.reviews import ReleaseGate
 from monitor.settings import Settings
 from monitor.types import InvalidAcquisitionError
 
@@ -170,6 +171,8 @@ class Worker:
         on_stage: StageCallback | None = None,
     ) -> None:
         self.settings, self.queue, self.outbox, self.owner = settings, queue, outbox, owner
+        self.release = ReleaseGate(queue.sessions, settings, outbox)
+        """Deliveries go to the outbox at once, or wait for a reviewer ([release])."""
         self.parent_pid = parent_pid
         """Non-zero in a service worker process: exit when that parent is gone."""
         self.engine = compute_engine(settings)
@@ -229,9 +232,9 @@ class Worker:
         result: ProcessingResult,
         amendments: list[tuple[str, str, dict[str, Any]]],
     ) -> None:
-        """Deliveries of the result, the amendments it caused and a prior fetch it calls for,
-        in the completing transaction: a crash can lose none of them."""
-        self.outbox.add(session, job.idempotency_key, job.study_uid, result.outputs)
+        """Deliveries of the result (or its review), the amendments it caused and a prior
+        fetch it calls for, in the completing transaction: a crash can lose none of them."""
+        self.release.submit(session, job.idempotency_key, job.study_uid, result.outputs)
         for key, study_uid, payload in amendments:
             self.queue.add(session, key, study_uid, payload)
         request_priors(session, self.settings, result.study_uid, result.history)

@@ -20,9 +20,11 @@ STAGES = (
     "queue",
     "outputs",
     "deliver",
+    "release",
     "priors",
     "process",
     "service",
+    "web",
 )
 """`dicom_node` stages in import order: each may import only those before it."""
 
