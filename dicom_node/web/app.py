@@ -51,6 +51,17 @@ LOGIN_CSRF_COOKIE = "qsm_login_csrf"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+def fixed(value: float | None, decimals: int = 1, signed: bool = False) -> str:
+    """A number at its reported precision for pages: blank when absent, never "-0.0"."""
+    if value is None:
+        return ""
+    rounded = round(float(value), decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{rounded:+.{decimals}f}" if signed and rounded else f"{rounded:.{decimals}f}"
+
+
+TEMPLATES.env.filters["fixed"] = fixed
+
+
 
 class NotSignedIn(Exception):
     """No valid session (or proxy user) on a request that needs one."""

@@ -36,6 +36,8 @@ class TrendPoint:
     age_years: float | None
     value_ppb: float | None
     comparable: bool = True
+    reliable_change: bool = False
+    """The change from the previous visit exceeds retest variability (ringed in red)."""
 
 
 def write_trend_plot(
@@ -79,6 +81,13 @@ def _panel(
     sex: str | None,
 ) -> None:
     measured = [p for p in points if p.value_ppb is not None]
+    axes.set_title(name.replace("_", " "))
+    if not measured:  # withheld at every visit: say so instead of drawing empty axes
+        axes.text(0.5, 0.5, "no value\n(withheld by segmentation QC)", ha="center",
+                  va="center", transform=axes.transAxes, color="0.35")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        return
     by_age = bool(measured) and all(p.age_years is not None for p in measured)
     xs = np.array([_x(p, by_age) for p in measured], dtype=float)
     ys = np.array([p.value_ppb for p in measured], dtype=float)
@@ -104,7 +113,10 @@ def _panel(
             zorder=3,
             label="not comparable",
         )
-    axes.set_title(name.replace("_", " "))
+    changed = np.array([p.reliable_change for p in measured], dtype=bool)
+    if changed.any():
+        axes.scatter(xs[changed], ys[changed], s=160, facecolors="none", edgecolors="tab:red",
+                     linewidths=1.5, zorder=4, label="reliable change")
     axes.set_xlabel("age (years)" if by_age else "year")
     axes.set_ylabel("susceptibility (ppb)")
     axes.grid(alpha=0.3)

@@ -70,6 +70,7 @@ class PatientTimeline:
                         age_years=entry.age_years,
                         value_ppb=block.get("mean_ppb"),
                         comparable=bool(entry.comparable),
+                        reliable_change=bool(block.get("reliable_change")),
                     )
                 )
         return series

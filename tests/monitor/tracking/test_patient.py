@@ -6,7 +6,9 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from support.tracking_helpers import shifted, visit
 from typer.testing import CliRunner
 
@@ -76,6 +78,27 @@ def test_trend_plot_draws_band_and_points(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".trend-*"))  # no partial files left
     with pytest.raises(ValueError, match="nothing to plot"):
         write_trend_plot(tmp_path / "c.png", {}, None)
+
+
+def test_trend_plot_rings_reliable_changes_and_names_withheld_structures(tmp_path: Path) -> None:
+    def points(changed: bool, value: float | None = 90.0) -> list[TrendPoint]:
+        return [
+            TrendPoint(datetime(2024 + i, 3, 1), 44.0 + i, None if value is None else value + i,
+                       reliable_change=changed and i == 2)
+            for i in range(3)
+        ]
+
+    plain = write_trend_plot(tmp_path / "a.png", {"putamen": points(False)}, default_model())
+    ringed = write_trend_plot(tmp_path / "b.png", {"putamen": points(True)}, default_model())
+    assert plain.read_bytes() != ringed.read_bytes()
+    # A structure withheld at every visit gets a panel that says so (it used to be empty axes).
+    series = {"putamen": points(False), "thalamus": points(False, value=None)}
+    withheld = np.asarray(Image.open(write_trend_plot(tmp_path / "c.png", series, None)))
+    thalamus = withheld[:, : withheld.shape[1] // 2, :3].astype(float)  # report order: first
+    assert (thalamus.std(axis=-1) < 1).all()  # grey text and frame only: no coloured points
+    assert thalamus.min() < 150  # but not blank: the frame and the "no value" text
+    putamen = withheld[:, withheld.shape[1] // 2 :, :3].astype(float)
+    assert (putamen.std(axis=-1) > 20).any()  # the coloured points are there
 
 
 def test_a_visit_with_nothing_reportable_shows_why(tmp_path: Path) -> None:
