@@ -117,6 +117,8 @@ DICOM_OUTPUTS = (
     "qsm_mr_series",
     "key_image_segmentation",
     "trend_plot",
+    "report_page",
+    "report_pdf",
 )
 """Record outputs that are DICOM objects (a Part 10 file or a folder of them)."""
 OUTPUT_NAMES = frozenset(
@@ -124,6 +126,8 @@ OUTPUT_NAMES = frozenset(
         *DICOM_OUTPUTS,
         "key_image_segmentation_png",
         "trend_plot_png",
+        "report_page_png",
+        "report_page_pdf",
         "fhir_bundle",
         "alert",
         "chi_ppm",
@@ -350,7 +354,8 @@ class OutputsSettings(SettingsSection):
     """Parametric Map (float, exact ppb) and/or an MR series with integer pixels rescaled to ppb
     for viewers that cannot show parametric maps."""
     series_number_base: int = Field(9900, ge=1, le=2**31 - 10)
-    """SR = base, parametric map +1, MR derived +2, segmentation key image +3, trend plot +4."""
+    """SR = base, parametric map +1, MR derived +2, segmentation key image +3, trend plot +4,
+    SEG +5, report page (Secondary Capture) +6, report page (Encapsulated PDF) +7."""
     display_window_ppb: tuple[float, float] = (-100.0, 200.0)
     """Initial viewer window (low, high) of the QSM series; deep grey matter iron fits inside."""
 

@@ -22,7 +22,14 @@ from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 
 OutputKind = Literal[
-    "sr", "parametric_map", "mr_derived", "key_image_segmentation", "trend_plot", "segmentation"
+    "sr",
+    "parametric_map",
+    "mr_derived",
+    "key_image_segmentation",
+    "trend_plot",
+    "segmentation",
+    "report_page",
+    "report_pdf",
 ]
 _SERIES_OFFSET: dict[OutputKind, int] = {
     "sr": 0,
@@ -31,6 +38,8 @@ _SERIES_OFFSET: dict[OutputKind, int] = {
     "key_image_segmentation": 3,
     "trend_plot": 4,
     "segmentation": 5,
+    "report_page": 6,
+    "report_pdf": 7,
 }
 MANUFACTURER = "qsm-monitor"
 MODEL_NAME = "qsm-monitor"

@@ -46,6 +46,10 @@ FILE_NAMES: dict[str, str] = {
     "key_image_segmentation": "key_image_segmentation.dcm",
     "trend_plot_png": "trend_plot.png",
     "trend_plot": "trend_plot.dcm",
+    "report_page_png": "report_page.png",
+    "report_page_pdf": "report_page.pdf",
+    "report_page": "report_page.dcm",
+    "report_pdf": "report_pdf.dcm",
     "fhir_bundle": "fhir-bundle.json",
     "alert": "alert.json",
 }
@@ -136,6 +140,10 @@ def _report_steps(  # noqa: PLR0913 - the pipeline's data, passed explicitly
     return [
         ("trend_plot_png", lambda: _trend_plot_png(record, issuer, out_dir, settings)),
         ("trend_plot", lambda: _sc(record, sources, "trend_plot", out_dir, settings)),
+        ("report_page_png", lambda: _report_page(record, out_dir)),
+        ("report_page_pdf", lambda: _existing(out_dir / FILE_NAMES["report_page_pdf"])),
+        ("report_page", lambda: _sc(record, sources, "report_page", out_dir, settings)),
+        ("report_pdf", lambda: _report_pdf(record, sources, out_dir, settings)),
         ("sr", lambda: _sr(record, sources, maps, predecessor, out_dir, settings)),
         ("fhir_bundle", lambda: _fhir_bundle(record, out_dir, settings)),
     ]
@@ -250,6 +258,35 @@ def _sc(
         raise ValueError(f"no {kind} PNG was drawn")
     sc = build_key_image(record, sources, png, kind, settings=settings)
     return write_dataset(sc, out_dir / FILE_NAMES[kind])
+
+
+def _report_page(record: ProcessingRecord, out_dir: Path) -> Path:
+    """The one-page report (PNG and PDF), with the trend plot drawn just before."""
+    from dicom_node.outputs.report_page import write_report_page  # matplotlib: on demand
+
+    if record.error or (not record.structures and record.risk is None):
+        raise ValueError("no values and no risk to report")
+    png = out_dir / FILE_NAMES["report_page_png"]
+    trend = out_dir / FILE_NAMES["trend_plot_png"]
+    write_report_page(record, trend if trend.exists() else None, png,
+                      out_dir / FILE_NAMES["report_page_pdf"])
+    return png
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise ValueError(f"{path.name} was not drawn")
+    return path
+
+
+def _report_pdf(
+    record: ProcessingRecord, sources: Sequence[Dataset], out_dir: Path, settings: Settings
+) -> Path:
+    from dicom_node.outputs.report_page import build_report_pdf
+
+    pdf = _existing(out_dir / FILE_NAMES["report_page_pdf"]).read_bytes()
+    report = build_report_pdf(record, sources, pdf, settings=settings)
+    return write_dataset(report, out_dir / FILE_NAMES["report_pdf"])
 
 
 def _sr(  # noqa: PLR0913 - the pipeline's data, passed explicitly

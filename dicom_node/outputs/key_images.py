@@ -26,10 +26,11 @@ from dicom_node.outputs.common import (
 from monitor.record import ProcessingRecord
 from monitor.settings import Settings
 
-KeyImageKind = Literal["key_image_segmentation", "trend_plot"]
+KeyImageKind = Literal["key_image_segmentation", "trend_plot", "report_page"]
 DESCRIPTIONS: dict[KeyImageKind, str] = {
     "key_image_segmentation": "QSM deep grey matter segmentation",
     "trend_plot": "QSM iron trend",
+    "report_page": "QSM report page",
 }
 
 

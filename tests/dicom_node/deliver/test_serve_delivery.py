@@ -154,7 +154,9 @@ def test_serve_delivers_every_output_once_and_resend_duplicates_nothing(
             assert set(stored) == set(sent)
             classes = sorted(UID(c).name for c in sent.values())
             assert classes.count("MR Image Storage") == SHAPE[2]
-            assert classes.count("Secondary Capture Image Storage") == 2  # overlay, trend
+            # overlay, trend and report page; the report page also as a PDF (issue 15)
+            assert classes.count("Secondary Capture Image Storage") == 3
+            assert classes.count("Encapsulated PDF Storage") == 1
             assert {"Comprehensive 3D SR Storage", "Parametric Map Storage"} <= set(classes)
             with pacs.client() as client:
                 (study,) = client.get("/studies", params={"expand": "true"}).json()

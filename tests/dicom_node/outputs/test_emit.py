@@ -82,9 +82,9 @@ def test_rerun_gives_identical_objects_and_uids(
         "trend_plot": "no trend_plot PNG was drawn",
     }
     assert set(first.outputs) == {*DICOM_OUTPUTS, "key_image_segmentation_png", "fhir_bundle",
-                                  "alert"} - {"trend_plot"}  # fmt: skip
+                                  "alert", "report_page_png", "report_page_pdf"} - {"trend_plot"}  # fmt: skip
     assert all(path.parent == tmp_path / "a" for path in first.outputs.values())
-    for name in ("fhir_bundle", "alert", "key_image_segmentation_png"):
+    for name in ("fhir_bundle", "alert", "key_image_segmentation_png", "report_page_pdf"):
         assert first.outputs[name].read_bytes() == second.outputs[name].read_bytes(), name
     for name in set(DICOM_OUTPUTS) & set(first.outputs):
         # creation times differ between runs; a PACS keeps one copy per SOP Instance UID
@@ -135,7 +135,11 @@ def test_record_without_measurements_skips_sr_and_bundle_with_reasons(
         "qsm_parametric_map", "qsm_mr_series", "key_image_segmentation_png",
         "key_image_segmentation",
     }  # fmt: skip
-    assert set(emitted.skipped) == {"sr", "fhir_bundle", "alert", "trend_plot_png", "trend_plot"}
+    assert set(emitted.skipped) == {
+        "sr", "fhir_bundle", "alert", "trend_plot_png", "trend_plot",
+        "report_page_png", "report_page_pdf", "report_page", "report_pdf",
+    }  # fmt: skip
+    assert emitted.skipped["report_page_png"] == "no values and no risk to report"
     assert "no structure measurements" in emitted.skipped["sr"]
     assert "no structure measurements" in emitted.skipped["fhir_bundle"]
 

@@ -145,7 +145,12 @@ def test_review_flow_in_chromium(node: tuple[Settings, Path], browser: Browser) 
     while gate.outbox.deliver_next("test-deliverer"):
         pass
     delivered = sorted(p.name for p in (root / "drop").rglob("*") if p.is_file())
-    assert delivered and any(name.startswith("sr") for name in delivered), delivered
+    for name in ("sr.dcm", "report_page.dcm", "report_pdf.dcm"):  # the page goes with the SR
+        assert name in delivered, delivered
+    page = Path(first.outputs["report_page_png"])
+    (shots() / "report-page.png").write_bytes(page.read_bytes())
+    pixels = np.asarray(Image.open(page).convert("L"), dtype=float)
+    assert pixels.shape[0] > pixels.shape[1] and pixels.std() > 10
     reviewer.goto(base)
     assert "done 1" in reviewer.inner_text("#destinations") or "done" in reviewer.inner_text(
         "#destinations"

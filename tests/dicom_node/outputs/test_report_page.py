@@ -1,0 +1,100 @@
+"""The report page for PACS viewers: the record's numbers on one page, as a Secondary Capture
+and an Encapsulated PDF that pass dciodvfy, the PDF recoverable byte for byte (DCMTK)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.table import Table
+from matplotlib.text import Text
+from PIL import Image
+from pydicom import dcmread
+from support.outputs_support import (
+    STRUCTURES,
+    assembled_study,
+    make_record,
+    record_side,
+    save,
+    validator_errors,
+)
+
+from dicom_node.assemble.study import AssembledAcquisition
+from dicom_node.outputs.common import read_sources
+from dicom_node.outputs.key_images import build_key_image
+from dicom_node.outputs.report_page import build_report_pdf, draw_report_page, write_report_page
+from monitor.record import ProcessingRecord
+from monitor.settings import Settings
+from monitor.tracking.risk import DISCLAIMER
+
+DCM2PDF = "/usr/bin/dcm2pdf"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> AssembledAcquisition:
+    return assembled_study(tmp_path_factory.mktemp("source"))
+
+
+def page_texts(record: dict) -> str:
+    figure = draw_report_page(ProcessingRecord.from_json(record), None)
+    cells = [
+        cell.get_text().get_text()
+        for table in figure.findobj(Table)
+        for cell in table.get_celld().values()
+    ]
+    return "\n".join([*(t.get_text() for t in figure.findobj(Text)), *cells])
+
+
+def test_the_page_shows_every_value_the_risk_and_the_disclaimer(
+    study: AssembledAcquisition,
+) -> None:
+    record = make_record(study, risk_level="elevated")
+    texts = page_texts(record)
+    for structure in STRUCTURES:
+        for side in ("left", "right", "bilateral"):
+            values = record_side(record, structure, side)
+            assert f"{values['mean_ppb']:.1f}" in texts, (structure, side)
+            assert f"{values['change_ppb'] + 0.0:+.1f}" in texts, (structure, side)
+    assert "Level: ELEVATED" in texts and "putamen above the normal range" in texts
+    assert "previous visit 2025-01-14" in texts
+    assert " ".join(DISCLAIMER.split()) in " ".join(texts.split())
+    assert "echo times" in texts  # provenance
+
+
+def test_a_withheld_structure_says_why(study: AssembledAcquisition) -> None:
+    record = make_record(study)
+    del record["structures"]["thalamus"]
+    record["qc"]["segmentation"] = {
+        "reportable": True,
+        "withheld": {"thalamus_left": "volume 14.2 ml outside plausible 4.0-13.0 ml"},
+    }
+    texts = page_texts(record)
+    assert "withheld" in texts and "volume 14.2 ml outside" in texts
+
+
+def test_sc_and_pdf_objects_pass_dciodvfy_and_keep_the_pdf(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    record = ProcessingRecord.from_json(make_record(study, risk_level="elevated"))
+    png, pdf = tmp_path / "page.png", tmp_path / "page.pdf"
+    write_report_page(record, None, png, pdf)
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert pixels.shape[0] > pixels.shape[1] > 1000  # A4 portrait at 130 dpi
+    assert pixels.std() > 20  # not blank
+    sources = read_sources(study.reference_paths)
+    sc = save(build_key_image(record, sources, png, "report_page", settings=Settings()),
+              tmp_path / "sc.dcm")
+    document = save(build_report_pdf(record, sources, pdf.read_bytes(), settings=Settings()),
+                    tmp_path / "pdf.dcm")
+    assert validator_errors(sc) == []
+    assert validator_errors(document) == []
+    stored = dcmread(document)
+    assert stored.StudyInstanceUID == study.study_uid and stored.Modality == "DOC"
+    assert stored.SeriesNumber != dcmread(sc).SeriesNumber
+    extracted = tmp_path / "back.pdf"
+    run = subprocess.run([DCM2PDF, str(document), str(extracted)], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert extracted.read_bytes().rstrip(b"\0") == pdf.read_bytes()
