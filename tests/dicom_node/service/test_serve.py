@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from support.node_helpers import free_port, storescu, write_series
 from support.node_peers import wait_for
@@ -61,6 +62,7 @@ def write_config(
     segmentation: str = "atlas",
     tv_iterations: int = 10,
     db_url: str | None = None,
+    web_port: int | None = None,
 ) -> Path:
     """Service settings for tests: short leases and stability wait, few TV iterations.
 
@@ -68,8 +70,10 @@ def write_config(
     service test is about the queue, and atlas registration costs a minute on 2 loaded cores.
     ``tv_iterations`` sets how long a job runs, for tests that must stop a job mid-way.
     ``db_url`` puts the queue and history in that database instead of the data folder.
+    ``web_port`` turns the web console on at that port.
     """
     database = f'database_url = "{db_url}"' if db_url else ""
+    web = f"[web]\nenabled = true\nport = {web_port}\n" if web_port else ""
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(
         f"""
@@ -94,6 +98,7 @@ poll_interval_s = 0.2
 tv_iterations = {tv_iterations}
 compilation_cache_dir = "{jax_cache}"
 
+{web}
 [[destinations]]
 name = "archive"
 kind = "folder"
@@ -192,6 +197,7 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
         segmentation="external",
         tv_iterations=MID_JOB_TV_ITERATIONS,
         db_url=db_url,
+        web_port=(web_port := free_port()),
     )
     settings = load_settings(config)
     storage = settings.storage
@@ -205,6 +211,10 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     serve.append(start_service(config, log))
     wait_for(lambda: echo("127.0.0.1", port, "QSMMON"), 60.0, "the listener to answer C-ECHO")
     assert f"ready: AE QSMMON on 127.0.0.1:{port}; 1 worker(s)" in log.read_text()
+    console = f"http://127.0.0.1:{web_port}"  # serve runs the web console too (issue 15)
+    assert f"web console on {console}" in log.read_text()
+    assert httpx.get(f"{console}/healthz").json() == {"ok": True}
+    assert httpx.get(f"{console}/").status_code == 303  # to the login
     assert storescu(port, files).returncode == 0
 
     def running_job():  # type: ignore[no-untyped-def]
@@ -213,6 +223,8 @@ def test_serve_finishes_a_job_exactly_once_across_stop_kill_9_and_resend(
     job = wait_for(running_job, 60.0, "a worker to start the job")
     serve[0].send_signal(signal.SIGTERM)  # clean stop mid-job: the job goes back, attempt unused
     assert serve[0].wait(timeout=60) == 0
+    with pytest.raises(httpx.ConnectError):  # the console stopped with the service
+        httpx.get(f"{console}/healthz")
     released = queue.get(job.id)
     assert released is not None and released.state == WorkState.PENDING
     assert released.attempts == 0 and not state_path(settings).exists()

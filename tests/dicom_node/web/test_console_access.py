@@ -3,6 +3,7 @@ handling (Starlette's test client): login, sessions, CSRF, roles, rate limit, au
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,45 @@ def test_a_trusted_proxy_header_names_a_known_user(tmp_path: Path, db_url: str) 
     page = proxy.get("/review", headers={"X-Remote-User": "victor"})
     assert page.status_code == 200 and "victor (viewer)" in page.text
     assert "qsm_session" in page.headers["set-cookie"]
+
+
+def test_alerts_list_elevated_visits_and_take_an_acknowledgement_with_a_note(
+    node: ConsoleNode, tmp_path: Path
+) -> None:
+    record = {
+        "patient_id": "MRN-9",
+        "study_date": "2026-12-01",
+        "risk": {"level": "elevated", "reasons": ["thalamus fell 9.1 ppb in a year"]},
+    }
+    hold_visit(node, "acq-2", "1.2.9", record, {})
+    viewer, reviewer = signed_in(node, "victor"), signed_in(node, "rita")
+    page = viewer.get("/alerts")
+    assert "MRN-9" in page.text and "thalamus fell 9.1 ppb" in page.text
+    assert "MRN-7" not in page.text  # not elevated
+    assert 'name="note"' not in page.text  # a viewer cannot acknowledge
+    (alert_id,) = {int(x) for x in re.findall(r"/alerts/(\d+)/ack", reviewer.get("/alerts").text)}
+    refused = viewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": csrf_of(page.text),
+                                                           "note": "seen"})
+    assert refused.status_code == 403
+    token = csrf_of(reviewer.get("/alerts").text)
+    empty = reviewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token, "note": " "})
+    assert "needs a note" in empty.text
+    done = reviewer.post(f"/alerts/{alert_id}/ack",
+                         data={"csrf_token": token, "note": "neurologist informed"})
+    assert "Acknowledged" in done.text and "rita: neurologist informed" in done.text
+    again = reviewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token, "note": "x"})
+    assert "acknowledged already" in again.text
+    (entry, *_) = recent_actions(node.sessions)
+    assert (entry.action, entry.target, entry.detail) == ("alert_ack", "1.2.9",
+                                                          "neurologist informed")
+
+
+def test_identity_page_and_a_decision_on_an_unknown_visit(node: ConsoleNode) -> None:
+    reviewer = signed_in(node, "rita")
+    page = reviewer.get("/identity")
+    assert page.status_code == 200 and "no visit is held" in page.text
+    reply = reviewer.post(
+        "/identity/resolve",
+        data={"csrf_token": csrf_of(page.text), "study_uid": "9.9.9", "decision": "same_person"},
+    )
+    assert "Not settled" in reply.text and "no visit with this Study Instance UID" in reply.text
