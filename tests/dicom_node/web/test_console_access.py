@@ -202,3 +202,16 @@ def test_identity_page_and_a_decision_on_an_unknown_visit(node: ConsoleNode) -> 
         data={"csrf_token": csrf_of(page.text), "study_uid": "9.9.9", "decision": "same_person"},
     )
     assert "Not settled" in reply.text and "no visit with this Study Instance UID" in reply.text
+
+
+def test_resend_is_for_admins_and_never_passes_an_open_review(node: ConsoleNode) -> None:
+    reviewer, admin = signed_in(node, "rita"), signed_in(node, "alice")
+    token = csrf_of(reviewer.get("/").text)
+    assert reviewer.post("/deliveries/resend", data={"csrf_token": token,
+                                                     "study_uid": "1.2.3"}).status_code == 403
+    token = csrf_of(admin.get("/").text)
+    held = admin.post("/deliveries/resend", data={"csrf_token": token, "study_uid": "1.2.3"})
+    assert "Not sent: this study&#39;s results await review" in held.text
+    node.gate.approve(review_id(node), "rita")
+    sent = admin.post("/deliveries/resend", data={"csrf_token": token, "study_uid": "1.2.3"})
+    assert "1 deliveries queued again" in sent.text

@@ -176,6 +176,8 @@ def test_review_flow_in_chromium(node: tuple[Settings, Path], browser: Browser) 
     screenshot(reviewer, "patient")
     reviewer.goto(f"{base}/alerts")
     screenshot(reviewer, "alerts")
+    reviewer.goto(f"{base}/identity")
+    screenshot(reviewer, "identity")
 
     admin = log_in(browser, settings, "alice")
     admin.goto(f"{base}/audit")
