@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import dicom_node.db  # noqa: E402, F401 - the packages first: tests/monitor would shadow them
-import monitor.tracking.schema  # noqa: E402, F401
-
+# The packages first, also for the lane processes (they inherit this path): tests/monitor
+# would shadow them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the phantom studies
 from sqlalchemy import func, select  # noqa: E402
 from support.delivery_helpers import segmentation_config, small_study  # noqa: E402
@@ -41,6 +41,7 @@ from support.postgres import running_postgres  # noqa: E402
 from support.ray_cluster import running_ray_cluster  # noqa: E402
 
 from dicom_node.db import open_node_db  # noqa: E402
+from dicom_node.process.amend import AMEND_PREFIX  # noqa: E402
 from dicom_node.process.backfill import backfill  # noqa: E402
 from dicom_node.queue.results import Result  # noqa: E402
 from dicom_node.synthetic.modules import PatientIdentity  # noqa: E402
@@ -69,16 +70,21 @@ def settings_for(work: Path, database_url: str, labels: Path, compute: dict) -> 
     return load_settings(config, compute=compute)
 
 
-def run(archive: Path, settings: Settings) -> tuple[float, int, int]:
-    """Seconds, results stored, distinct acquisitions among them."""
+def run(archive: Path, settings: Settings) -> tuple[float, int, int, int]:
+    """Seconds, acquisition results stored, distinct acquisitions among them, amendments
+    (a visit finished before an earlier one of its patient is amended when that lands)."""
     started = time.monotonic()
     summary = backfill([archive], settings, report=lambda _line: None)
     seconds = time.monotonic() - started
+    acquisitions = ~Result.idempotency_key.startswith(AMEND_PREFIX)
     with open_node_db(settings) as sessions, sessions() as session:
-        rows = session.scalar(select(func.count(Result.id)))
-        keys = session.scalar(select(func.count(func.distinct(Result.idempotency_key))))
+        rows = session.scalar(select(func.count(Result.id)).where(acquisitions))
+        keys = session.scalar(
+            select(func.count(func.distinct(Result.idempotency_key))).where(acquisitions)
+        )
+        amended = session.scalar(select(func.count(Result.id)).where(~acquisitions))
     assert summary.failed == 0, summary
-    return seconds, int(rows or 0), int(keys or 0)
+    return seconds, int(rows or 0), int(keys or 0), int(amended or 0)
 
 
 def main() -> None:
@@ -115,7 +121,9 @@ def main() -> None:
                     if backend == "postgresql"
                     else f"sqlite:///{work / 'node.sqlite3'}"
                 )
-                seconds, rows, keys = run(archive, settings_for(work, url, labels, compute))
+                seconds, rows, keys, amended = run(
+                    archive, settings_for(work, url, labels, compute)
+                )
                 rate = args.studies / seconds * 60.0
                 baseline = baseline or rate
                 one_worker = rate if name == "ray x1" else one_worker
@@ -124,7 +132,7 @@ def main() -> None:
                 print(
                     f"{backend:10s} {name:7s} {seconds:6.1f} s {rate:5.1f} studies/min "
                     f"x{rate / baseline:.2f} vs local{scaling}  results {rows}/{args.studies} "
-                    f"{ok}  load {os.getloadavg()[0]:.1f}",
+                    f"{ok}, {amended} amended  load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
 

@@ -57,3 +57,26 @@ def test_archive_is_processed_oldest_first_and_resumed_without_repeats(
     assert (summary["already_done"], summary["processed"]) == (2, 0)
     with open_node_db(settings) as sessions:
         assert len(results_for_study(sessions, LATER.study_uid)) == 1
+
+
+def test_visit_order_interleaves_patients_and_keeps_each_history_in_order() -> None:
+    """Claimed in this order, two tasks in flight never hold two visits of one patient
+    while other patients wait (those would finish out of order and be amended)."""
+    from types import SimpleNamespace
+
+    from dicom_node.process.backfill import visit_order
+
+    def acquisition(patient: str, date: str) -> SimpleNamespace:
+        source = SimpleNamespace(patient_id=patient, study_date=date, study_time="")
+        return SimpleNamespace(source=source, idempotency_key=f"{patient}-{date}")
+
+    archive = [
+        acquisition("B", "20260101"), acquisition("A", "20250101"), acquisition("A", "20240101"),
+        acquisition("B", "20240601"), acquisition("C", "20230101"), acquisition("A", "20260101"),
+    ]  # fmt: skip
+    ordered = [item.idempotency_key for item in visit_order(archive)]  # type: ignore[arg-type]
+    assert ordered == [
+        "A-20240101", "B-20240601", "C-20230101",  # every first visit
+        "A-20250101", "B-20260101",  # then every second
+        "A-20260101",
+    ]  # fmt: skip
