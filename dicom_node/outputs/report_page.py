@@ -178,7 +178,7 @@ def _iso_date(value: str | None) -> str | None:
 def _values_table(figure: Figure, record: ProcessingRecord) -> None:
     header = ["structure", "side", "now (ppb)", "z", "normal range (ppb)", "change (ppb)",
               "beyond retest"]
-    withheld = (record.qc.data.get("segmentation") or {}).get("withheld") or {}
+    withheld = record.qc.segmentation_withheld
     rows = []
     for structure in STRUCTURES:
         for side in ("bilateral", *SIDES):
@@ -198,7 +198,9 @@ def _values_table(figure: Figure, record: ProcessingRecord) -> None:
             cell.set_text_props(weight="bold")
 
 
-def _row(record: ProcessingRecord, structure: str, side: str, withheld: dict) -> list[str]:
+def _row(
+    record: ProcessingRecord, structure: str, side: str, withheld: dict[str, str]
+) -> list[str]:
     name = structure.replace("_", " ") if side == "bilateral" else ""
     values = record.structures.values(structure, side)
     if values is None or values.mean_ppb is None:
@@ -236,7 +238,7 @@ def _risk_lines(record: ProcessingRecord) -> list[str]:
 def _qc_lines(record: ProcessingRecord) -> list[str]:
     qc = record.qc
     verdict = "reportable" if qc.segmentation_reportable else "not reportable"
-    withheld = (qc.data.get("segmentation") or {}).get("withheld") or {}
+    withheld = qc.segmentation_withheld
     lines = [f"Segmentation: {qc.segmentation_method}, {verdict}."]
     if withheld:  # each side's reason is in the table
         lines[0] += f" {len(withheld)} structure side(s) withheld by QC (reasons in the table)."

@@ -62,7 +62,6 @@ def fixed(value: float | None, decimals: int = 1, signed: bool = False) -> str:
 TEMPLATES.env.filters["fixed"] = fixed
 
 
-
 class NotSignedIn(Exception):
     """No valid session (or proxy user) on a request that needs one."""
 

@@ -43,10 +43,7 @@ def review_view(sessions: sessionmaker, review: Review) -> ReviewView:
         result = session.scalar(select(Result).where(Result.idempotency_key == review.source_key))
     record = None if result is None else result.processing_record()
     rows = [] if record is None else _rows(record)
-    withheld = {}
-    if record is not None:
-        verdict = record.qc.data.get("segmentation") or {}
-        withheld = {str(k): str(v) for k, v in (verdict.get("withheld") or {}).items()}
+    withheld = {} if record is None else record.qc.segmentation_withheld
     images = [name for name in IMAGE_OUTPUTS if Path(review.outputs.get(name, "")).is_file()]
     reference = region_words(str(record.reference_name or "whole_brain")) if record else ""
     return ReviewView(review, record, rows, withheld, images, reference)

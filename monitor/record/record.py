@@ -97,6 +97,12 @@ class Qc:
         return None if value is None else str(value)
 
     @property
+    def segmentation_withheld(self) -> dict[str, str]:
+        """Structure side ("thalamus_left") -> why QC withheld it; empty when none was."""
+        withheld = self._segmentation().get("withheld") or {}
+        return {str(name): str(reason) for name, reason in withheld.items()}
+
+    @property
     def provenance(self) -> Provenance | None:
         """Acquisition and processing provenance (None for records from before it)."""
         return Provenance.from_json(self.data.get("provenance"))
