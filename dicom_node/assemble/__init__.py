@@ -16,16 +16,26 @@ from dicom_node.assemble.seg_input import (
     read_seg_labels,
     split_segmentation,
 )
-from dicom_node.assemble.study import AssembledAcquisition, AssemblyReport, assemble_study
+from dicom_node.assemble.study import (
+    AssembledAcquisition,
+    AssemblyReport,
+    Discovery,
+    PlannedAcquisition,
+    assemble_study,
+    discover_study,
+)
 from dicom_node.assemble.vendor_phase import PhaseScalingError, StoredRange, phase_to_radians
 
 __all__ = [
     "AssembledAcquisition",
     "AssemblyReport",
+    "Discovery",
     "PhaseScalingError",
+    "PlannedAcquisition",
     "SegInputError",
     "StoredRange",
     "assemble_study",
+    "discover_study",
     "find_segmentation",
     "is_segmentation",
     "load_external_segmentation",

@@ -9,7 +9,7 @@ path for every vendor layout.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -21,6 +21,7 @@ from pydicom.uid import EnhancedMRImageStorage, MRImageStorage
 
 from dicom_node.assemble.vendor_phase import StoredRange
 from dicom_node.logs import uid_hash
+from dicom_node.sop_classes import SEGMENTATION_SOP_CLASSES
 from monitor.types import GYROMAGNETIC_HZ_PER_T
 
 ImageKind = Literal["magnitude", "phase", "real", "imaginary"]
@@ -90,6 +91,8 @@ class ScanResult:
     names are SOP Instance UIDs)."""
     not_mr_series: dict[str, str]
     """Series UID -> SOP Class UID of series that are not MR images."""
+    segmentations: list[Path] = field(default_factory=list)
+    """Files that are DICOM SEG objects, seen in the same header read (no second read)."""
 
 
 def scan_headers(paths: Iterable[Path]) -> ScanResult:
@@ -97,6 +100,7 @@ def scan_headers(paths: Iterable[Path]) -> ScanResult:
     records: list[FrameRecord] = []
     unreadable: list[str] = []
     not_mr: dict[str, str] = {}
+    segmentations: list[Path] = []
     for path in paths:
         path = Path(path)
         try:
@@ -108,12 +112,14 @@ def scan_headers(paths: Iterable[Path]) -> ScanResult:
                 records.extend(_enhanced_records(path, ds))
             else:
                 not_mr[str(ds.get("SeriesInstanceUID", ""))] = sop_class
+                if sop_class in SEGMENTATION_SOP_CLASSES:
+                    segmentations.append(path)
         except Exception as error:  # noqa: BLE001 - any header fault costs that file only
             # Malformed values (a text SeriesNumber, a missing SOP Instance UID), truncated
             # files, and pydicom's NotImplementedError for an unknown VR: one corrupted
             # instance must become a rejection, never an exception that stalls its study.
             unreadable.append(f"unreadable file {uid_hash(path.name)} ({_fault(error)})")
-    return ScanResult(records, unreadable, not_mr)
+    return ScanResult(records, unreadable, not_mr, segmentations)
 
 
 def _fault(error: Exception) -> str:

@@ -102,6 +102,71 @@ def assemble_study(paths: Iterable[Path | str]) -> AssemblyReport:
     return AssemblyReport(acquisitions, rejected + t1_rejections)
 
 
+@dataclass(frozen=True)
+class PlannedAcquisition:
+    """An acquisition as headers describe it, before any pixel is read: enough to queue its
+    job (key, files) and to order a patient's visits, at a fraction of assembling it."""
+
+    idempotency_key: str
+    source: StudySource = field(repr=False)
+    frame_of_reference_uid: str
+    input_paths: tuple[Path, ...] = field(repr=False)
+    """Its images and every same-session T1 on its frame (assembly picks the T1 later)."""
+
+    @property
+    def study_uid(self) -> str:
+        return self.source.study_uid
+
+
+@dataclass(frozen=True)
+class Discovery:
+    acquisitions: list[PlannedAcquisition]
+    segmentations: list[Path]
+    """DICOM SEG files among the paths."""
+
+
+def discover_study(paths: Iterable[Path | str]) -> Discovery:
+    """The acquisitions `assemble_study` would look at, from headers alone (for archives:
+    `qsm-monitor backfill` reads every header once here and the pixels only in the job).
+
+    A candidate whose volume cannot be built is still listed: its job fails with the reason.
+    """
+    scan = scan_headers(Path(p) for p in paths)
+    series = _by_series(scan.records)
+    t1_series = {uid: records for uid, records in series.items() if _is_t1(records)}
+    candidates, _ = _candidates(
+        {uid: records for uid, records in series.items() if uid not in t1_series}
+    )
+    planned = []
+    for records, kinds in candidates:
+        used = [r for r in records if r.kind in kinds]
+        first = used[0]
+        t1_paths = {
+            r.path for t1 in _same_frame_t1(t1_series, first.frame_of_reference_uid) for r in t1
+        }
+        planned.append(
+            PlannedAcquisition(
+                idempotency_key=_acquisition_key(used),
+                source=first.source,
+                frame_of_reference_uid=first.frame_of_reference_uid,
+                input_paths=tuple(sorted({*(r.path for r in used), *t1_paths})),
+            )
+        )
+    return Discovery(planned, scan.segmentations)
+
+
+def _same_frame_t1(
+    t1_series: dict[str, list[FrameRecord]], frame_of_reference_uid: str
+) -> list[list[FrameRecord]]:
+    """The T1 series on a frame of reference, in the order they are tried (series number)."""
+    same_frame = [
+        records
+        for records in t1_series.values()
+        if records[0].frame_of_reference_uid == frame_of_reference_uid
+    ]
+    return sorted(same_frame, key=lambda records: records[0].series_number)
+
+
 def _is_t1(records: list[FrameRecord]) -> bool:
     """An original, single-echo, inversion-prepared magnitude series: a structural T1."""
     originals = [r for r in records if not r.derived]
@@ -124,12 +189,7 @@ def _with_t1(
     used: set[str] = set()
     attached = []
     for acquisition in acquisitions:
-        same_frame = [
-            records
-            for records in t1_series.values()
-            if records[0].frame_of_reference_uid == acquisition.frame_of_reference_uid
-        ]
-        for records in sorted(same_frame, key=lambda rs: rs[0].series_number):
+        for records in _same_frame_t1(t1_series, acquisition.frame_of_reference_uid):
             first = records[0]
             label = f"{first.manufacturer or 'unknown vendor'} series {first.series_number} (T1)"
             try:
@@ -243,6 +303,11 @@ def _mismatch(magnitude: Series, phase: Series) -> tuple[int, int, int, int]:
     )
 
 
+def _acquisition_key(used: list[FrameRecord]) -> str:
+    """SHA-256 of the sorted SOP Instance UIDs: the same images always give the same key."""
+    return hashlib.sha256("\n".join(sorted({r.sop_uid for r in used})).encode()).hexdigest()
+
+
 def _assembled(
     records: list[FrameRecord], kinds: tuple[ImageKind, ImageKind]
 ) -> AssembledAcquisition:
@@ -256,7 +321,7 @@ def _assembled(
         series_uids=tuple(sorted({r.series_uid for r in used})),
         frame_of_reference_uid=first.frame_of_reference_uid,
         vendor=first.manufacturer,
-        idempotency_key=hashlib.sha256("\n".join(sop_uids).encode()).hexdigest(),
+        idempotency_key=_acquisition_key(used),
         sop_instance_uids=sop_uids,
         source=first.source,
         reference_paths=_reference_paths(used, kinds[0]),

@@ -16,18 +16,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from dicom_node.assemble.seg_input import find_segmentation, is_segmentation
-from dicom_node.assemble.study import AssembledAcquisition, assemble_study
+from dicom_node.assemble.seg_input import find_segmentation
+from dicom_node.assemble.study import PlannedAcquisition, discover_study
 from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.errors import NodeError
 from dicom_node.process.batch import collect_files
+from dicom_node.process.emitter import Emitter, EmitterPool, InProcessEmitter
 from dicom_node.process.worker import Worker, lease_owner_name
 from dicom_node.queue.jobs import Job, JobQueue
 from dicom_node.queue.leasing import WorkState
@@ -57,7 +59,7 @@ class BackfillSummary:
         return asdict(self)
 
 
-def visit_order(acquisitions: Sequence[AssembledAcquisition]) -> list[AssembledAcquisition]:
+def visit_order(acquisitions: Sequence[PlannedAcquisition]) -> list[PlannedAcquisition]:
     """Oldest visit first within each patient (date, then time; undated last), patients
     interleaved: every patient's first visit, then every second visit, and so on.
 
@@ -67,11 +69,11 @@ def visit_order(acquisitions: Sequence[AssembledAcquisition]) -> list[AssembledA
     (1 amendment in 8 studies, measured) when one patient's visits were adjacent.
     """
 
-    def when(item: AssembledAcquisition) -> tuple[str, str, str]:
+    def when(item: PlannedAcquisition) -> tuple[str, str, str]:
         source = item.source
         return (source.study_date or "99999999", source.study_time or "", item.idempotency_key)
 
-    by_patient: dict[str, list[AssembledAcquisition]] = {}
+    by_patient: dict[str, list[PlannedAcquisition]] = {}
     for item in acquisitions:
         by_patient.setdefault(item.source.patient_id, []).append(item)
     ranked = [
@@ -87,26 +89,35 @@ def backfill(
 ) -> BackfillSummary:
     """Queue the archive's acquisitions and run them to the end; raises ResumeRequiredError
     when part of it has results already and `resume` is False."""
-    files = collect_files(paths)
-    seg_files = [path for path in files if is_segmentation(path)]
-    found = visit_order(assemble_study(files).acquisitions)
-    started = time.monotonic()
-    with open_node_db(settings) as sessions:
-        done_keys = _stored_keys(sessions, [a.idempotency_key for a in found])
-        if done_keys and not resume:
-            raise ResumeRequiredError(
-                f"{len(done_keys)} of {len(found)} acquisitions already have results "
-                "(use --resume to process only the rest)"
-            )
-        queue = JobQueue(sessions, settings.jobs)
-        jobs = [
-            queue.enqueue(a.idempotency_key, a.study_uid, {"paths": _job_paths(a, seg_files)})
-            for a in found
-            if a.idempotency_key not in done_keys
-        ]
-        report(f"{len(found)} acquisitions, {len(done_keys)} already done, {len(jobs)} queued")
-        _drain(settings, queue, Outbox(sessions, settings), {j.id for j in jobs}, report)
-        states = [queue.get(job.id) for job in jobs]
+    on_ray = settings.compute.engine == "ray"
+    lanes = settings.compute.max_in_flight if on_ray else 1
+    # Started first, so the pool's processes import the output builders while the archive's
+    # headers are read here.
+    with EmitterPool(lanes) if on_ray else nullcontext(InProcessEmitter()) as emitter:
+        discovery = discover_study(collect_files(paths))
+        found = visit_order(discovery.acquisitions)
+        started = time.monotonic()
+        with open_node_db(settings) as sessions:
+            done_keys = _stored_keys(sessions, [a.idempotency_key for a in found])
+            if done_keys and not resume:
+                raise ResumeRequiredError(
+                    f"{len(done_keys)} of {len(found)} acquisitions already have results "
+                    "(use --resume to process only the rest)"
+                )
+            queue = JobQueue(sessions, settings.jobs)
+            jobs = [
+                queue.enqueue(
+                    a.idempotency_key,
+                    a.study_uid,
+                    {"paths": _job_paths(a, discovery.segmentations)},
+                )
+                for a in found
+                if a.idempotency_key not in done_keys
+            ]
+            report(f"{len(found)} acquisitions, {len(done_keys)} already done, {len(jobs)} queued")
+            lanes_run = _Lanes(settings, queue, Outbox(sessions, settings), emitter, report)
+            lanes_run.drain({j.id for j in jobs}, lanes)
+            states = [queue.get(job.id) for job in jobs]
     failed = sum(job is not None and job.state == WorkState.FAILED for job in states)
     return BackfillSummary(
         found=len(found),
@@ -123,42 +134,53 @@ def _stored_keys(sessions: sessionmaker, keys: list[str]) -> set[str]:
         return set(session.scalars(query))
 
 
-def _job_paths(acquisition: AssembledAcquisition, seg_files: Sequence[Path]) -> list[str]:
+def _job_paths(acquisition: PlannedAcquisition, seg_files: Sequence[Path]) -> list[str]:
     """The acquisition's images (and T1), plus a DICOM SEG of the archive on its frame."""
     paths = [str(p) for p in acquisition.input_paths]
     segmentation = find_segmentation(seg_files, acquisition.frame_of_reference_uid)
     return paths if segmentation is None else [*paths, str(segmentation)]
 
 
-def _drain(
-    settings: Settings, queue: JobQueue, outbox: Outbox, wanted: set[int], report: Report
-) -> None:
-    """Run jobs until none of `wanted` is pending or running (other nodes may take some)."""
-    lanes = settings.compute.max_in_flight if settings.compute.engine == "ray" else 1
-    lock, finished = threading.Lock(), set[int]()
+@dataclass
+class _Lanes:
+    """The drain's collaborators: `lanes` threads each run a Worker until none of the wanted
+    jobs is pending or running (other nodes may take some)."""
 
-    def lane(index: int) -> None:
-        worker = Worker(
-            settings,
-            queue,
-            outbox,
-            lease_owner_name(f"backfill{index}"),
-            on_stage=lambda _job, _stage: None,
-        )
-        while _open(queue, wanted):
-            if not worker.run_once():
-                time.sleep(settings.jobs.poll_interval_s)
-                continue
-            with lock:
-                newly = _settled(queue, wanted) - finished
-                finished.update(newly)
-                for job_id in sorted(newly):
-                    job = queue.get(job_id)
-                    state = job.state if job is not None else "?"
-                    report(f"[{len(finished)}/{len(wanted)}] job {job_id} {state}")
+    settings: Settings
+    queue: JobQueue
+    outbox: Outbox
+    emitter: Emitter
+    report: Report
 
-    with ThreadPoolExecutor(lanes) as pool:
-        list(pool.map(lane, range(lanes)))
+    def drain(self, wanted: set[int], lanes: int) -> None:
+        lock, finished = threading.Lock(), set[int]()
+
+        def lane(index: int) -> None:
+            worker = Worker(
+                self.settings,
+                self.queue,
+                self.outbox,
+                lease_owner_name(f"backfill{index}"),
+                on_stage=lambda _job, _stage: None,
+                emitter=self.emitter,
+            )
+            while _open(self.queue, wanted):
+                if not worker.run_once():
+                    time.sleep(self.settings.jobs.poll_interval_s)
+                    continue
+                with lock:
+                    self._report_settled(wanted, finished)
+
+        with ThreadPoolExecutor(lanes) as pool:
+            list(pool.map(lane, range(lanes)))
+
+    def _report_settled(self, wanted: set[int], finished: set[int]) -> None:
+        newly = _settled(self.queue, wanted) - finished
+        finished.update(newly)
+        for job_id in sorted(newly):
+            job = self.queue.get(job_id)
+            state = job.state if job is not None else "?"
+            self.report(f"[{len(finished)}/{len(wanted)}] job {job_id} {state}")
 
 
 def _settled(queue: JobQueue, wanted: set[int]) -> set[int]:

@@ -18,6 +18,7 @@ import numpy as np
 from dicom_node.logs import uid_hash
 from dicom_node.process.analysis import AnalysisInput, Progress, measure_deep_grey, plain_json
 from dicom_node.process.compute import ComputeEngine, LocalEngine
+from dicom_node.process.emitter import Emitter, InProcessEmitter
 from monitor import __version__
 from monitor.nifti.writer import write_result
 from monitor.record import ProcessingRecord, Provenance, Qc, Structures, tracking_values
@@ -108,13 +109,14 @@ def process_acquisition(
     settings: Settings,
     progress: Progress | None = None,
     engine: ComputeEngine | None = None,
+    emitter: Emitter | None = None,
 ) -> ProcessingResult:
     """Reconstruct, segment, measure, write maps + QC record; return the record.
 
     The heavy stage runs on `engine` (in this process by default, or on a Ray cluster);
-    tracking, files and outputs are made here. Raises on invalid input. Re-running for the
-    same acquisition overwrites the same files atomically, so a retry after a crash leaves
-    exactly one set of outputs.
+    tracking and files are made here, the outputs by `emitter` (this thread by default).
+    Raises on invalid input. Re-running for the same acquisition overwrites the same files
+    atomically, so a retry after a crash leaves exactly one set of outputs.
     """
     engine = engine or LocalEngine(settings)
     analysis = engine.analyse(analysis_input(assembled, settings), progress)
@@ -148,7 +150,15 @@ def process_acquisition(
         reassessed_study_uids=tracked.reassessed_study_uids,
         qc=qc,
     )
-    return _emit(result, assembled, qsm, analysis.labels, settings, progress)
+    return _emit(
+        result,
+        assembled,
+        qsm,
+        analysis.labels,
+        settings,
+        progress,
+        emitter or InProcessEmitter(),
+    )
 
 
 def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
@@ -158,10 +168,11 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
     labels: np.ndarray | None,
     settings: Settings,
     progress: Progress | None,
+    emitter: Emitter,
 ) -> ProcessingResult:
     """Last step: the clinical outputs (SR, maps, key images, FHIR, alert) from the finished
     record; the worker then queues them for the destinations."""
-    from dicom_node.outputs.emit import EmitInput, emit_outputs
+    from dicom_node.outputs.emit import EmitInput
 
     if progress is not None:
         progress("outputs")
@@ -173,7 +184,7 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         labels,
         assembled.source.issuer_of_patient_id,
     )
-    emitted = emit_outputs(inputs, output_dir(settings, result.idempotency_key), settings)
+    emitted = emitter.emit(inputs, output_dir(settings, result.idempotency_key), settings)
     return replace(
         result,
         outputs={**result.outputs, **emitted.outputs},

@@ -87,3 +87,20 @@ def test_without_a_t1_the_acquisition_is_gre_only(tmp_path):
     report = assemble_study(paths)
 
     assert report.rejected == [] and report.acquisitions[0].t1 is None
+
+
+def test_discovery_from_headers_agrees_with_assembly(tmp_path):
+    """Backfill's header-only discovery: same key and files (T1 included) as assembly."""
+    from dicom_node.assemble.study import discover_study
+
+    paths, _ = _study(tmp_path, PatientIdentity())
+
+    (assembled,) = assemble_study(paths).acquisitions
+    discovery = discover_study(paths)
+
+    (planned,) = discovery.acquisitions
+    assert planned.idempotency_key == assembled.idempotency_key
+    assert planned.input_paths == assembled.input_paths
+    assert planned.study_uid == assembled.study_uid
+    assert planned.frame_of_reference_uid == assembled.frame_of_reference_uid
+    assert discovery.segmentations == []

@@ -140,3 +140,33 @@ def test_worker_killed_mid_task_is_retried_and_stored_once(
     (result,) = results_for_study(worker.queue.sessions, study_uid)
     assert result.record["qc"]["ran_on"] == _other_node_id()
     assert not worker.run_once()
+
+
+def test_backfill_with_two_tasks_in_flight_stores_each_study_once(
+    cluster: RayCluster, db_url: str, tmp_path: Path
+) -> None:
+    """Two lanes, their outputs written by the node's emitter pool, one result per study."""
+    from dicom_node.process.backfill import backfill
+
+    identities = [PatientIdentity(patient_id=f"RAY-{i}", accession_number=f"R{i}") for i in (1, 2)]
+    labels = [small_study(tmp_path / "archive" / p.patient_id, p)[1] for p in identities][0]
+    settings = load_settings(
+        None,
+        storage={"data_dir": tmp_path / "data", "database_url": db_url},
+        jobs={"backoff_s": 0.0},
+        recon={"tv_iterations": 5},
+        segmentation={"method": "external", "external_path": labels},
+        compute={"engine": "ray", "address": cluster.address, "max_in_flight": 2},
+    )
+    lines: list[str] = []
+
+    summary = backfill([tmp_path / "archive"], settings, report=lines.append)
+
+    assert (summary.found, summary.processed, summary.failed) == (2, 2, 0)
+    assert any(line.startswith("[2/2]") for line in lines)
+    sessions = create_schema(configured_engine(settings.storage))
+    for identity in identities:
+        (result,) = results_for_study(sessions, identity.study_uid)
+        assert result.record["error"] is None
+        sr = Path(result.record["outputs"]["sr"])
+        assert sr.is_file() and sr.is_relative_to(tmp_path / "data")
