@@ -29,7 +29,7 @@ from dicom_node.db import open_node_db
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.errors import NodeError
 from dicom_node.process.batch import collect_files
-from dicom_node.process.emitter import Emitter, EmitterPool, InProcessEmitter
+from dicom_node.process.node_work import InlineNodeWork, NodeWork, NodeWorkPool
 from dicom_node.process.worker import Worker, lease_owner_name
 from dicom_node.queue.jobs import Job, JobQueue
 from dicom_node.queue.leasing import WorkState
@@ -93,7 +93,7 @@ def backfill(
     lanes = settings.compute.max_in_flight if on_ray else 1
     # Started first, so the pool's processes import the output builders while the archive's
     # headers are read here.
-    with EmitterPool(lanes) if on_ray else nullcontext(InProcessEmitter()) as emitter:
+    with NodeWorkPool(lanes) if on_ray else nullcontext(InlineNodeWork()) as node_work:
         discovery = discover_study(collect_files(paths))
         found = visit_order(discovery.acquisitions)
         started = time.monotonic()
@@ -115,7 +115,7 @@ def backfill(
                 if a.idempotency_key not in done_keys
             ]
             report(f"{len(found)} acquisitions, {len(done_keys)} already done, {len(jobs)} queued")
-            lanes_run = _Lanes(settings, queue, Outbox(sessions, settings), emitter, report)
+            lanes_run = _Lanes(settings, queue, Outbox(sessions, settings), node_work, report)
             lanes_run.drain({j.id for j in jobs}, lanes)
             states = [queue.get(job.id) for job in jobs]
     failed = sum(job is not None and job.state == WorkState.FAILED for job in states)
@@ -149,7 +149,7 @@ class _Lanes:
     settings: Settings
     queue: JobQueue
     outbox: Outbox
-    emitter: Emitter
+    node_work: NodeWork
     report: Report
 
     def drain(self, wanted: set[int], lanes: int) -> None:
@@ -162,7 +162,7 @@ class _Lanes:
                 self.outbox,
                 lease_owner_name(f"backfill{index}"),
                 on_stage=lambda _job, _stage: None,
-                emitter=self.emitter,
+                node_work=self.node_work,
             )
             while _open(self.queue, wanted):
                 if not worker.run_once():

@@ -18,7 +18,7 @@ import numpy as np
 from dicom_node.logs import uid_hash
 from dicom_node.process.analysis import AnalysisInput, Progress, measure_deep_grey, plain_json
 from dicom_node.process.compute import ComputeEngine, LocalEngine
-from dicom_node.process.emitter import Emitter, InProcessEmitter
+from dicom_node.process.node_work import InlineNodeWork, NodeWork
 from monitor import __version__
 from monitor.nifti.writer import write_result
 from monitor.record import ProcessingRecord, Provenance, Qc, Structures, tracking_values
@@ -109,12 +109,12 @@ def process_acquisition(
     settings: Settings,
     progress: Progress | None = None,
     engine: ComputeEngine | None = None,
-    emitter: Emitter | None = None,
+    node_work: NodeWork | None = None,
 ) -> ProcessingResult:
     """Reconstruct, segment, measure, write maps + QC record; return the record.
 
     The heavy stage runs on `engine` (in this process by default, or on a Ray cluster);
-    tracking and files are made here, the outputs by `emitter` (this thread by default).
+    tracking and files are made here, the outputs by `node_work` (this thread by default).
     Raises on invalid input. Re-running for the same acquisition overwrites the same files
     atomically, so a retry after a crash leaves exactly one set of outputs.
     """
@@ -157,7 +157,7 @@ def process_acquisition(
         analysis.labels,
         settings,
         progress,
-        emitter or InProcessEmitter(),
+        node_work or InlineNodeWork(),
     )
 
 
@@ -168,7 +168,7 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
     labels: np.ndarray | None,
     settings: Settings,
     progress: Progress | None,
-    emitter: Emitter,
+    node_work: NodeWork,
 ) -> ProcessingResult:
     """Last step: the clinical outputs (SR, maps, key images, FHIR, alert) from the finished
     record; the worker then queues them for the destinations."""
@@ -184,7 +184,7 @@ def _emit(  # noqa: PLR0913 - the pipeline's data, passed explicitly
         labels,
         assembled.source.issuer_of_patient_id,
     )
-    emitted = emitter.emit(inputs, output_dir(settings, result.idempotency_key), settings)
+    emitted = node_work.emit(inputs, output_dir(settings, result.idempotency_key), settings)
     return replace(
         result,
         outputs={**result.outputs, **emitted.outputs},

@@ -22,14 +22,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.assemble.seg_input import split_segmentation
-from dicom_node.assemble.study import assemble_study
 from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.logs import configure_logging, log_event, uid_hash
 from dicom_node.priors.trigger import request_priors
 from dicom_node.process.amend import amend_acquisition, due_amendments
 from dicom_node.process.compute import ComputeEngine, compute_engine
-from dicom_node.process.emitter import Emitter, InProcessEmitter
+from dicom_node.process.node_work import InlineNodeWork, NodeWork
 from dicom_node.process.pipeline import (
     ProcessingResult,
     Progress,
@@ -88,7 +87,7 @@ def run_job(
     sessions: sessionmaker,
     progress: Progress | None = None,
     engine: ComputeEngine | None = None,
-    emitter: Emitter | None = None,
+    node_work: NodeWork | None = None,
 ) -> ProcessingResult:
     """Re-assemble the job's files and process the acquisition that carries the job's key;
     an amendment job re-emits a reported acquisition's assessment instead."""
@@ -99,10 +98,11 @@ def run_job(
     if missing:
         raise InvalidAcquisitionError(f"{missing} instance files of this job are missing")
     images, settings = settings_for_job(settings, paths)
-    report = assemble_study(images)
+    node_work = node_work or InlineNodeWork()
+    report = node_work.assemble(images)
     for assembled in report.acquisitions:
         if assembled.idempotency_key == job.idempotency_key:
-            return process_acquisition(assembled, settings, progress, engine, emitter)
+            return process_acquisition(assembled, settings, progress, engine, node_work)
     reasons = "; ".join(rejection.reason for rejection in report.rejected)
     raise InvalidAcquisitionError(f"files no longer form this acquisition: {reasons or 'none'}")
 
@@ -171,7 +171,7 @@ class Worker:
         owner: str,
         parent_pid: int = 0,
         on_stage: StageCallback | None = None,
-        emitter: Emitter | None = None,
+        node_work: NodeWork | None = None,
     ) -> None:
         self.settings, self.queue, self.outbox, self.owner = settings, queue, outbox, owner
         self.release = ReleaseGate(queue.sessions, settings, outbox)
@@ -180,8 +180,8 @@ class Worker:
         """Non-zero in a service worker process: exit when that parent is gone."""
         self.engine = compute_engine(settings)
         """Where the heavy stage runs ([compute] engine); the job stays with this worker."""
-        self.emitter = emitter or InProcessEmitter()
-        """Where the outputs are written (a process pool when several jobs are in flight)."""
+        self.node_work = node_work or InlineNodeWork()
+        """Where assembly and outputs run (a process pool when several jobs are in flight)."""
         self.on_stage = on_stage or _log_stage
         """Told (job id, stage) as the pipeline advances: logged by the service, shown by the
         demo, so a long reconstruction is never a silent wait."""
@@ -201,7 +201,7 @@ class Worker:
                     self.queue.sessions,
                     lambda s: self._stage(job.id, s),
                     self.engine,
-                    self.emitter,
+                    self.node_work,
                 )
                 amendments = due_amendments(
                     self.queue.sessions, self.settings, result.reassessed_study_uids
