@@ -6,8 +6,9 @@ stopped run picks up where it was (`--resume`), and several nodes sharing a Post
 database can work through one archive together. Jobs are queued oldest visit first per
 patient, patients interleaved (`visit_order`), so each history is built in order (a visit
 finished out of order still amends the later ones: `dicom_node.process.amend`). With Ray,
-`[compute] max_in_flight` threads keep that many tasks on the cluster; the local engine runs
-one job at a time in this process.
+`[compute] max_in_flight` threads keep that many tasks on the cluster, and as many node
+processes assemble their files and write their outputs (`dicom_node.process.node_work`); the
+local engine runs one job at a time in this process.
 """
 
 from __future__ import annotations
