@@ -10,7 +10,7 @@ from support.node_acquisitions import small_acquisition
 from support.node_helpers import free_port, write_series
 from support.node_peers import ORTHANC, running_orthanc, wait_for
 
-from dicom_node.db import create_schema, database_url, make_engine
+from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Outbox
 from dicom_node.queue.leasing import WorkState
 from dicom_node.receive.listener import Listener
@@ -25,11 +25,11 @@ pytestmark = [
 ]
 
 
-def test_outbox_stores_into_orthanc(tmp_path: Path) -> None:
+def test_outbox_stores_into_orthanc(db_url: str, tmp_path: Path) -> None:
     with running_orthanc(tmp_path, {}) as pacs:
         settings = load_settings(
             None,
-            storage={"data_dir": tmp_path / "data"},
+            storage={"data_dir": tmp_path / "data", "database_url": db_url},
             destinations=[
                 {
                     "name": "pacs",
@@ -40,7 +40,7 @@ def test_outbox_stores_into_orthanc(tmp_path: Path) -> None:
                 }
             ],
         )
-        outbox = Outbox(create_schema(make_engine(database_url(tmp_path / "data"))), settings)
+        outbox = Outbox(create_schema(configured_engine(settings.storage)), settings)
         files = write_series(tmp_path / "out" / "k", 3)
         outbox.enqueue("k", "1.2.3", {"qsm_mr_series": files[0].parent})
         while outbox.deliver_next("d"):
@@ -53,11 +53,11 @@ def test_outbox_stores_into_orthanc(tmp_path: Path) -> None:
         assert sop_uids == {dcmread(f).SOPInstanceUID for f in files}
 
 
-def test_orthanc_routes_a_study_to_our_node(tmp_path: Path) -> None:
+def test_orthanc_routes_a_study_to_our_node(db_url: str, tmp_path: Path) -> None:
     node_port = free_port()
     settings = load_settings(
         None,
-        storage={"data_dir": tmp_path / "data"},
+        storage={"data_dir": tmp_path / "data", "database_url": db_url},
         node={"port": node_port, "stable_after_s": 0.5},
     )
     identity = PatientIdentity()

@@ -32,11 +32,11 @@ def _processed_at(settings) -> list:
         return list(session.scalars(select(Acquisition.processed_at)))
 
 
-def test_reprocess_reruns_retained_visits_in_place(tmp_path: Path) -> None:
+def test_reprocess_reruns_retained_visits_in_place(db_url: str, tmp_path: Path) -> None:
     config = tmp_path / "qsm-monitor.toml"
     # external segmentation without labels declines at once: this test is about re-running
     config.write_text(
-        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
         '[segmentation]\nmethod = "external"\n[recon]\ntv_iterations = 5\n'
     )
     settings = load_settings(config)
