@@ -13,6 +13,12 @@ mask that background field is harmonic, which the two methods exploit differentl
   docs/reconstruction.md).
 * PDF: fits a susceptibility distribution outside the mask whose dipole field explains the
   field inside; what it cannot explain is local. No erosion, but slow to converge.
+* LBV (Laplacian boundary value, Zhou, Liu, Spincemaille and Wang, NMR Biomed
+  2014;27:312-319): the background is the harmonic function that equals the total field on
+  the mask's boundary, found by solving Laplace's equation inside the mask (conjugate
+  gradients on the 7-point Laplacian); the local field is the rest. It assumes the local
+  field is zero on the boundary, which costs accuracy only in the outermost voxels (eroded
+  by `lbv_erode_mm`), and it needs no deconvolution, so no low frequency is truncated.
 
 Everything runs on a zero-padded grid with real FFTs and is `jax.jit`-compiled.
 """
@@ -26,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.sparse.linalg import cg
+from scipy import ndimage
 
 from monitor.recon.field_inputs import validated_field_inputs
 from monitor.recon.fourier import (
@@ -37,6 +44,7 @@ from monitor.recon.fourier import (
     padded_shape,
     smv_kernel,
 )
+from monitor.recon.mask import erode_mm
 from monitor.settings import ReconSettings
 
 _ERODED_MIN_COVERAGE = 0.999
@@ -73,6 +81,8 @@ def remove_background(
         radii = sorted({float(r) for r in settings.vsharp_radii_mm}, reverse=True)
         kernels = tuple(half_spectrum(smv_kernel(padded, voxel, r)) for r in radii)
         local, valid = _vsharp(field_j, mask_j, kernels, settings.vsharp_threshold, padded)
+    elif settings.background == "lbv":
+        local, valid = _lbv_local_field(field, mask_bool, voxel, settings)
     elif settings.background == "pdf":
         kernel = half_spectrum(dipole_kernel(padded, voxel, b0_dir))
         local, valid = _pdf(field_j, mask_j, kernel, settings.pdf_iterations, padded)
@@ -82,6 +92,81 @@ def remove_background(
     if not valid_np.any():
         raise ValueError("background removal eroded the whole mask; use smaller SMV radii")
     return BackgroundResult(np.asarray(local), valid_np, settings.background)
+
+
+def _lbv_local_field(
+    field: np.ndarray,
+    mask: np.ndarray,
+    voxel_mm: tuple[float, float, float],
+    settings: ReconSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """LBV local field and its mask: the interior (mask minus its 6-connected boundary
+    layer, where the boundary values are imposed) eroded by `lbv_erode_mm`."""
+    interior = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1))
+    local = _lbv(
+        jnp.asarray(field, dtype=jnp.float32),
+        jnp.asarray(interior),
+        jnp.asarray(mask & ~interior),
+        voxel_mm,
+        settings.lbv_tolerance,
+        settings.lbv_max_iterations,
+    )
+    valid = erode_mm(interior, settings.lbv_erode_mm, voxel_mm)
+    return np.where(valid, np.asarray(local), 0.0).astype(np.float32), valid
+
+
+def _laplacian(volume: jnp.ndarray, voxel_mm: tuple[float, float, float]) -> jnp.ndarray:
+    """7-point discrete Laplacian per mm^2 (periodic; callers keep the grid edge outside)."""
+    total = jnp.zeros_like(volume)
+    for axis, spacing in enumerate(voxel_mm):
+        neighbours = jnp.roll(volume, 1, axis) + jnp.roll(volume, -1, axis)
+        total = total + (neighbours - 2.0 * volume) / spacing**2
+    return total
+
+
+@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations"))
+def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
+    field: jnp.ndarray,
+    interior: jnp.ndarray,
+    boundary: jnp.ndarray,
+    voxel_mm: tuple[float, float, float],
+    tolerance: float,
+    max_iterations: int,
+) -> jnp.ndarray:
+    """Field minus the harmonic background with the field's values on `boundary`.
+
+    With the background = u (unknown, interior) + b (the field on the boundary), Laplace's
+    equation on the interior reads -L_I u = L b: symmetric positive definite, so plain
+    conjugate gradients, run until the residual is `tolerance` of the right-hand side. A fixed
+    count would be unsafe: the iterations needed grow with the head's size in voxels, and an
+    unconverged background is a smooth error over the whole brain (measured on the 160x192x64
+    head: 100 iterations gave NRMSE 190 %, 200 and more 48.9 %).
+    """
+    known = jnp.where(boundary, field, 0.0)
+    rhs = jnp.where(interior, _laplacian(known, voxel_mm), 0.0)
+
+    def operator(u):
+        return jnp.where(interior, -_laplacian(jnp.where(interior, u, 0.0), voxel_mm), 0.0)
+
+    def step(state):
+        u, residual, direction, energy, count = state
+        image = operator(direction)
+        curvature = jnp.vdot(direction, image)
+        alpha = jnp.where(curvature > 0, energy / jnp.where(curvature > 0, curvature, 1.0), 0.0)
+        u = u + alpha * direction
+        residual = residual - alpha * image
+        new_energy = jnp.vdot(residual, residual)
+        beta = jnp.where(energy > 0, new_energy / jnp.where(energy > 0, energy, 1.0), 0.0)
+        return u, residual, residual + beta * direction, new_energy, count + 1
+
+    goal = tolerance**2 * jnp.vdot(rhs, rhs)
+
+    def unfinished(state):
+        return (state[3] > goal) & (state[4] < max_iterations)
+
+    start = (jnp.zeros_like(field), rhs, rhs, jnp.vdot(rhs, rhs), jnp.int32(0))
+    background = jax.lax.while_loop(unfinished, step, start)[0]
+    return jnp.where(interior, field - background, 0.0)
 
 
 def _eroded(mask_padded: jnp.ndarray, smv_half: jnp.ndarray) -> jnp.ndarray:

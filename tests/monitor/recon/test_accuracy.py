@@ -53,6 +53,19 @@ def test_every_deep_grey_roi_within_10_ppb(phantom, result):
     assert agreement.max_error_ppb <= 10.0
 
 
+def test_lbv_background_meets_the_whole_brain_targets(phantom):
+    """Issue 12's accuracy targets, with `background = "lbv"` (not the default yet: on this
+    subject its whole-brain offset puts one raw ROI error at 10.9 ppb; docs/reconstruction.md).
+    ROI errors after removing the mean offset, as the issue defines them."""
+    result = reconstruct(phantom.acquisition, ReconSettings(background="lbv"))
+    agreement = roi_agreement(phantom, result.chi_ppm, result.mask)
+    errors = agreement.measured_ppm - agreement.true_ppm
+    nrmse, _ = nrmse_challenge(result.chi_ppm, phantom.chi_ppm, result.mask & phantom.brain_mask)
+    assert nrmse <= 55.0
+    assert agreement.slope >= 0.9 and agreement.r_squared >= 0.98
+    assert np.abs(errors - errors.mean()).max() * 1000 <= 8.0
+
+
 def test_pipeline_reports_timing_and_mask(result):
     assert set(result.qc["seconds"]) >= {"mask", "field", "background", "inversion", "reference"}
     assert 1200 < result.qc["mask_volume_ml"] < 2000
