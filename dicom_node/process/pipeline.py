@@ -280,6 +280,7 @@ STEP_NAMES = {
     "laplacian": "Laplacian phase unwrapping",
     "vsharp": "V-SHARP background removal",
     "pdf": "PDF background removal",
+    "lbv": "LBV (Laplacian boundary value) background removal",
     "tv_admm": "TV-ADMM dipole inversion",
     "tkd": "TKD dipole inversion",
 }
