@@ -83,11 +83,7 @@ def assemble_study(paths: Iterable[Path | str]) -> AssemblyReport:
         Rejection((uid,), f"not an MR image (SOP class {sop_class})")
         for uid, sop_class in scan.not_mr_series.items()
     ]
-    series = _by_series(scan.records)
-    t1_series = {uid: records for uid, records in series.items() if _is_t1(records)}
-    candidates, series_rejections = _candidates(
-        {uid: records for uid, records in series.items() if uid not in t1_series}
-    )
+    t1_series, candidates, series_rejections = _grouped(scan.records)
     rejected += series_rejections
     acquisitions = []
     for records, kinds in candidates:
@@ -132,11 +128,7 @@ def discover_study(paths: Iterable[Path | str]) -> Discovery:
     A candidate whose volume cannot be built is still listed: its job fails with the reason.
     """
     scan = scan_headers(Path(p) for p in paths)
-    series = _by_series(scan.records)
-    t1_series = {uid: records for uid, records in series.items() if _is_t1(records)}
-    candidates, _ = _candidates(
-        {uid: records for uid, records in series.items() if uid not in t1_series}
-    )
+    t1_series, candidates, _ = _grouped(scan.records)
     planned = []
     for records, kinds in candidates:
         used = [r for r in records if r.kind in kinds]
@@ -153,6 +145,23 @@ def discover_study(paths: Iterable[Path | str]) -> Discovery:
             )
         )
     return Discovery(planned, scan.segmentations)
+
+
+def _grouped(
+    records: list[FrameRecord],
+) -> tuple[
+    dict[str, list[FrameRecord]],
+    list[tuple[list[FrameRecord], tuple[ImageKind, ImageKind]]],
+    list[Rejection],
+]:
+    """Frames by series: the structural T1 series, the GRE candidates (with the image kinds
+    each pairs) and the series that are neither; shared by assembly and header discovery."""
+    series = _by_series(records)
+    t1_series = {uid: frames for uid, frames in series.items() if _is_t1(frames)}
+    candidates, rejected = _candidates(
+        {uid: frames for uid, frames in series.items() if uid not in t1_series}
+    )
+    return t1_series, candidates, rejected
 
 
 def _same_frame_t1(

@@ -137,7 +137,8 @@ def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
 
     With the background = u (unknown, interior) + b (the field on the boundary), Laplace's
     equation on the interior reads -L_I u = L b: symmetric positive definite, so plain
-    conjugate gradients, run until the residual is `tolerance` of the right-hand side. A fixed
+    conjugate gradients (JAX's, as PDF uses), run until the residual is `tolerance` of the
+    right-hand side. A fixed
     count would be unsafe: the iterations needed grow with the head's size in voxels, and an
     unconverged background is a smooth error over the whole brain (measured on the 160x192x64
     head: 100 iterations gave NRMSE 190 %, 200 and more 48.9 %).
@@ -148,24 +149,7 @@ def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
     def operator(u):
         return jnp.where(interior, -_laplacian(jnp.where(interior, u, 0.0), voxel_mm), 0.0)
 
-    def step(state):
-        u, residual, direction, energy, count = state
-        image = operator(direction)
-        curvature = jnp.vdot(direction, image)
-        alpha = jnp.where(curvature > 0, energy / jnp.where(curvature > 0, curvature, 1.0), 0.0)
-        u = u + alpha * direction
-        residual = residual - alpha * image
-        new_energy = jnp.vdot(residual, residual)
-        beta = jnp.where(energy > 0, new_energy / jnp.where(energy > 0, energy, 1.0), 0.0)
-        return u, residual, residual + beta * direction, new_energy, count + 1
-
-    goal = tolerance**2 * jnp.vdot(rhs, rhs)
-
-    def unfinished(state):
-        return (state[3] > goal) & (state[4] < max_iterations)
-
-    start = (jnp.zeros_like(field), rhs, rhs, jnp.vdot(rhs, rhs), jnp.int32(0))
-    background = jax.lax.while_loop(unfinished, step, start)[0]
+    background, _ = cg(operator, rhs, tol=tolerance, atol=0.0, maxiter=max_iterations)
     return jnp.where(interior, field - background, 0.0)
 
 
