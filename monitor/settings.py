@@ -59,7 +59,7 @@ class ReconSettings(SettingsSection):
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
     tv_lambda: float = Field(3e-4, gt=0.0)
     tv_rho: float = Field(0.1, gt=0.0)
-    tv_iterations: int = Field(30, ge=1)
+    tv_iterations: int = Field(15, ge=1)
     magnitude_edge_weighting: bool = True
     compilation_cache_dir: Path | None = None
     """Persistent JAX compilation cache; default is per user, ``$XDG_CACHE_HOME/qsm-monitor/jax``

@@ -40,6 +40,8 @@ EDGE_FRACTION = 0.4
 MEDI): enough to cover nuclei boundaries, few enough that TV still suppresses streaks.
 Measured on the head phantom: 0.2 / 0.3 / 0.4 gave inversion-alone NRMSE 31.6 / 30.4 / 29.5 %
 (lambda 5e-4), and 0.4 lowered the worst deep grey ROI error by about 0.5 ppb."""
+BISECTION_STEPS = 40
+"""Halvings of the magnitude-gradient range: 2^-40 of it is below float32 resolution."""
 
 
 def invert(
@@ -122,8 +124,29 @@ def _edge_weights(
     """0 where the magnitude gradient is in the top EDGE_FRACTION of the brain, else 1."""
     gradient = _gradient(jnp.where(mask, magnitude, 0.0), voxel_mm)
     strength = jnp.sqrt(sum(g**2 for g in gradient))
-    threshold = jnp.nanquantile(jnp.where(mask, strength, jnp.nan), 1.0 - EDGE_FRACTION)
+    threshold = threshold_exceeded_by(strength, mask, EDGE_FRACTION)
     return jnp.where(mask & (strength > threshold), 0.0, 1.0).astype(jnp.float32)
+
+
+def threshold_exceeded_by(values: jnp.ndarray, mask: jnp.ndarray, fraction: float) -> jnp.ndarray:
+    """The value that `fraction` of the in-mask `values` exceed, by bisection on the count.
+
+    A quantile sorts every voxel of the grid (0.3 s of a 4 s reconstruction on a 160x192x64
+    head); bisection needs only ~40 counting passes and ends at float resolution, i.e. within
+    one voxel of the quantile.
+    """
+    wanted = fraction * jnp.sum(mask)
+    inside = jnp.where(mask, values, 0.0)
+
+    def halve(_, bounds):
+        low, high = bounds
+        middle = 0.5 * (low + high)
+        too_many = jnp.sum(inside > middle) > wanted
+        return jnp.where(too_many, middle, low), jnp.where(too_many, high, middle)
+
+    start = (jnp.zeros((), values.dtype), jnp.max(inside))
+    _, high = jax.lax.fori_loop(0, BISECTION_STEPS, halve, start)
+    return high
 
 
 def _gradient(x: jnp.ndarray, voxel_mm: tuple[float, float, float]) -> tuple[jnp.ndarray, ...]:

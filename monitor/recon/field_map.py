@@ -42,6 +42,8 @@ OFFSET_SMOOTHING_MM = 4.0
 the coil sensitivity variation."""
 OFFSET_REFINEMENTS = 3
 """Passes refining the smoothed offset; each shrinks its smoothing bias several-fold."""
+FIT_WEIGHT_FLOOR = 1e-20
+"""Added to the magnitude^2 weights so a voxel with no signal divides by a non-zero total."""
 RESIDUAL_SCALE_RAD = np.pi / 4
 """Fit residual (rms, rad) at which temporal consistency has dropped to 1/e."""
 
@@ -170,21 +172,30 @@ def _offset_and_temporal_unwrap(slope, magnitude, phase_rad, mask, te, voxel_mm)
     field through the fit, so it is refined with the intercept left over after fitting all
     echoes (smoothed again): each pass multiplies the bias by (1 - smoothing), which is small
     for every slowly varying offset.
+
+    Both fits are kept cheap because they are linear in the phase: the slope through echo k
+    is updated from running sums, and the intercept of the echoes minus a common correction
+    is the first intercept minus that correction, so the refinements need one fit, not one
+    each (these passes over the 4-D echo array were most of this stage's time).
     """
     offset = jnp.zeros_like(slope)
     weight = magnitude[..., 0] * mask
     if te.shape[0] > 1:
         offset = _smooth_phase(phase_rad[..., 0] - slope * te[0], weight, voxel_mm)
     echoes = []
+    numerator = denominator = jnp.zeros_like(slope)
     for k in range(te.shape[0]):
         echoes.append(temporal_unwrap(phase_rad[..., k] - offset, slope * te[k]))
-        slope, _, _ = _weighted_fit(
-            jnp.stack(echoes, axis=-1), magnitude[..., : k + 1], te[: k + 1], False
-        )
+        echo_weight = jnp.square(magnitude[..., k]) + FIT_WEIGHT_FLOOR
+        numerator = numerator + echo_weight * te[k] * echoes[-1]
+        denominator = denominator + echo_weight * te[k] ** 2
+        slope = numerator / denominator
     unwrapped = jnp.stack(echoes, axis=-1)
-    for _ in range(OFFSET_REFINEMENTS if te.shape[0] > 1 else 0):
+    if te.shape[0] > 1 and OFFSET_REFINEMENTS > 0:
         _, _, leftover = _weighted_fit(unwrapped, magnitude, te, True)
-        correction = _smooth_phase(leftover, weight, voxel_mm)
+        correction = jnp.zeros_like(offset)
+        for _ in range(OFFSET_REFINEMENTS):
+            correction = correction + _smooth_phase(leftover - correction, weight, voxel_mm)
         offset, unwrapped = offset + correction, unwrapped - correction[..., None]
     return unwrapped, offset
 
@@ -232,7 +243,7 @@ def _weighted_fit(unwrapped, magnitude, te, with_intercept: bool):
 
     Returns (slope rad/s, rms residual rad, intercept rad); the intercept is 0 without one.
     """
-    weight = jnp.asarray(magnitude, jnp.float32) ** 2 + 1e-20
+    weight = jnp.asarray(magnitude, jnp.float32) ** 2 + FIT_WEIGHT_FLOOR
     t = jnp.asarray(te, jnp.float32)
     total = weight.sum(axis=-1)
     if with_intercept:

@@ -39,6 +39,10 @@ nothing (head phantom, 4M-voxel box: 21 s CPU with levels from the median, 4 s w
 same result)."""
 
 
+STALL_FRACTION = 1e-3
+"""Growth per round (share of the mask) below which a quality level is considered done."""
+
+
 def wrap(phase_rad: jnp.ndarray) -> jnp.ndarray:
     """Map to [-pi, pi)."""
     return (phase_rad + jnp.pi) % TWO_PI - jnp.pi
@@ -190,15 +194,21 @@ def _grow(
 ) -> jnp.ndarray:
     """Region growing from `seeds` through edges of decreasing quality until no voxel is left.
 
-    The last level must be negative so that every in-mask edge is finally passable.
+    The last level must be negative so that every in-mask edge is finally passable. A level
+    before the last is left once a round adds fewer than `STALL_FRACTION` of the mask: its
+    last rounds add a few hundred voxels each along winding paths, and the next level reaches
+    those through slightly poorer edges in one round instead of several.
     """
     in_mask_edges = _in_mask_edges(mask)
+    last = levels.shape[0] - 1
+    stall = jnp.floor(STALL_FRACTION * jnp.sum(mask))
 
     def body(state):
         unwrapped, visited, level = state
         passable = in_mask_edges & (quality >= levels[level])
         new_unwrapped, new_visited = _sweep_all_axes(unwrapped, visited, phase, passable)
-        grew = jnp.any(new_visited != visited)
+        added = jnp.sum(new_visited & ~visited)
+        grew = added > jnp.where(level < last, stall, 0)
         return new_unwrapped, new_visited, jnp.where(grew, level, level + 1)
 
     def cond(state):
