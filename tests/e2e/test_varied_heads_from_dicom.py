@@ -33,9 +33,10 @@ def results(tmp_path_factory) -> list[EndToEnd]:
 
 def test_structures_are_reported_and_the_t1_is_used_when_sent(results):
     """All 8 structure-sides on the T1 head. On the GRE-only head the map's own error
-    (below) misleads the deformable stage and its right thalamus comes out 9.2 ml against
-    7.45 ml true: QC withholds it (13.1 ml at template head size, above 13) instead of
-    reporting it, and says why; that one withheld side is allowed, not more."""
+    (below) can mislead the deformable stage: with 30 TV iterations its right thalamus came
+    out 9.2 ml against 7.45 ml true and QC withheld it (13.1 ml at template head size, above
+    13) instead of reporting it, saying why (with 15 iterations all 8 are reported); one
+    withheld side, with its reason, is allowed, not more."""
     for result, (_, with_t1) in zip(results, HEADS, strict=True):
         assert result.registration_path == ("t1" if with_t1 else "gre")
         withheld = [
