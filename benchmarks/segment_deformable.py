@@ -34,7 +34,11 @@ from support.varied_heads import ISSUE_RANGES, simulate_head  # noqa: E402
 
 import monitor.segment.atlas_method as atlas_method  # noqa: E402
 from monitor.segment import segment_deep_grey  # noqa: E402
-from monitor.segment.registration import RegistrationParameters  # noqa: E402
+from monitor.segment.registration import (  # noqa: E402
+    RegistrationParameters,
+    mutual_information_method,
+    region_of_interest,
+)
 from monitor.segment.structures import REPORTED_NAMES  # noqa: E402
 from monitor.settings import SegmentationSettings  # noqa: E402
 
@@ -53,21 +57,12 @@ def refine_displacement(
     params: RegistrationParameters,
 ) -> sitk.CompositeTransform:
     """Dense displacement field over the same region, metric and pyramid as the B-spline."""
-    box = sitk.LabelShapeStatisticsImageFilter()
-    box.Execute(region_mask)
-    start, size = np.split(np.array(box.GetBoundingBox(1)), 2)
-    roi = sitk.RegionOfInterest(fixed, [int(s) for s in size], [int(s) for s in start])
-    roi_mask = sitk.RegionOfInterest(region_mask, [int(s) for s in size], [int(s) for s in start])
+    roi, roi_mask = region_of_interest(fixed, region_mask)
     field = sitk.Image(roi.GetSize(), sitk.sitkVectorFloat64, 3)
     field.CopyInformation(roi)
     displacement = sitk.DisplacementFieldTransform(field)
     displacement.SetSmoothingGaussianOnUpdate(UPDATE_VARIANCE_MM2, TOTAL_VARIANCE_MM2)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.REGULAR)
-    method.SetMetricSamplingPercentage(params.sampling_fraction, params.seed)
-    method.SetMetricFixedMask(roi_mask)
-    method.SetInterpolator(sitk.sitkLinear)
+    method = mutual_information_method(params, roi_mask)
     method.SetOptimizerAsGradientDescent(
         learningRate=1.0, numberOfIterations=DISPLACEMENT_ITERATIONS,
         estimateLearningRate=method.EachIteration,

@@ -35,7 +35,10 @@ class RegistrationParameters:
     seed: int = 1
 
 
-def _method(params: RegistrationParameters, fixed_mask: sitk.Image) -> sitk.ImageRegistrationMethod:
+def mutual_information_method(
+    params: RegistrationParameters, fixed_mask: sitk.Image
+) -> sitk.ImageRegistrationMethod:
+    """Mattes MI on a regular sample of `fixed_mask`, linear interpolation: every stage's base."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=_HISTOGRAM_BINS)
     # Regular sampling picks the same points on every run: results are reproducible.
@@ -54,7 +57,7 @@ def _linear_stage(
     params: RegistrationParameters,
 ) -> sitk.Transform:
     """Optimise `transform` in place, coarse to fine (8, 4, 2 mm on a 2 mm grid)."""
-    method = _method(params, fixed_mask)
+    method = mutual_information_method(params, fixed_mask)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0,
         minStep=1e-4,
@@ -105,6 +108,17 @@ def register_affine(
     return _linear_stage(fixed, moving, fixed_mask, affine, params)
 
 
+def region_of_interest(fixed: sitk.Image, region_mask: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """`fixed` and `region_mask` cropped to the mask's bounding box, where a deformable
+    stage works: anatomy elsewhere neither steers nor pays for the deformation."""
+    box = sitk.LabelShapeStatisticsImageFilter()
+    box.Execute(region_mask)
+    start, size = np.split(np.array(box.GetBoundingBox(1)), 2)
+    index, extent = [int(s) for s in start], [int(s) for s in size]
+    return (sitk.RegionOfInterest(fixed, extent, index),
+            sitk.RegionOfInterest(region_mask, extent, index))
+
+
 def refine_bspline(
     fixed: sitk.Image,
     region_mask: sitk.Image,
@@ -117,15 +131,11 @@ def refine_bspline(
     The control grid spans the bounding box of `region_mask` (the deep grey matter and a
     margin): anatomy elsewhere does not influence, or pay for, the deformation we need.
     """
-    box = sitk.LabelShapeStatisticsImageFilter()
-    box.Execute(region_mask)
-    start, size = np.split(np.array(box.GetBoundingBox(1)), 2)
-    roi = sitk.RegionOfInterest(fixed, [int(s) for s in size], [int(s) for s in start])
-    roi_mask = sitk.RegionOfInterest(region_mask, [int(s) for s in size], [int(s) for s in start])
-    extent_mm = size * np.array(fixed.GetSpacing())
+    roi, roi_mask = region_of_interest(fixed, region_mask)
+    extent_mm = np.array(roi.GetSize()) * np.array(fixed.GetSpacing())
     mesh = [max(int(round(e / params.bspline_mesh_mm)), 1) for e in extent_mm]
     bspline = sitk.BSplineTransformInitializer(roi, mesh, order=3)
-    method = _method(params, roi_mask)
+    method = mutual_information_method(params, roi_mask)
     method.SetOptimizerAsLBFGSB(
         gradientConvergenceTolerance=1e-5,
         numberOfIterations=params.bspline_iterations,
