@@ -43,7 +43,7 @@ class ReconSettings(SettingsSection):
     """Reconstruction choices; defaults are the measured best (docs/reconstruction.md)."""
 
     unwrap: Literal["laplacian", "romeo"] = "romeo"
-    background: Literal["vsharp", "pdf", "lbv"] = "vsharp"
+    background: Literal["vsharp", "pdf", "lbv"] = "lbv"
     inversion: Literal["tkd", "tv_admm"] = "tv_admm"
     reference: Literal["whole_brain", "csf"] = "whole_brain"
     mask_threshold_fraction: float = Field(0.0, ge=0.0, le=1.0)
@@ -57,7 +57,7 @@ class ReconSettings(SettingsSection):
     lbv_max_iterations: int = Field(2000, ge=1)
     lbv_erode_mm: float = Field(2.0, ge=0.0)
     tkd_threshold: float = Field(0.19, gt=0.0, lt=1.0)
-    tv_lambda: float = Field(3e-4, gt=0.0)
+    tv_lambda: float = Field(2e-4, gt=0.0)
     tv_rho: float = Field(0.1, gt=0.0)
     tv_iterations: int = Field(15, ge=1)
     magnitude_edge_weighting: bool = True

@@ -94,6 +94,19 @@ def remove_background(
     return BackgroundResult(np.asarray(local), valid_np, settings.background)
 
 
+COARSE_LEVELS = 2
+"""Coarser grids (each half the previous) solved first to start LBV's conjugate gradients.
+
+CG removes the smooth part of its error slowest, and a harmonic background is nearly all
+smooth part; a half-resolution solution supplies it at an eighth of the cost per iteration,
+so the full-resolution solve only corrects the detail near the boundary. The same tolerance
+ends every level, so the answer is the one plain CG would give (within 0.2 ppb of it on the
+160x192x64 head, whose local field RMS is 6 ppb), in 0.43 s instead of 0.80 s there."""
+COARSEST_AXIS = 16
+"""No level is coarser than this many voxels along an axis: below it the brain's boundary
+layer is most of the grid and the guess would help nothing."""
+
+
 def _lbv_local_field(
     field: np.ndarray,
     mask: np.ndarray,
@@ -102,17 +115,56 @@ def _lbv_local_field(
 ) -> tuple[np.ndarray, np.ndarray]:
     """LBV local field and its mask: the interior (mask minus its 6-connected boundary
     layer, where the boundary values are imposed) eroded by `lbv_erode_mm`."""
+    background, interior = _lbv_background(field, mask, voxel_mm, settings, COARSE_LEVELS)
+    valid = erode_mm(interior, settings.lbv_erode_mm, voxel_mm)
+    return np.where(valid, field - background, 0.0).astype(np.float32), valid
+
+
+def _lbv_background(
+    field: np.ndarray,
+    mask: np.ndarray,
+    voxel_mm: tuple[float, float, float],
+    settings: ReconSettings,
+    levels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The harmonic background (equal to the field on the mask's boundary layer) and the
+    interior where it was solved; started from the solution on a grid half as fine."""
     interior = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1))
-    local = _lbv(
+    guess = np.zeros(field.shape, dtype=np.float32)
+    if levels > 0 and min(field.shape) >= 2 * COARSEST_AXIS:
+        coarse_field, coarse_mask = _halved(field, mask)
+        coarse_voxel = tuple(2.0 * v for v in voxel_mm)
+        coarse, _ = _lbv_background(coarse_field, coarse_mask, coarse_voxel, settings, levels - 1)
+        guess = _doubled(coarse, field.shape)
+    background = _lbv(
         jnp.asarray(field, dtype=jnp.float32),
         jnp.asarray(interior),
         jnp.asarray(mask & ~interior),
+        jnp.asarray(guess),
         voxel_mm,
         settings.lbv_tolerance,
         settings.lbv_max_iterations,
     )
-    valid = erode_mm(interior, settings.lbv_erode_mm, voxel_mm)
-    return np.where(valid, np.asarray(local), 0.0).astype(np.float32), valid
+    return np.asarray(background), interior
+
+
+def _halved(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2x2 block means of the in-mask field; a block is in the mask if most of it is."""
+    even = tuple(n + n % 2 for n in field.shape)
+    widths = [(0, e - n) for e, n in zip(even, field.shape, strict=True)]
+    inside = np.pad(mask, widths).astype(np.float32)
+    values = np.pad(np.where(mask, field, 0.0), widths).astype(np.float32)
+    blocks = tuple(x for n in even for x in (n // 2, 2))
+    count = inside.reshape(blocks).sum(axis=(1, 3, 5))
+    total = values.reshape(blocks).sum(axis=(1, 3, 5))
+    return np.where(count > 0, total / np.maximum(count, 1.0), 0.0), count >= 4
+
+
+def _doubled(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear upsampling by two (block centres kept in place), cropped to `shape`: smooth,
+    so the fine solve starts without block edges to remove."""
+    fine = ndimage.zoom(coarse, 2, order=1, mode="nearest", grid_mode=True)
+    return fine[: shape[0], : shape[1], : shape[2]].astype(np.float32)
 
 
 def _laplacian(volume: jnp.ndarray, voxel_mm: tuple[float, float, float]) -> jnp.ndarray:
@@ -129,16 +181,17 @@ def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
     field: jnp.ndarray,
     interior: jnp.ndarray,
     boundary: jnp.ndarray,
+    guess: jnp.ndarray,
     voxel_mm: tuple[float, float, float],
     tolerance: float,
     max_iterations: int,
 ) -> jnp.ndarray:
-    """Field minus the harmonic background with the field's values on `boundary`.
+    """The harmonic background: the field on `boundary`, solved for on `interior`.
 
     With the background = u (unknown, interior) + b (the field on the boundary), Laplace's
     equation on the interior reads -L_I u = L b: symmetric positive definite, so plain
-    conjugate gradients (JAX's, as PDF uses), run until the residual is `tolerance` of the
-    right-hand side. A fixed
+    conjugate gradients (JAX's, as PDF uses), started from `guess`, run until the residual is
+    `tolerance` of the right-hand side. A fixed
     count would be unsafe: the iterations needed grow with the head's size in voxels, and an
     unconverged background is a smooth error over the whole brain (measured on the 160x192x64
     head: 100 iterations gave NRMSE 190 %, 200 and more 48.9 %).
@@ -149,8 +202,9 @@ def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
     def operator(u):
         return jnp.where(interior, -_laplacian(jnp.where(interior, u, 0.0), voxel_mm), 0.0)
 
-    background, _ = cg(operator, rhs, tol=tolerance, atol=0.0, maxiter=max_iterations)
-    return jnp.where(interior, field - background, 0.0)
+    start = jnp.where(interior, guess, 0.0)
+    solved, _ = cg(operator, rhs, x0=start, tol=tolerance, atol=0.0, maxiter=max_iterations)
+    return jnp.where(interior, solved, known)
 
 
 def _eroded(mask_padded: jnp.ndarray, smv_half: jnp.ndarray) -> jnp.ndarray:

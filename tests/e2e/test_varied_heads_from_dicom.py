@@ -6,8 +6,8 @@ written as Siemens DICOM and processed by `qsm-monitor process`'s code path. The
 from the true map through the independent qsm_forward model. Judged per structure and side
 against the true map over the true labels: structures reported (see the first test), the T1
 path taken when the T1 is there, and over both heads slope >= 0.9, R^2 >= 0.98, worst error
-<= 8 ppb after each visit's reference offset (not reached yet: the reconstruction's own error
-on head 300, see docs/segmentation.md). benchmarks/segment_e2e.py runs the same on more heads.
+<= 8 ppb after each visit's reference offset. benchmarks/segment_e2e.py runs the same on more
+heads.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def results(tmp_path_factory) -> list[EndToEnd]:
 
 
 def test_structures_are_reported_and_the_t1_is_used_when_sent(results):
-    """All 8 structure-sides on the T1 head. On the GRE-only head the map's own error
-    (below) can mislead the deformable stage: with 30 TV iterations its right thalamus came
-    out 9.2 ml against 7.45 ml true and QC withheld it (13.1 ml at template head size, above
-    13) instead of reporting it, saying why (with 15 iterations all 8 are reported); one
-    withheld side, with its reason, is allowed, not more."""
+    """All 8 structure-sides on the T1 head. On the GRE-only head the map's own error can
+    mislead the chi-driven deformable stage: with the earlier inversion (whole-grid data
+    term, 30 TV iterations) its right thalamus came out 9.2 ml against 7.45 ml true and QC
+    withheld it, saying why (now all 8 are reported); one withheld side, with its reason, is
+    allowed, not more."""
     for result, (_, with_t1) in zip(results, HEADS, strict=True):
         assert result.registration_path == ("t1" if with_t1 else "gre")
         withheld = [
@@ -57,11 +57,6 @@ def test_reported_values_follow_the_truth(results):
     assert r_squared >= 0.98, (r_squared, measured, true)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconstruction, not segmentation: on head 300 the map itself is off by up to 14 ppb "
-    "over the true labels (a smooth low-frequency error; our labels add <= 1.6 ppb), issue 12",
-)
 def test_worst_structure_within_8_ppb_after_the_reference_offset(results):
     for result in results:
         errors = result.offset_removed_errors()
