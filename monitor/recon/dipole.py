@@ -44,11 +44,6 @@ EDGE_FRACTION = 0.4
 MEDI): enough to cover nuclei boundaries, few enough that TV still suppresses streaks.
 Measured on the head phantom: 0.2 / 0.3 / 0.4 gave inversion-alone NRMSE 31.6 / 30.4 / 29.5 %
 (lambda 5e-4), and 0.4 lowered the worst deep grey ROI error by about 0.5 ppb."""
-DATA_PENALTY = 1.0
-"""ADMM penalty of the v = D chi split (D is dimensionless, so 1 matches the data term's
-scale). With the fixed iteration count it shapes the result: on the head phantom (LBV, 15
-iterations) 0.3 / 1 / 3 gave NRMSE 51.7 / 51.0 / 49.9 % and worst ROI 6.5 / 5.9 / 6.8 ppb on one
-subject and 49.0 / 49.1 / 47.0 %, 9.9 / 7.5 / 8.4 ppb on another."""
 BISECTION_STEPS = 40
 """Halvings of the magnitude-gradient range: 2^-40 of it is below float32 resolution."""
 
@@ -191,36 +186,43 @@ def _tv_admm(
 ) -> jnp.ndarray:
     """Weighted isotropic TV, data term inside the mask, by scaled-form ADMM.
 
-    Splits z = grad chi (penalty `penalty`) and v = D chi (penalty DATA_PENALTY);
-    `gradient_energy_half` is sum_i |G_i(k)|^2, i.e. minus the discrete Laplacian symbol.
+    Splits z = grad chi (penalty `penalty`) and v = D chi (penalty 1: D is dimensionless,
+    so 1 matches the data term's scale); `gradient_energy_half` is sum_i |G_i(k)|^2, i.e.
+    minus the discrete Laplacian symbol. The chi step needs only v - s (s the scaled dual of
+    the v split), and with penalty 1 the v and s steps give v - s = f inside the mask (the
+    measurement) and D chi outside it (the current map's own field; s stays 0 there). So that
+    one volume is all the state the data split needs: outside the mask the data term follows
+    chi instead of pinning its field to zero. (Measured on the head phantom, LBV, 15
+    iterations, lambda 3e-4: penalty 0.3 / 1 / 3 gave NRMSE 51.7 / 51.0 / 49.9 % and worst ROI
+    6.5 / 5.9 / 6.8 ppb on one subject, 49.0 / 49.1 / 47.0 % and 9.9 / 7.5 / 8.4 ppb on another:
+    no reason to pay for a general penalty.)
     """
-    inside = pad(mask, padded).astype(jnp.float32)
+    inside = pad(mask, padded)
     measured = pad(jnp.where(mask, field, 0.0), padded)
-    denominator = DATA_PENALTY * dipole_half**2 + penalty * gradient_energy_half
+    denominator = dipole_half**2 + penalty * gradient_energy_half
     # k = 0 has D = 0 and no gradient: the mean is unobservable and fixed to zero.
     safe_inverse = jnp.where(denominator > 0, 1.0 / jnp.where(denominator > 0, denominator, 1.0), 0)
     # Outside the volume (padding) the weight is 1: TV there keeps the padding quiet.
     threshold = regularization / penalty * (1.0 + pad(weights - 1.0, padded))
 
     def step(_, state):
-        _, z, u, v, s = state
+        _, z, u, data_target = state
         difference = tuple(zi - ui for zi, ui in zip(z, u, strict=True))
-        rhs = DATA_PENALTY * dipole_half * jnp.fft.rfftn(v - s) + penalty * jnp.fft.rfftn(
+        rhs = dipole_half * jnp.fft.rfftn(data_target) + penalty * jnp.fft.rfftn(
             _gradient_adjoint(difference, voxel_mm)
         )
         chi_spectrum = rhs * safe_inverse
         chi = jnp.fft.irfftn(chi_spectrum, s=padded)
-        field_of_chi = jnp.fft.irfftn(dipole_half * chi_spectrum, s=padded) + s
-        # Inside the mask v balances the measurement and D chi; outside only D chi counts.
-        v = (inside * measured + DATA_PENALTY * field_of_chi) / (inside + DATA_PENALTY)
+        field_of_chi = jnp.fft.irfftn(dipole_half * chi_spectrum, s=padded)
+        data_target = jnp.where(inside, measured, field_of_chi)
         grad_u = tuple(g + ui for g, ui in zip(_gradient(chi, voxel_mm), u, strict=True))
         norm = jnp.sqrt(sum(g**2 for g in grad_u))
         shrink = jnp.maximum(1.0 - threshold / jnp.maximum(norm, 1e-12), 0.0)
         z = tuple(g * shrink for g in grad_u)
         u = tuple(g - zi for g, zi in zip(grad_u, z, strict=True))
-        return chi, z, u, v, field_of_chi - v
+        return chi, z, u, data_target
 
     zero = jnp.zeros(padded, dtype=jnp.float32)
     zeros = (zero, zero, zero)
-    chi, *_ = jax.lax.fori_loop(0, iterations, step, (zero, zeros, zeros, measured, zero))
+    chi, *_ = jax.lax.fori_loop(0, iterations, step, (zero, zeros, zeros, measured))
     return jnp.where(mask, crop(chi, field.shape), 0.0)
