@@ -18,7 +18,9 @@ mask that background field is harmonic, which the two methods exploit differentl
   the mask's boundary, found by solving Laplace's equation inside the mask (conjugate
   gradients on the 7-point Laplacian); the local field is the rest. It assumes the local
   field is zero on the boundary, which costs accuracy only in the outermost voxels (eroded
-  by `lbv_erode_mm`), and it needs no deconvolution, so no low frequency is truncated.
+  by `lbv_erode_mm`), and it needs no deconvolution, so no low frequency is truncated. The
+  default: with the inversion's data term inside the mask it gives the best whole-brain maps
+  (docs/reconstruction.md).
 
 Everything runs on a zero-padded grid with real FFTs and is `jax.jit`-compiled.
 """
@@ -149,7 +151,7 @@ def _lbv_background(
 
 
 def _halved(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2x2x2 block means of the in-mask field; a block is in the mask if most of it is."""
+    """2x2x2 block means of the in-mask field; a block is in the mask if half of it or more is."""
     even = tuple(n + n % 2 for n in field.shape)
     widths = [(0, e - n) for e, n in zip(even, field.shape, strict=True)]
     inside = np.pad(mask, widths).astype(np.float32)
