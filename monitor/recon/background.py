@@ -46,12 +46,23 @@ from monitor.recon.fourier import (
     padded_shape,
     smv_kernel,
 )
-from monitor.recon.mask import erode_mm
+from monitor.recon.mask import blocks, erode_mm
 from monitor.settings import ReconSettings
 
 _ERODED_MIN_COVERAGE = 0.999
 """A voxel survives SMV erosion if at most 0.1% of its sphere leaves the mask: tolerant of
 float32 FFT round-off, and the few outside voxels of a 12 mm sphere change nothing measurable."""
+COARSE_LEVELS = 2
+"""Coarser grids (each half the previous) solved first to start LBV's conjugate gradients.
+
+CG removes the smooth part of its error slowest, and a harmonic background is nearly all
+smooth part; a half-resolution solution supplies it at an eighth of the cost per iteration,
+so the full-resolution solve only corrects the detail near the boundary. The same tolerance
+ends every level, so the answer is the one plain CG would give (within 0.2 ppb of it on the
+160x192x64 head, whose local field RMS is 6 ppb), in 0.43 s instead of 0.80 s there."""
+COARSEST_AXIS = 16
+"""No level is coarser than this many voxels along an axis: below it the brain's boundary
+layer is most of the grid and the guess would help nothing."""
 
 
 @dataclass(frozen=True)
@@ -94,19 +105,6 @@ def remove_background(
     if not valid_np.any():
         raise ValueError("background removal eroded the whole mask; use smaller SMV radii")
     return BackgroundResult(np.asarray(local), valid_np, settings.background)
-
-
-COARSE_LEVELS = 2
-"""Coarser grids (each half the previous) solved first to start LBV's conjugate gradients.
-
-CG removes the smooth part of its error slowest, and a harmonic background is nearly all
-smooth part; a half-resolution solution supplies it at an eighth of the cost per iteration,
-so the full-resolution solve only corrects the detail near the boundary. The same tolerance
-ends every level, so the answer is the one plain CG would give (within 0.2 ppb of it on the
-160x192x64 head, whose local field RMS is 6 ppb), in 0.43 s instead of 0.80 s there."""
-COARSEST_AXIS = 16
-"""No level is coarser than this many voxels along an axis: below it the brain's boundary
-layer is most of the grid and the guess would help nothing."""
 
 
 def _lbv_local_field(
@@ -152,13 +150,8 @@ def _lbv_background(
 
 def _halved(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2x2x2 block means of the in-mask field; a block is in the mask if half of it or more is."""
-    even = tuple(n + n % 2 for n in field.shape)
-    widths = [(0, e - n) for e, n in zip(even, field.shape, strict=True)]
-    inside = np.pad(mask, widths).astype(np.float32)
-    values = np.pad(np.where(mask, field, 0.0), widths).astype(np.float32)
-    blocks = tuple(x for n in even for x in (n // 2, 2))
-    count = inside.reshape(blocks).sum(axis=(1, 3, 5))
-    total = values.reshape(blocks).sum(axis=(1, 3, 5))
+    count = blocks(mask.astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
+    total = blocks(np.where(mask, field, 0.0).astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
     return np.where(count > 0, total / np.maximum(count, 1.0), 0.0), count >= 4
 
 
