@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from monitor.recon.background import remove_background
+from monitor.recon.brain_box import brain_box
 from monitor.recon.dipole import invert
 from monitor.recon.field_map import estimate_total_field, hz_to_ppm
 from monitor.recon.mask import brain_mask, mask_volume_ml, phase_quality_mask
@@ -44,14 +45,48 @@ class _StageTimer:
 def reconstruct(
     acq: Acquisition, settings: ReconSettings, progress: Progress | None = None
 ) -> QSMResult:
-    """Reconstruct a susceptibility map (ppm) referenced as `settings.reference` says."""
+    """Reconstruct a susceptibility map (ppm) referenced as `settings.reference` says.
+
+    Every stage after the mask works on the fixed-size block around the brain
+    (`monitor.recon.brain_box`); the maps come back on the acquisition's whole grid, zero
+    outside that block.
+    """
     timer = _StageTimer(progress)
-    voxel, b0_dir = acq.voxel_mm, acq.b0_dir_voxel
     with timer("mask"):
-        mask = brain_mask(acq.magnitude, voxel, settings)
+        mask = brain_mask(acq.magnitude, acq.voxel_mm, settings)
+    box = brain_box(mask, acq.voxel_mm)
+    maps, qc = _reconstruct_in_box(
+        acq.magnitude[box], acq.phase_rad[box], mask[box], acq, settings, timer
+    )
+    qc["seconds"] = timer.seconds
+    qc["box_voxels"] = [s.stop - s.start for s in box]
+    whole = {name: _on_grid(volume, box, acq.shape) for name, volume in maps.items()}
+    return QSMResult(
+        chi_ppm=whole["chi_ppm"],
+        mask=whole["mask"],
+        local_field_ppm=whole["local_field_ppm"],
+        total_field_ppm=whole["total_field_ppm"],
+        affine_ras=np.asarray(acq.affine_ras),
+        voxel_mm=acq.voxel_mm,
+        reference=settings.reference,
+        qc=qc,
+        params=settings.model_dump(mode="json"),
+    )
+
+
+def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisition's scalars
+    magnitude: np.ndarray,
+    phase_rad: np.ndarray,
+    mask: np.ndarray,
+    acq: Acquisition,
+    settings: ReconSettings,
+    timer: _StageTimer,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Field, background removal, inversion and referencing on the cropped arrays."""
+    voxel, b0_dir = acq.voxel_mm, acq.b0_dir_voxel
     with timer("field"):
         estimate = estimate_total_field(
-            acq.magnitude, acq.phase_rad, acq.te_s, mask, voxel, settings.unwrap
+            magnitude, phase_rad, acq.te_s, mask, voxel, settings.unwrap
         )
     qc: dict = {"mask_volume_ml": mask_volume_ml(mask, voxel)}
     if settings.phase_quality_mask:
@@ -65,29 +100,33 @@ def reconstruct(
     with timer("inversion"):
         chi_ppm = invert(
             background.local_field_ppm, background.mask, voxel, b0_dir, settings,
-            magnitude=np.sqrt(np.sum(np.square(acq.magnitude), axis=-1)),
+            magnitude=np.sqrt(np.sum(np.square(magnitude), axis=-1)),
         )
     with timer("reference"):
         whole_brain_chi, qc["whole_brain_offset_ppm"] = apply_reference(
             chi_ppm, background.mask, "whole_brain"
         )
         if settings.reference == "csf":
-            csf = csf_mask_from_magnitude(acq.magnitude, acq.te_s, background.mask, voxel)
+            csf = csf_mask_from_magnitude(magnitude, acq.te_s, background.mask, voxel)
             chi_ppm, qc["csf_offset_ppm"] = apply_reference(
                 chi_ppm, background.mask, "csf", csf_mask=csf
             )
             qc["csf_volume_ml"] = mask_volume_ml(csf, voxel)
         else:
             chi_ppm = whole_brain_chi
-    qc["seconds"] = timer.seconds
-    return QSMResult(
-        chi_ppm=np.asarray(chi_ppm, dtype=np.float32),
-        mask=background.mask,
-        local_field_ppm=np.asarray(background.local_field_ppm, dtype=np.float32),
-        total_field_ppm=np.asarray(total_field_ppm, dtype=np.float32),
-        affine_ras=np.asarray(acq.affine_ras),
-        voxel_mm=voxel,
-        reference=settings.reference,
-        qc=qc,
-        params=settings.model_dump(mode="json"),
-    )
+    maps = {
+        "chi_ppm": chi_ppm,
+        "mask": background.mask,
+        "local_field_ppm": background.local_field_ppm,
+        "total_field_ppm": total_field_ppm,
+    }
+    return maps, qc
+
+
+def _on_grid(volume: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """`volume` (computed on `box`) placed on the whole grid, zero (False) elsewhere."""
+    volume = np.asarray(volume)
+    dtype = bool if volume.dtype == bool else np.float32
+    whole = np.zeros(shape, dtype=dtype)
+    whole[box] = volume
+    return whole

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from monitor.recon.brain_box import box_shape
 from monitor.recon.pipeline import reconstruct
 from monitor.settings import ReconSettings
 from monitor.types import Acquisition
@@ -28,15 +29,18 @@ HEAD_FIELD_HZ = 20.0
 def synthetic_acquisition(
     shape: tuple[int, int, int], n_echoes: int, voxel_mm: tuple[float, float, float]
 ) -> Acquisition:
-    """An ellipsoidal 'head' filling most of the grid, with smooth wrapped field and noise.
+    """An ellipsoidal 'head' filling most of the brain box, with smooth wrapped field and noise.
 
     Only its shapes matter for compilation, but it must take every branch a head takes: a mask
-    that survives erosion and V-SHARP, wraps for the unwrapper and a non-trivial magnitude.
+    that survives erosion and V-SHARP, wraps for the unwrapper and a non-trivial magnitude,
+    and that fits the fixed-size box the stages after the mask work on
+    (`monitor.recon.brain_box`), so the box's shape is the one compiled.
     """
     rng = np.random.default_rng(0)
     axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in shape]
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
-    radius2 = (x / 0.8) ** 2 + (y / 0.8) ** 2 + (z / 0.85) ** 2
+    fill = [b / n for b, n in zip(box_shape(shape, voxel_mm), shape, strict=True)]
+    radius2 = (x / (0.8 * fill[0])) ** 2 + (y / (0.8 * fill[1])) ** 2 + (z / (0.85 * fill[2])) ** 2
     inside = radius2 < 1.0
     field_hz = HEAD_FIELD_HZ * (x * y + 0.5 * z**2 - 0.3 * x)
     te = FIRST_TE_S + ECHO_SPACING_S * np.arange(n_echoes)
