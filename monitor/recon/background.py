@@ -47,6 +47,7 @@ from monitor.recon.fourier import (
     smv_kernel,
 )
 from monitor.recon.mask import blocks, erode_mm
+from monitor.recon.resample import doubled
 from monitor.settings import ReconSettings
 
 _ERODED_MIN_COVERAGE = 0.999
@@ -130,12 +131,12 @@ def _lbv_background(
     """The harmonic background (equal to the field on the mask's boundary layer) and the
     interior where it was solved; started from the solution on a grid half as fine."""
     interior = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1))
-    guess = np.zeros(field.shape, dtype=np.float32)
+    guess = jnp.zeros(field.shape, dtype=jnp.float32)
     if levels > 0 and min(field.shape) >= 2 * COARSEST_AXIS:
         coarse_field, coarse_mask = _halved(field, mask)
         coarse_voxel = tuple(2.0 * v for v in voxel_mm)
         coarse, _ = _lbv_background(coarse_field, coarse_mask, coarse_voxel, settings, levels - 1)
-        guess = _doubled(coarse, field.shape)
+        guess = doubled(coarse, field.shape)
     background = _lbv(
         jnp.asarray(field, dtype=jnp.float32),
         jnp.asarray(interior),
@@ -153,13 +154,6 @@ def _halved(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     count = blocks(mask.astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
     total = blocks(np.where(mask, field, 0.0).astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
     return np.where(count > 0, total / np.maximum(count, 1.0), 0.0), count >= 4
-
-
-def _doubled(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Linear upsampling by two (block centres kept in place), cropped to `shape`: smooth,
-    so the fine solve starts without block edges to remove."""
-    fine = ndimage.zoom(coarse, 2, order=1, mode="nearest", grid_mode=True)
-    return fine[: shape[0], : shape[1], : shape[2]].astype(np.float32)
 
 
 def _laplacian(volume: jnp.ndarray, voxel_mm: tuple[float, float, float]) -> jnp.ndarray:
