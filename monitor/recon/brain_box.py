@@ -1,14 +1,14 @@
 """The block of the grid that every stage after the brain mask works on.
 
 A clinical GRE field of view (typically 220-256 mm) holds a brain of about 150 x 180 x 130 mm;
-the voxels between them are air and scalp that unwrapping, background removal and the
-dipole inversion would otherwise carry through every FFT and every iteration (on 256x256x128
-at 1 mm, over a third of the padded grid). Cropping to the mask's own bounding box would do
-least work, but its shape changes with every head, and every new shape recompiles every
-stage (tens of seconds) and misses the cache that `qsm-monitor warmup` filled. So the box has
-a fixed size per grid, `BOX_MM` along each axis (or the whole axis when that is shorter):
-only its position follows the brain. Its shape depends on the grid and voxel size alone, so
-warmup compiles exactly what a real run will use.
+the voxels between them are air and scalp that unwrapping, background removal and the dipole
+inversion would otherwise carry through every FFT and every iteration (on 256x256x128 at 1 mm
+the box drops a third of the voxels and 30 % of the padded FFT grid). Cropping to the mask's own
+bounding box would do least work, but its shape changes with every head, and every new shape
+recompiles every stage (tens of seconds) and misses the cache that `qsm-monitor warmup` filled.
+So the box has a fixed size per grid, `BOX_MM` along each axis (or the whole axis when that is
+shorter): only its position follows the brain. Its shape depends on the grid and voxel size
+alone, so warmup compiles exactly what a real run will use.
 
 A mask that does not fit (a very large or very oblique head, or a mask that leaked into the
 neck) keeps the whole axis where it does not fit: the result is the same, only slower, and
