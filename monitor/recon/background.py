@@ -46,8 +46,8 @@ from monitor.recon.fourier import (
     padded_shape,
     smv_kernel,
 )
-from monitor.recon.mask import blocks, erode_mm
-from monitor.recon.resample import doubled
+from monitor.recon.mask import erode_mm
+from monitor.recon.resample import blocks, doubled
 from monitor.settings import ReconSettings
 
 _ERODED_MIN_COVERAGE = 0.999

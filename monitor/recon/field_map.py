@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from monitor.recon import fourier
-from monitor.recon.resample import doubled
+from monitor.recon.resample import blocks, doubled
 from monitor.recon.unwrap import (
     edge_quality,
     laplacian_unwrap,
@@ -229,10 +229,8 @@ def _smooth_phase(phase_rad, weight, voxel_mm) -> jnp.ndarray:
     centres.
     """
     shape = phase_rad.shape
-    even = tuple(n + n % 2 for n in shape)
     signal = jnp.asarray(weight) * jnp.exp(1j * jnp.asarray(phase_rad))
-    signal = jnp.pad(signal, [(0, e - n) for n, e in zip(shape, even, strict=True)])
-    coarse = signal.reshape(even[0] // 2, 2, even[1] // 2, 2, even[2] // 2, 2).sum(axis=(1, 3, 5))
+    coarse = blocks(signal, (2, 2, 2)).sum(axis=(1, 3, 5))
     coarse_voxel = tuple(2.0 * v for v in voxel_mm)
     padded = fourier.padded_shape(coarse.shape, coarse_voxel, margin_mm=OFFSET_SMOOTHING_MM)
     kernel = fourier.half_spectrum(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from monitor.recon.resample import blocks
 from monitor.settings import ReconSettings
 
 BRIDGE_CUT_MM = 8.0
@@ -144,12 +145,3 @@ def _block_any(mask: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
     """Coarse grid whose cell is set if any voxel of its block is (a dilation never loses)."""
     return blocks(mask, stride).any(axis=(1, 3, 5))
 
-
-def blocks(volume: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
-    """6-D view (x/sx, sx, y/sy, sy, z/sz, sz) of `volume` zero-padded up to whole blocks:
-    reduce over axes (1, 3, 5) to get one value per block of a coarser grid."""
-    widths = [(0, -n % s) for n, s in zip(volume.shape, stride, strict=True)]
-    padded = np.pad(volume, widths)
-    return padded.reshape(
-        [d for n, s in zip(padded.shape, stride, strict=True) for d in (n // s, s)]
-    )

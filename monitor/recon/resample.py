@@ -1,7 +1,10 @@
-"""Linear upsampling by two, for the stages that solve or smooth on a coarser grid first.
+"""Coarser grids and back, for the stages that solve, smooth or dilate on a coarser grid first.
 
-LBV's coarse-to-fine start and the phase-offset smoothing both work on 2x2x2 block means and
-need the result back on the full grid. Both want the same interpolation: block centres kept in
+`blocks` gives the block view of a volume, reduced by its callers to one value per block (the
+mask's dilation takes `any`, LBV's start and the phase-offset smoothing take sums); it works on
+NumPy arrays and on JAX arrays inside a compiled function alike. `doubled` brings a result
+back: LBV's coarse-to-fine start and the phase-offset smoothing both need their 2x2x2-block
+result on the full grid, with the same interpolation: block centres kept in
 place (a coarse value sits between its two fine voxels, which get 3/4 of it and 1/4 of the
 neighbouring block), edges held constant. Written as shifted weighted sums rather than with
 `jax.image.resize`, whose general resampler contracts a dense weight matrix per axis and cost
@@ -14,8 +17,20 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["doubled"]
+__all__ = ["blocks", "doubled"]
+
+
+def blocks(volume: np.ndarray | jax.Array, stride: tuple[int, ...]) -> np.ndarray | jax.Array:
+    """6-D view (x/sx, sx, y/sy, sy, z/sz, sz) of `volume` zero-padded up to whole blocks:
+    reduce over axes (1, 3, 5) to get one value per block of a coarser grid."""
+    pad = jnp.pad if isinstance(volume, jax.Array) else np.pad
+    widths = [(0, -n % s) for n, s in zip(volume.shape, stride, strict=True)]
+    padded = pad(volume, widths)
+    return padded.reshape(
+        [d for n, s in zip(padded.shape, stride, strict=True) for d in (n // s, s)]
+    )
 
 
 @partial(jax.jit, static_argnames=("shape",))
