@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 __all__ = ["BOX_MM", "box_shape", "brain_box"]
 
@@ -48,15 +49,13 @@ def brain_box(mask: np.ndarray, voxel_mm: tuple[float, float, float]) -> tuple[s
     size = box_shape(mask.shape, voxel_mm)
     if not mask.any():
         return tuple(slice(0, n) for n in mask.shape)
-    occupied = np.argwhere(mask)
-    low, high = occupied.min(axis=0), occupied.max(axis=0) + 1
+    (occupied,) = ndimage.find_objects(np.asarray(mask, dtype=np.uint8))
     box = []
     for axis, n in enumerate(mask.shape):
-        extent = int(high[axis] - low[axis])
-        if extent > size[axis]:
+        low, high = occupied[axis].start, occupied[axis].stop
+        if high - low > size[axis]:
             box.append(slice(0, n))
             continue
-        centre = (int(low[axis]) + int(high[axis])) // 2
-        start = min(max(centre - size[axis] // 2, 0), n - size[axis])
+        start = min(max((low + high) // 2 - size[axis] // 2, 0), n - size[axis])
         box.append(slice(start, start + size[axis]))
     return tuple(box)
