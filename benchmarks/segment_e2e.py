@@ -35,7 +35,7 @@ from support.varied_e2e import (  # noqa: E402
     map_errors_on_true_labels,
     process_varied_head,
 )
-from support.varied_heads import ISSUE_RANGES, STANDARD_RANGES  # noqa: E402
+from support.varied_heads import ISSUE_RANGES, STANDARD_RANGES, simulate_head  # noqa: E402
 
 from monitor.segment.structures import REPORTED_NAMES  # noqa: E402
 
@@ -64,10 +64,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for seed in range(args.first, args.first + args.count):
         start = time.perf_counter()
+        head = simulate_head(seed, with_t1=seed % 2 == 1, ranges=ranges)
         with tempfile.TemporaryDirectory() as root:
-            result = process_varied_head(seed, Path(root), seed % 2 == 1, ranges)
+            result = process_varied_head(head, Path(root))
         seconds = time.perf_counter() - start
-        map_alone = float(np.max(np.abs(map_errors_on_true_labels(seed, ranges))))
+        map_alone = float(np.max(np.abs(map_errors_on_true_labels(head))))
         withheld = [n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True)
                     if np.isnan(v)]
         if len(withheld) == len(REPORTED_NAMES):

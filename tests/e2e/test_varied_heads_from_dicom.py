@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.varied_e2e import EndToEnd, process_varied_head
+from support.varied_heads import simulate_head
 
 from monitor.segment.structures import REPORTED_NAMES
 
@@ -26,7 +27,9 @@ HEADS = ((300, False), (301, True))
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> list[EndToEnd]:
     return [
-        process_varied_head(seed, tmp_path_factory.mktemp(f"varied-{seed}"), with_t1)
+        process_varied_head(
+            simulate_head(seed, with_t1=with_t1), tmp_path_factory.mktemp(f"varied-{seed}")
+        )
         for seed, with_t1 in HEADS
     ]
 

@@ -24,7 +24,7 @@ from monitor.segment import LABEL_NAMES
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import load_settings
 from support.varied_gre import gre_acquisition
-from support.varied_heads import STANDARD_RANGES, PoseRanges, VariedHead, simulate_head
+from support.varied_heads import VariedHead
 
 __all__ = ["EndToEnd", "map_errors_on_true_labels", "process_varied_head"]
 
@@ -46,15 +46,14 @@ class EndToEnd:
         return errors - np.nanmean(errors)
 
 
-def process_varied_head(
-    seed: int, root: Path, with_t1: bool = False, ranges: PoseRanges = STANDARD_RANGES
-) -> EndToEnd:
-    head = simulate_head(seed, with_t1=with_t1, ranges=ranges)
-    identity = PatientIdentity(patient_id=f"VARIED-{seed:04d}")
+def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
+    """`head` (`support.varied_heads.simulate_head`) end to end; its T1, when simulated, is
+    sent with the study."""
+    identity = PatientIdentity(patient_id=f"VARIED-{head.seed:04d}")
     dicom = root / "dicom"
     write_acquisition_series(gre_acquisition(head), dicom, "siemens", identity,
                              first_series_number=10)
-    if with_t1:
+    if head.t1 is not None:
         write_single_echo_series(head.t1, head.t1_affine_ras, dicom, identity, series_number=5,
                                  description="t1_mprage_sag")
     settings = load_settings(None, storage={"data_dir": root / "data"})
@@ -69,7 +68,7 @@ def process_varied_head(
     }
     segmentation = record["qc"]["segmentation"]
     return EndToEnd(
-        seed=seed,
+        seed=head.seed,
         registration_path=str(segmentation.get("registration_path", "")),
         measured_ppb=np.array([sides[n].get("mean_ppb", np.nan) for n in REPORTED_NAMES],
                               dtype=float),
@@ -78,12 +77,11 @@ def process_varied_head(
     )
 
 
-def map_errors_on_true_labels(seed: int, ranges: PoseRanges = STANDARD_RANGES) -> np.ndarray:
+def map_errors_on_true_labels(head: VariedHead) -> np.ndarray:
     """The reconstruction's share of the end-to-end error: the head's GRE reconstructed with
     the default settings (directly, not through DICOM) and measured over the *true* labels,
     minus the truth, offset removed (`REPORTED_NAMES` order, ppb). Where it is close to the
     end-to-end error, the labels are not what is wrong."""
-    head = simulate_head(seed, ranges=ranges)
     result = reconstruct(gre_acquisition(head), load_settings(None).recon)
     errors = _true_label_means(head, result.chi_ppm, result.mask) - _true_label_means(
         head, head.true_chi_ppm, head.brain_mask
