@@ -20,7 +20,7 @@ from dicom_node.synthetic.series import write_acquisition_series
 from dicom_node.synthetic.structural import write_single_echo_series
 from monitor.measure import measure_structures
 from monitor.recon.pipeline import reconstruct
-from monitor.segment import LABEL_NAMES
+from monitor.segment import LABEL_IDS, LABEL_NAMES
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import load_settings
 from support.varied_gre import gre_acquisition
@@ -31,13 +31,16 @@ __all__ = ["EndToEnd", "map_errors_on_true_labels", "process_varied_head"]
 
 @dataclass(frozen=True)
 class EndToEnd:
-    """Reported and true per-side means (ppb, `REPORTED_NAMES` order; NaN where withheld)."""
+    """Reported and true per-side means (ppb) and label volumes (ml), `REPORTED_NAMES`
+    order, NaN where withheld."""
 
     seed: int
     registration_path: str
     measured_ppb: np.ndarray
     true_ppb: np.ndarray
     segmentation_reason: str
+    measured_ml: np.ndarray
+    true_ml: np.ndarray
 
     def offset_removed_errors(self) -> np.ndarray:
         """Errors minus their mean over reported structures: the reference offset (our mask's
@@ -74,6 +77,9 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
                               dtype=float),
         true_ppb=truth,
         segmentation_reason=str(segmentation.get("reason", "")),
+        measured_ml=np.array([sides[n].get("volume_ml", np.nan) for n in REPORTED_NAMES],
+                             dtype=float),
+        true_ml=_true_label_volumes(head),
     )
 
 
@@ -87,6 +93,12 @@ def map_errors_on_true_labels(head: VariedHead) -> np.ndarray:
         head, head.true_chi_ppm, head.brain_mask
     )
     return errors - errors.mean()
+
+
+def _true_label_volumes(head: VariedHead) -> np.ndarray:
+    """Per-side volumes (ml) of the head's true labels on its acquisition grid."""
+    voxel_ml = abs(float(np.linalg.det(head.affine_ras[:3, :3]))) / 1000.0
+    return np.array([(head.labels == LABEL_IDS[name]).sum() * voxel_ml for name in REPORTED_NAMES])
 
 
 def _true_label_means(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> np.ndarray:
