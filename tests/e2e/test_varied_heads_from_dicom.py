@@ -70,7 +70,7 @@ def test_worst_structure_within_8_ppb_after_the_reference_offset(results):
 def test_label_volumes_follow_the_true_structures(results):
     """Every reported structure's label within 15 % of its true volume. Through the map-driven
     deformable stage a thalamus once came out 8.3 ml beside a 14.1 ml one (true 13.8 / 13.6 ml,
-    head 304 at the issue's ranges): the thalamus now keeps the linear prior
+    head 304 at the issue's ranges): the thalamus is now half linear prior
     (docs/segmentation.md, "Labels")."""
     for result in results:
         ratio = result.measured_ml / result.true_ml
