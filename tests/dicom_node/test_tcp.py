@@ -28,6 +28,9 @@ ROWS, COLUMNS, HEADER_PADDING = 96, 80, 1000
 """The demo's 80x96 16-bit images with a scanner-sized header: just over one 16 KB PDU, so
 each dataset goes as a full PDU and a short one (where the stall was first seen)."""
 MIN_SPEED_UP = 2.5
+RUNS = 3
+"""Each side is timed this many times and its fastest run compared: a test running beside
+CPU-bound ones (pytest -n 2) is slowed by the machine, not by the protocol."""
 
 
 def _images(folder: Path) -> list[Path]:
@@ -72,9 +75,9 @@ def test_listener_acknowledges_promptly_so_storescu_does_not_stall(
         assert result.stderr.count("Received Store Response (Success)") == IMAGES
         return seconds
 
-    tuned = push(_listener(tmp_path, "tuned"))
+    tuned = min(push(_listener(tmp_path, f"tuned-{run}")) for run in range(RUNS))
     monkeypatch.setattr(dicom_node.receive.listener, "PROMPT_ACK_HANDLERS", [])
-    untuned = push(_listener(tmp_path, "untuned"))
+    untuned = min(push(_listener(tmp_path, f"untuned-{run}")) for run in range(RUNS))
     print(f"\nstorescu {IMAGES} images: {tuned:.2f} s tuned, {untuned:.2f} s untuned")
     assert untuned >= MIN_SPEED_UP * tuned
 
@@ -105,9 +108,9 @@ def test_our_sender_switches_nagle_off(tmp_path: Path, monkeypatch: pytest.Monke
             listener.stop()
 
     monkeypatch.setattr(dicom_node.deliver.sender, "send_without_delay", recording)
-    tuned = deliver("tuned")
+    tuned = min(deliver(f"tuned-{run}") for run in range(RUNS))
     monkeypatch.setattr(dicom_node.deliver.sender, "send_without_delay", lambda assoc: None)
-    untuned = deliver("untuned")
+    untuned = min(deliver(f"untuned-{run}") for run in range(RUNS))
     print(f"\nsend_dicom {IMAGES} images: {tuned:.2f} s tuned, {untuned:.2f} s untuned")
-    assert seen == [1]
+    assert seen == [1] * RUNS
     assert untuned >= MIN_SPEED_UP * tuned
