@@ -20,7 +20,7 @@ from dicom_node.synthetic.series import write_acquisition_series
 from dicom_node.synthetic.structural import write_single_echo_series
 from monitor.measure import measure_structures
 from monitor.recon.pipeline import reconstruct
-from monitor.segment import LABEL_IDS, LABEL_NAMES
+from monitor.segment import LABEL_NAMES
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import load_settings
 from support.varied_gre import gre_acquisition
@@ -63,7 +63,7 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
     (record,) = process_paths([dicom], settings)
     if record["error"] is not None:
         raise AssertionError(record["error"])
-    truth = _true_label_means(head, head.true_chi_ppm, head.brain_mask)
+    truth = _true_label_stats(head, head.true_chi_ppm, head.brain_mask)
     sides = {
         name: ((record["structures"].get(name.rsplit("_", 1)[0]) or {}).get("sides") or {}).get(
             name.rsplit("_", 1)[1]) or {}
@@ -75,11 +75,11 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
         registration_path=str(segmentation.get("registration_path", "")),
         measured_ppb=np.array([sides[n].get("mean_ppb", np.nan) for n in REPORTED_NAMES],
                               dtype=float),
-        true_ppb=truth,
+        true_ppb=np.array([truth[n].mean_ppb for n in REPORTED_NAMES]),
         segmentation_reason=str(segmentation.get("reason", "")),
         measured_ml=np.array([sides[n].get("volume_ml", np.nan) for n in REPORTED_NAMES],
                              dtype=float),
-        true_ml=_true_label_volumes(head),
+        true_ml=np.array([truth[n].volume_ml for n in REPORTED_NAMES]),
     )
 
 
@@ -95,17 +95,17 @@ def map_errors_on_true_labels(head: VariedHead) -> np.ndarray:
     return errors - errors.mean()
 
 
-def _true_label_volumes(head: VariedHead) -> np.ndarray:
-    """Per-side volumes (ml) of the head's true labels on its acquisition grid."""
-    voxel_ml = abs(float(np.linalg.det(head.affine_ras[:3, :3]))) / 1000.0
-    return np.array([(head.labels == LABEL_IDS[name]).sum() * voxel_ml for name in REPORTED_NAMES])
+def _true_label_stats(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> dict:
+    """Per-side statistics (mean ppb referenced to `brain`, label volume ml) of `chi_ppm` over
+    the head's true labels, measured as the product measures its own labels."""
+    voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
+    return measure_structures(
+        chi_ppm, head.labels, LABEL_NAMES, brain, voxel_mm, "whole_brain",
+        load_settings(None).segmentation.roi_erode_voxels,
+    ).per_side
 
 
 def _true_label_means(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Per-side means (ppb) of `chi_ppm` over the head's true labels, referenced to `brain`."""
-    voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
-    means = measure_structures(
-        chi_ppm, head.labels, LABEL_NAMES, brain, voxel_mm, "whole_brain",
-        load_settings(None).segmentation.roi_erode_voxels,
-    ).per_side
-    return np.array([means[name].mean_ppb for name in REPORTED_NAMES])
+    stats = _true_label_stats(head, chi_ppm, brain)
+    return np.array([stats[name].mean_ppb for name in REPORTED_NAMES])
