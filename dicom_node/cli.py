@@ -26,6 +26,7 @@ from monitor.cli import (
 )
 from monitor.cli import app as domain_app
 from monitor.errors import MonitorError
+from monitor.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -166,20 +167,13 @@ def process(
     from dicom_node.process.batch import process_paths
     from dicom_node.process.summary import is_reportable, record_summary
 
+    _exit_if_missing([*paths, *([segmentation] if segmentation else [])])
     settings = load_writable_settings_or_exit(config)
     if force:
         settings = settings.with_forced_replacement()
     if segmentation is not None:
         settings = settings.with_external_segmentation(segmentation)
-    missing = [str(p) for p in [*paths, segmentation] if p is not None and not p.exists()]
-    if missing:
-        typer.echo(f"error: not found: {', '.join(missing)}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
-    if segmentation is not None and segmentation.name.endswith((".nii", ".nii.gz")):
-        from monitor.segment.external import read_nifti_labels
-
-        with reported_errors():  # refuse a wrong label scheme before any reconstruction
-            read_nifti_labels(segmentation, settings.segmentation)
+        _check_segmentation_file(segmentation, settings)
     records = process_paths(paths, settings, progress=lambda stage: typer.echo(stage, err=True))
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -190,6 +184,32 @@ def process(
         raise typer.Exit(1)
     if any(not is_reportable(record) for record in records):
         raise typer.Exit(NOT_REPORTABLE_EXIT_CODE)
+
+
+def _exit_if_missing(paths: list[Path]) -> None:
+    """One line and exit 2 for paths that do not exist, before the data folder is touched
+    (a mistyped path must not leave an empty history behind)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        typer.echo(f"error: not found: {', '.join(missing)}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
+
+
+def _check_segmentation_file(segmentation: Path, settings: Settings) -> None:
+    """Refuse an unusable `--segmentation` before any reconstruction: a label NIfTI must be
+    readable and follow the label scheme; anything else must be a DICOM SEG."""
+    from dicom_node.assemble.seg_input import is_segmentation
+    from monitor.segment.external import read_nifti_labels
+
+    if segmentation.name.endswith((".nii", ".nii.gz")):
+        with reported_errors():
+            read_nifti_labels(segmentation, settings.segmentation)
+    elif not is_segmentation(segmentation):
+        typer.echo(
+            f"error: {segmentation} is neither a label NIfTI (.nii, .nii.gz) nor a DICOM SEG",
+            err=True,
+        )
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
 
 
 @app.command()
@@ -234,11 +254,8 @@ def backfill(
     """Process an archive through the configured engine, oldest visits first per patient."""
     from dicom_node.process.backfill import backfill as run_backfill
 
+    _exit_if_missing(paths)
     settings = load_writable_settings_or_exit(config)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        typer.echo(f"error: not found: {', '.join(missing)}", err=True)
-        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
     with reported_errors():
         summary = run_backfill(paths, settings, resume, lambda line: typer.echo(line, err=True))
     if as_json:
@@ -247,8 +264,11 @@ def backfill(
         typer.echo(
             f"{summary.processed} processed, {summary.failed} failed, "
             f"{summary.already_done} already done, {summary.found} found "
-            f"in {summary.seconds:.1f} s"
+            f"({summary.set_aside} set aside) in {summary.seconds:.1f} s"
         )
+    if summary.found == 0:
+        typer.echo("error: no multi-echo GRE acquisition found in the given paths", err=True)
+        raise typer.Exit(1)
     if summary.failed:
         raise typer.Exit(1)
 

@@ -16,7 +16,7 @@ from monitor import __version__
 from monitor.cli_options import ReconCommand
 from monitor.errors import MonitorError
 from monitor.nifti.reader import LoadedInput, NiftiInputError, load_acquisition
-from monitor.nifti.writer import write_result
+from monitor.nifti.writer import ensure_writable_folder, write_result
 from monitor.settings import Settings, load_settings
 from monitor.types import QSMResult
 
@@ -158,14 +158,15 @@ def recon(
         loaded = load_acquisition(
             mag, phase, te_ms=_parse_echo_times(te_ms), b0_tesla=b0_tesla, label="cli"
         )
+        ensure_writable_folder(out)
         result = _reconstruct(loaded, settings, console)
-    record = {
-        "software": "qsm-monitor",
-        "version": __version__,
-        "input": loaded.summary(),
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
-    paths = write_result(result, out, record)
+        record = {
+            "software": "qsm-monitor",
+            "version": __version__,
+            "input": loaded.summary(),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        }
+        paths = write_result(result, out, record)
     if as_json:
         typer.echo(json.dumps({name: str(path) for name, path in paths.items()}))
     console.print(f"wrote {paths['chi_ppm']}, {paths['mask']}, {paths['qc']}", soft_wrap=True)

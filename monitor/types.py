@@ -17,6 +17,9 @@ from monitor.errors import MonitorError
 
 GYROMAGNETIC_HZ_PER_T = 42.577478518e6
 """Proton gyromagnetic ratio / 2pi, in Hz per tesla (CODATA 2018)."""
+MIN_ECHOES = 2
+"""Echoes an input needs: with one, the echo-independent phase offset (coil, transmit) cannot
+be told apart from the field, so the map would carry it as susceptibility."""
 
 
 class InvalidAcquisitionError(MonitorError, ValueError):

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dicom_node.assemble.scan import FrameRecord, ImageKind, StudySource, scan_headers
+from dicom_node.assemble.scan import (
+    FrameRecord,
+    ImageKind,
+    ScanResult,
+    StudySource,
+    scan_headers,
+)
 from dicom_node.assemble.volume import TE_DECIMALS, build_acquisition, build_t1_image
 from dicom_node.geometry import slice_normal
 from monitor.types import Acquisition, InvalidAcquisitionError, T1Image
@@ -78,13 +84,8 @@ _COMPLEX_PAIRS: tuple[tuple[ImageKind, ImageKind], ...] = (
 def assemble_study(paths: Iterable[Path | str]) -> AssemblyReport:
     """All multi-echo GRE acquisitions in `paths`, and one rejection per series that is not one."""
     scan = scan_headers(Path(p) for p in paths)
-    rejected = [Rejection((), reason) for reason in scan.unreadable]
-    rejected += [
-        Rejection((uid,), f"not an MR image (SOP class {sop_class})")
-        for uid, sop_class in scan.not_mr_series.items()
-    ]
     t1_series, candidates, series_rejections = _grouped(scan.records)
-    rejected += series_rejections
+    rejected = _scan_rejections(scan) + series_rejections
     acquisitions = []
     for records, kinds in candidates:
         series_uids = tuple(sorted({r.series_uid for r in records}))
@@ -119,6 +120,8 @@ class Discovery:
     acquisitions: list[PlannedAcquisition]
     segmentations: list[Path]
     """DICOM SEG files among the paths."""
+    set_aside: list[str]
+    """Why files or series were not used (unreadable, not MR, no GRE): no patient data."""
 
 
 def discover_study(paths: Iterable[Path | str]) -> Discovery:
@@ -128,7 +131,7 @@ def discover_study(paths: Iterable[Path | str]) -> Discovery:
     A candidate whose volume cannot be built is still listed: its job fails with the reason.
     """
     scan = scan_headers(Path(p) for p in paths)
-    t1_series, candidates, _ = _grouped(scan.records)
+    t1_series, candidates, rejected = _grouped(scan.records)
     planned = []
     for records, kinds in candidates:
         used = [r for r in records if r.kind in kinds]
@@ -144,7 +147,18 @@ def discover_study(paths: Iterable[Path | str]) -> Discovery:
                 input_paths=tuple(sorted({*(r.path for r in used), *t1_paths})),
             )
         )
-    return Discovery(planned, scan.segmentations)
+    set_aside = [r.reason for r in _scan_rejections(scan) + rejected]
+    return Discovery(planned, scan.segmentations, set_aside)
+
+
+def _scan_rejections(scan: ScanResult) -> list[Rejection]:
+    """Files that are no DICOM and series that are no MR image, as rejections."""
+    rejected = [Rejection((), reason) for reason in scan.unreadable]
+    rejected += [
+        Rejection((uid,), f"not an MR image (SOP class {sop_class})")
+        for uid, sop_class in scan.not_mr_series.items()
+    ]
+    return rejected
 
 
 def _grouped(

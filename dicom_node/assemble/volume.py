@@ -19,6 +19,7 @@ from dicom_node.assemble.scan import FrameRecord, ImageKind
 from dicom_node.assemble.vendor_phase import PhaseScalingError, phase_to_radians
 from dicom_node.geometry import affine_from_geometry, slice_normal
 from monitor.types import (
+    MIN_ECHOES,
     Acquisition,
     InvalidAcquisitionError,
     T1Image,
@@ -124,7 +125,7 @@ def _stacks(
     echoes = {kind: sorted(te for k, te in grouped if k == kind) for kind in kinds}
     if echoes[kinds[0]] != echoes[kinds[1]]:
         raise InvalidAcquisitionError(f"echo times differ between {kinds[0]} and {kinds[1]}")
-    if len(echoes[kinds[0]]) < 2:
+    if len(echoes[kinds[0]]) < MIN_ECHOES:
         raise InvalidAcquisitionError("single echo: a multi-echo gradient echo is needed")
     _check_same_plane(records)
     stacks = {key: _sorted_stack(group) for key, group in grouped.items()}

@@ -251,7 +251,11 @@ def print_outcome(outcome: DemoOutcome, console: Console) -> None:
             console.print(f"  {subject} {name}: {path}", soft_wrap=True, highlight=False)
     console.print(f"Delivered copies (folder destination): {outcome.data_dir / 'delivered'}")
     console.print(f"Deliveries by state: {dict(outcome.deliveries)}")
-    console.print(f"Demo data directory: {outcome.data_dir}")
+    size_mb = sum(p.stat().st_size for p in outcome.data_dir.rglob("*") if p.is_file()) / 1e6
+    console.print(
+        f"Demo data directory: {outcome.data_dir} ({size_mb:.0f} MB; a temporary folder unless "
+        "--keep was given: delete it when done)", soft_wrap=True, highlight=False,
+    )
     console.print(f"Finished in {outcome.seconds / 60:.1f} min.")
     console.print(
         "Decision support for monitoring on simulated data; not a diagnosis. "

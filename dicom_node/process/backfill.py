@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -51,6 +52,8 @@ class BackfillSummary:
     """What one run did; `already_done` were skipped because their result exists."""
 
     found: int
+    set_aside: int
+    """Files or series not used (unreadable, not MR, no multi-echo GRE), reported by reason."""
     already_done: int
     processed: int
     failed: int
@@ -97,6 +100,8 @@ def backfill(
     with NodeWorkPool(lanes) if on_ray else nullcontext(InlineNodeWork()) as node_work:
         discovery = discover_study(collect_files(paths))
         found = visit_order(discovery.acquisitions)
+        for reason, count in Counter(discovery.set_aside).most_common():
+            report(f"set aside: {reason}" + (f" ({count} times)" if count > 1 else ""))
         started = time.monotonic()
         with open_node_db(settings) as sessions:
             done_keys = _stored_keys(sessions, [a.idempotency_key for a in found])
@@ -122,6 +127,7 @@ def backfill(
     failed = sum(job is not None and job.state == WorkState.FAILED for job in states)
     return BackfillSummary(
         found=len(found),
+        set_aside=len(discovery.set_aside),
         already_done=len(done_keys),
         processed=len(jobs) - failed,
         failed=failed,

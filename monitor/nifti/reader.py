@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from monitor.types import Acquisition, InvalidAcquisitionError, b0_direction_in_voxel_axes
+from monitor.types import (
+    MIN_ECHOES,
+    Acquisition,
+    InvalidAcquisitionError,
+    b0_direction_in_voxel_axes,
+)
 
 AFFINE_TOLERANCE_MM = 1e-3
 """Files of one series share a grid; differences above rounding mean different geometry."""
@@ -100,6 +106,11 @@ def load_acquisition(
         raise NiftiInputError(
             f"{n_mag} magnitude echoes but {n_phase} phase echoes: an echo is missing"
         )
+    if n_mag < MIN_ECHOES:
+        raise NiftiInputError(
+            f"{n_mag} echo given; QSM needs at least {MIN_ECHOES} (with one, the echo-independent "
+            "phase offset cannot be told apart from the field)"
+        )
 
     phase_rad, encoding = zip(*(_phase_to_radians(v) for v in phases), strict=True)
     magnitude = np.concatenate([v.data for v in magnitudes], axis=3).astype(np.float32)
@@ -133,16 +144,27 @@ def load_acquisition(
     return LoadedInput(acquisition, _one_encoding(encoding), te_source, field_source)
 
 
-def _read(path: Path) -> _Volume:
-    """Load one file as (x, y, z, echo) float data with its scale slope applied."""
+@contextmanager
+def nifti_read_errors(path: Path) -> Iterator[None]:
+    """Any failure to load `path` with nibabel becomes one `NiftiInputError` line.
+
+    nibabel raises many types for a damaged or mislabelled file (a text file named .nii, a
+    truncated .nii.gz); to the user they all mean the same: this file cannot be read.
+    """
     try:
-        image = nib.load(path)
-        data = np.asarray(image.get_fdata(dtype=np.float32))
+        yield
     except FileNotFoundError:
         raise NiftiInputError(f"file not found: {path}") from None
-    except Exception as exc:  # nibabel raises many types for damaged files; all mean unreadable
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NiftiInputError(f"cannot read {path} as NIfTI: {reason}") from None
+
+
+def _read(path: Path) -> _Volume:
+    """Load one file as (x, y, z, echo) float data with its scale slope applied."""
+    with nifti_read_errors(path):
+        image = nib.load(path)
+        data = np.asarray(image.get_fdata(dtype=np.float32))
     if data.ndim == 3:
         data = data[..., np.newaxis]
     if data.ndim != 4:

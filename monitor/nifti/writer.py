@@ -16,6 +16,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from monitor.errors import MonitorError
 from monitor.types import QSMResult
 
 CHI_FILE = "chi_ppm.nii.gz"
@@ -23,9 +24,32 @@ MASK_FILE = "mask.nii.gz"
 QC_FILE = "qc.json"
 
 
+class OutputFolderError(MonitorError, ValueError):
+    """The output folder cannot be created or written to (the user's choice of folder)."""
+
+
+def ensure_writable_folder(out_dir: Path) -> None:
+    """Create `out_dir` and prove a file can be written there, before any long work.
+
+    A reconstruction takes minutes on a large grid; finding out only afterwards that the
+    folder is read-only (or a file, or on a full disk) loses that work.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=out_dir, prefix=".tmp-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from None
+
+
+def _unwritable(out_dir: Path, exc: OSError) -> OutputFolderError:
+    return OutputFolderError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}")
+
+
 def write_result(result: QSMResult, out_dir: Path, record: Mapping[str, Any]) -> dict[str, Path]:
     """Write chi (float32, ppm), the brain mask (uint8) and `record` + qc/params as JSON."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(out_dir)
     chi = _image(result.chi_ppm.astype(np.float32), result.affine_ras, result.voxel_mm)
     chi.header["descrip"] = f"chi ppm ref={result.reference}"[:79].encode("ascii")
     mask = _image(result.mask.astype(np.uint8), result.affine_ras, result.voxel_mm)
@@ -37,10 +61,13 @@ def write_result(result: QSMResult, out_dir: Path, record: Mapping[str, Any]) ->
         "params": dict(result.params),
     }
     paths = {"chi_ppm": out_dir / CHI_FILE, "mask": out_dir / MASK_FILE, "qc": out_dir / QC_FILE}
-    _atomic(paths["chi_ppm"], lambda tmp: nib.save(chi, tmp))
-    _atomic(paths["mask"], lambda tmp: nib.save(mask, tmp))
     text = json.dumps(content, indent=2, default=_json_value, allow_nan=False)
-    _atomic(paths["qc"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    try:
+        _atomic(paths["chi_ppm"], lambda tmp: nib.save(chi, tmp))
+        _atomic(paths["mask"], lambda tmp: nib.save(mask, tmp))
+        _atomic(paths["qc"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    except OSError as exc:  # e.g. the disk filled up while writing
+        raise _unwritable(out_dir, exc) from None
     return paths
 
 

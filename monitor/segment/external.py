@@ -19,6 +19,7 @@ import numpy as np
 
 from monitor.anatomy_data import resample_volume
 from monitor.errors import MonitorError
+from monitor.nifti.reader import nifti_read_errors
 from monitor.segment.structures import LABEL_IDS, REPORTED_NAMES
 from monitor.settings import SegmentationSettings
 
@@ -85,8 +86,9 @@ def read_nifti_labels(path: Path, settings: SegmentationSettings) -> ExternalLab
     everywhere and replaced a good visit's history, so it is refused here, naming what was
     expected and what was found.
     """
-    image = nib.load(path)
-    values = np.asarray(image.dataobj)
+    with nifti_read_errors(path):
+        image = nib.load(path)
+        values = np.asarray(image.dataobj)
     check_label_scheme(values, settings.external_labels, Path(path).name)
     return ExternalLabels(values, image.affine, settings.external_labels)
 

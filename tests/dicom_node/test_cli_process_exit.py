@@ -72,6 +72,41 @@ def test_labels_in_another_scheme_are_refused_before_any_work(tmp_path: Path) ->
     assert not (tmp_path / "data" / "outputs").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("fake.nii", b"not an image", "cannot read"),
+        ("fake.nii.gz", b"not gzip either", "cannot read"),
+        ("labels.dcm", bytes(range(256)) * 8, "is neither a label NIfTI"),
+    ],
+)
+def test_an_unreadable_segmentation_is_refused_in_one_line_before_any_work(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    files, _ = small_study(tmp_path / "study", PatientIdentity(patient_id="EXIT-4"))
+    bad = tmp_path / name
+    bad.write_bytes(content)
+
+    result = _process(tmp_path, files[0].parent, bad)
+
+    assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and expected in line and name in line
+    assert not (tmp_path / "data" / "outputs").exists()
+
+
+def test_a_missing_path_is_refused_without_creating_a_history(tmp_path: Path) -> None:
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    for command in ("process", "backfill"):
+        result = CliRunner().invoke(
+            app, [command, str(tmp_path / "absent"), "--config", str(config)]
+        )
+        assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
+        assert result.output.strip() == f"error: not found: {tmp_path / 'absent'}"
+    assert not (tmp_path / "data").exists()
+
+
 def _study_config(tmp_path: Path) -> Path:
     """`small_study`'s own label numbers; volumes from 0.1 ml (its nuclei are small)."""
     labels = ", ".join(f"{name} = {values}" for name, values in LABEL_VALUES.items())

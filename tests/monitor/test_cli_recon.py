@@ -180,6 +180,16 @@ def _swapped(m, p, tmp):
     return _args(p, m, tmp)
 
 
+def _one_echo(m, p, tmp):
+    return _args(m[:1], p[:1], tmp)
+
+
+def _output_under_a_file(m, p, tmp):
+    blocker = tmp.parent / "blocker"
+    blocker.write_text("a file, not a folder")
+    return _args(m, p, blocker / "out")
+
+
 def _bad_config(m, p, tmp):
     config = tmp.parent / "bad.toml"
     config.write_text("[recon]\ntv_iterations = -3\n")
@@ -200,6 +210,8 @@ def _bad_config(m, p, tmp):
         (_file_not_found, "file not found"),
         (_swapped, "swapped"),
         (_bad_config, "recon.tv_iterations"),
+        (_one_echo, "at least 2"),
+        (_output_under_a_file, "cannot write to output folder"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(

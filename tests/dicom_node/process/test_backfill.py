@@ -80,3 +80,21 @@ def test_visit_order_interleaves_patients_and_keeps_each_history_in_order() -> N
         "A-20250101", "B-20260101",  # then every second
         "A-20260101",
     ]  # fmt: skip
+
+
+def test_an_archive_without_acquisitions_says_what_it_set_aside_and_fails(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in ("notes.txt", "scan.dcm"):
+        (archive / name).write_bytes(b"not DICOM at all")
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+
+    result = CliRunner().invoke(app, ["backfill", str(archive), "--config", str(config)])
+
+    assert result.exit_code == 1, result.output
+    assert "set aside: unreadable file" in result.stderr and "(not DICOM)" in result.stderr
+    assert "0 found (2 set aside)" in result.stdout
+    assert result.stderr.strip().endswith(
+        "error: no multi-echo GRE acquisition found in the given paths"
+    )
