@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -423,12 +425,30 @@ def config_check(
     secrets masked), or the first error in one line with exit code 2."""
     with reported_errors():
         settings = load_settings(config)
+    problem = data_folder_problem(settings.storage.data_dir)
+    if problem and not settings.storage.database_url:
+        typer.echo(f"warning: {problem} on this machine", err=True)
     effective = settings.model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps({"valid": True, "config": str(config), "settings": effective}))
         return
     typer.echo(f"valid: {config}")
     typer.echo(json.dumps(effective, indent=2))
+
+
+def data_folder_problem(data_dir: Path) -> str | None:
+    """Why `data_dir` could not be created or written here, without creating it: a check of a
+    file may run on another machine than the node, so this is a warning, not an error."""
+    existing = data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"data folder {data_dir} cannot be created ({existing} is not a folder)"
+    try:  # a real attempt: permission bits say nothing for root or on /proc-like file systems
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".qsm-monitor-check-"))
+    except OSError as exc:
+        return f"data folder {data_dir} cannot be written ({existing}: {exc.strerror or exc})"
+    return None
 
 
 @cohort_app.command("export")

@@ -51,3 +51,25 @@ def test_an_invalid_file_is_one_line_and_exit_2(tmp_path):
         "error: unknown setting risk.reliable_change_factr; "
         "did you mean risk.reliable_change_factor?"
     ]
+
+
+def test_a_data_folder_that_cannot_be_written_here_is_a_warning_and_nothing_is_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    config = tmp_path / "qsm-monitor.toml"
+    for data_dir, expected in (
+        (blocker / "data", "is not a folder"),
+        (tmp_path / "new" / "data", None),
+    ):
+        config.write_text(f'[storage]\ndata_dir = "{data_dir}"\n', encoding="utf-8")
+
+        result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(f"valid: {config}\n")
+        if expected is None:
+            assert result.stderr == ""
+        else:
+            assert result.stderr.startswith(f"warning: data folder {data_dir} cannot be created")
+            assert expected in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "qsm-monitor.toml"]
