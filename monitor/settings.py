@@ -619,7 +619,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) + _environment_source(first["loc"])
         if first["type"] == "extra_forbidden":
             raise ConfigError(f"unknown setting {where}{_nearest_hint(first['loc'])}") from exc
         raise ConfigError(f"invalid configuration value {where}: {first['msg']}") from exc
@@ -638,6 +638,14 @@ def _check_environment_sections(environ: Mapping[str, str]) -> None:
         if section not in Settings.model_fields:
             hint = _nearest_hint((section,))
             raise ConfigError(f"unknown setting in environment variable {name}{hint}")
+
+
+def _environment_source(location: Sequence[str | int]) -> str:
+    """ " (environment variable X)" when the faulty key came from the environment, so the
+    user does not search the file for a value it does not hold."""
+    name = ENV_PREFIX + "__".join(str(part) for part in location).upper()
+    matches = [key for key in os.environ if key.upper() == name]
+    return f" (environment variable {matches[0]})" if matches else ""
 
 
 def _nearest_hint(location: Sequence[str | int]) -> str:
