@@ -618,7 +618,10 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # An unknown key first: a misspelt key (`type` for `kind`) also makes the real one
+        # "missing", and naming the typo is what helps.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(p) for p in first["loc"]) + _environment_source(first["loc"])
         if first["type"] == "extra_forbidden":
             raise ConfigError(f"unknown setting {where}{_nearest_hint(first['loc'])}") from exc

@@ -27,6 +27,8 @@ from monitor.settings import ConfigError, load_settings
         ),
         ("[nodes]\nport = 104\n", "unknown setting nodes; did you mean node?"),
         ("[node.tls]\ncert_fil = 'x'\n", "unknown setting node.tls.cert_fil"),
+        # `type` for `kind`: the typo is named, not the "missing" key it leaves behind
+        ('[[destinations]]\ntype = "dicom"\n', "unknown setting destinations.0.type"),
     ],
 )
 def test_unknown_keys_in_the_file_are_errors(tmp_path, toml, message):
