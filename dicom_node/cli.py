@@ -224,6 +224,7 @@ def reprocess(
     from dicom_node.process.reprocess import reprocess_patient
     from dicom_node.process.summary import is_reportable, record_summary
 
+    load_existing_data_or_exit(config)  # nothing to re-run without a history: never create one
     settings = load_writable_settings_or_exit(config)
     if force:
         settings = settings.with_forced_replacement()
@@ -360,7 +361,7 @@ def resend(
     from dicom_node.deliver.outbox import Outbox
     from dicom_node.release import ReleaseGate, ReviewError
 
-    settings = load_settings_or_exit(config)
+    settings = load_existing_data_or_exit(config)
     with open_node_db(settings) as sessions:
         try:
             queued = ReleaseGate(sessions, settings, Outbox(sessions, settings)).resend(study_uid)

@@ -36,13 +36,18 @@ def test_visits_without_retained_inputs_are_reported_and_kept(tmp_path: Path) ->
     assert first["study_uid"] == visit("20240301").study_uid  # oldest first
     assert "no longer retained" in first["error"]
     assert "no longer form this acquisition" in second["error"]
+    unknown = CliRunner().invoke(app, ["reprocess", "NOBODY", "--config", str(config)])
+    assert unknown.exit_code == 1 and "no visits of this patient" in unknown.stderr
     patient = CliRunner().invoke(app, ["patient", "P-1", "--config", str(config), "--json"])
     entries = json.loads(patient.stdout)["entries"]
     assert [e["inputs_retained"] for e in entries] == [False, True]
     assert all(e["risk_level"] == "not elevated" for e in entries)  # old values kept
 
 
-def test_unknown_patient(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["reprocess", "NOBODY", "--config", str(_config(tmp_path))])
-    assert result.exit_code == 1
-    assert "no visits" in result.stderr
+def test_no_history_is_said_and_not_created(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    for args in (["reprocess", "NOBODY"], ["resend", "1.2.3"]):
+        result = CliRunner().invoke(app, [*args, "--config", str(config)])
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: no qsm-monitor data in ")
+    assert not (tmp_path / "data").exists()
