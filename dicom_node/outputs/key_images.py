@@ -32,6 +32,12 @@ DESCRIPTIONS: dict[KeyImageKind, str] = {
     "trend_plot": "QSM iron trend",
     "report_page": "QSM report page",
 }
+BURNED_IN_ANNOTATION: dict[KeyImageKind, str] = {
+    "key_image_segmentation": "NO",  # fixed title, structure names and direction letters only
+    "trend_plot": "NO",  # fixed title, structure names, ages (or years) and values only
+    "report_page": "YES",  # the patient's ID, birth date and sex are in the pixels
+}
+"""Burned In Annotation (0028,0301) per kind: whether the pixels identify the patient."""
 
 
 def build_key_image(
@@ -73,4 +79,5 @@ def build_key_image(
     # Patient Orientation (type 2) says so; highdicom insists on a value, so it is cleared here.
     sc.PatientOrientation = None
     sc.BodyPartExamined = BODY_PART
+    sc.BurnedInAnnotation = BURNED_IN_ANNOTATION[kind]
     return sc

@@ -20,14 +20,29 @@ matplotlib.use("Agg")  # files only: never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402 - backend must be chosen first
 import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.colors import ListedColormap, to_rgba  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from monitor.segment.structures import LABEL_NAMES  # noqa: E402
 
-__all__ = ["CHI_WINDOW_PPB", "edge_letters", "write_key_image"]
+__all__ = ["CHI_WINDOW_PPB", "LABEL_COLOURS", "edge_letters", "write_key_image"]
 
 CHI_WINDOW_PPB = (-100.0, 200.0)
+LABEL_COLOURS: dict[str, str] = {
+    "thalamus_left": "#1a53ff",  # blue
+    "thalamus_right": "#3cf0ff",  # cyan
+    "caudate_left": "#28c800",  # green
+    "caudate_right": "#00ff96",  # spring green
+    "putamen_left": "#ff9900",  # orange
+    "putamen_right": "#ff1a1a",  # red
+    "globus_pallidus_left": "#ff00e6",  # magenta
+    "globus_pallidus_right": "#ffff33",  # yellow
+    "lateral_ventricle_left": "#ff6fa5",  # pink
+    "lateral_ventricle_right": "#9933ff",  # violet
+}
+"""Overlay colour of every label: saturated and bright, so each stands out from the greyscale
+image and from the others (neighbouring nuclei of one side are far apart in hue); no grey,
+white, black or brown, which would vanish against the magnitude or the susceptibility map."""
 _RAS_LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))
 """Patient direction at the low and the high end of each RAS+ axis."""
 _PLANE_AXES = ((0, 1), (0, 2), (1, 2))
@@ -95,8 +110,9 @@ def write_key_image(  # noqa: PLR0913 - the images and geometry to show
         if len(labelled)
         else tuple(n // 2 for n in labels.shape)
     )
-    colours = plt.get_cmap("tab10")(np.arange(max(LABEL_NAMES) + 1) % 10)
-    colours[0] = (0, 0, 0, 0)
+    colours = np.zeros((max(LABEL_NAMES) + 1, 4))  # label 0 (background): transparent
+    for label, name in LABEL_NAMES.items():
+        colours[label] = to_rgba(LABEL_COLOURS[name])
     label_map = ListedColormap(colours)
     bright = float(np.percentile(magnitude, 99.5)) or 1.0
 

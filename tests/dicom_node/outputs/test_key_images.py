@@ -53,6 +53,7 @@ def test_segmentation_key_image_becomes_a_valid_secondary_capture(
         assert back.get(keyword) == source.get(keyword), keyword
     assert back.SeriesInstanceUID not in study.series_uids
     assert back.SeriesNumber == Settings().outputs.series_number_base + 3
+    assert back.BurnedInAnnotation == "NO"  # no name, ID or birth date is drawn
 
 
 def test_trend_plot_with_transparency_keeps_its_colours(
@@ -75,6 +76,7 @@ def test_trend_plot_with_transparency_keeps_its_colours(
     np.testing.assert_array_equal(sc.pixel_array, rgba[..., :3])
     assert sc.SeriesNumber == 504
     assert sc.SeriesDescription == "QSM iron trend"
+    assert sc.BurnedInAnnotation == "NO"
 
 
 def test_unreadable_png_is_one_plain_reason(study: AssembledAcquisition, tmp_path: Path) -> None:

@@ -92,6 +92,9 @@ def test_sc_and_pdf_objects_pass_dciodvfy_and_keep_the_pdf(
     assert validator_errors(document) == []
     stored = dcmread(document)
     assert stored.StudyInstanceUID == study.study_uid and stored.Modality == "DOC"
+    # both carry the patient's ID and birth date in what a viewer renders
+    assert dcmread(sc).BurnedInAnnotation == "YES"
+    assert stored.BurnedInAnnotation == "YES"
     assert stored.SeriesNumber != dcmread(sc).SeriesNumber
     extracted = tmp_path / "back.pdf"
     run = subprocess.run([DCM2PDF, str(document), str(extracted)], capture_output=True,
