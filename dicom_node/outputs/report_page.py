@@ -41,7 +41,11 @@ ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 PAGE_INCHES = (8.27, 11.69)
 """A4 portrait."""
 PNG_DPI = 130
-MAX_BLOCK_LINES = 9
+TEXT_TOP, TEXT_BOTTOM = 0.31, 0.07
+"""Where the risk and QC text may go: below the trend chart, above the disclaimer footer."""
+HEADING_HEIGHT = 0.024
+LINE_SPACING = 1.3
+CUT_NOTE = "[...] (full text in the SR and the QC record)"
 TITLE = "Brain iron (QSM) monitoring report"
 PDF_SERIES_DESCRIPTION = "QSM report (PDF)"
 INTERPRETATION_WORDS = {"L": "below", "N": "within", "H": "above"}
@@ -82,9 +86,10 @@ def draw_report_page(record: ProcessingRecord, trend_png: Path | None) -> Figure
     else:
         figure.text(0.06, 0.5, "No trend chart: the patient's history has no values yet.",
                     fontsize=9)
-    _text_block(figure, 0.31, _risk_lines(record), heading="Progression risk")
-    _text_block(figure, 0.17, _qc_lines(record), heading="Quality control and provenance",
-                size=7)
+    _text_blocks(figure, TEXT_TOP, TEXT_BOTTOM, [
+        ("Progression risk", _risk_lines(record), 8.5),
+        ("Quality control and provenance", _qc_lines(record), 7.0),
+    ])  # fmt: skip
     figure.text(0.06, 0.025, "\n".join(textwrap.wrap(DISCLAIMER, 110)), fontsize=8,
                 style="italic")
     figure.text(0.94, 0.025, f"qsm-monitor {producing_version(record)}", fontsize=7,
@@ -250,12 +255,35 @@ def _qc_lines(record: ProcessingRecord) -> list[str]:
     return lines
 
 
-def _text_block(
-    figure: Figure, top: float, lines: list[str], heading: str, size: float = 8.5
+def _text_blocks(
+    figure: Figure, top: float, bottom: float, blocks: list[tuple[str, list[str], float]]
 ) -> None:
-    wrapped = [part for line in lines for part in textwrap.wrap(line, int(1100 / size / 1.1))]
-    if len(wrapped) > MAX_BLOCK_LINES:  # never run into the footer
-        wrapped = [*wrapped[: MAX_BLOCK_LINES - 1], "[...] (full text in the SR and the QC record)"]
-    figure.text(0.06, top, heading, fontsize=10, weight="bold", va="top")
-    figure.text(0.06, top - 0.018, "\n".join(wrapped), fontsize=size, va="top",
-                linespacing=1.3)
+    """Headed text blocks one below the other from `top`, each as tall as its text.
+
+    Only when all of them do not fit above `bottom` (the footer) is the longest cut, ending
+    with a pointer to the full text: a page that cut the risk reasons mid-sentence above a
+    blank quarter of the page hid exactly what the reader needed.
+    """
+    wrapped = [
+        [part for line in lines for part in textwrap.wrap(line, int(1100 / size / 1.1))]
+        for _, lines, size in blocks
+    ]
+    heights = [_line_height(size) for _, _, size in blocks]
+    spare = top - bottom - len(blocks) * HEADING_HEIGHT
+    while sum(len(w) * h for w, h in zip(wrapped, heights, strict=True)) > spare:
+        cuttable = [i for i, lines in enumerate(wrapped) if len(lines) > 2]
+        if not cuttable:
+            break
+        longest = max(cuttable, key=lambda i: len(wrapped[i]) * heights[i])
+        wrapped[longest] = [*wrapped[longest][:-2], CUT_NOTE]  # one line shorter each time
+    y = top
+    for (heading, _, size), lines, height in zip(blocks, wrapped, heights, strict=True):
+        figure.text(0.06, y, heading, fontsize=10, weight="bold", va="top")
+        figure.text(0.06, y - HEADING_HEIGHT + 0.005, "\n".join(lines), fontsize=size,
+                    va="top", linespacing=LINE_SPACING)
+        y -= HEADING_HEIGHT + len(lines) * height
+
+
+def _line_height(size: float) -> float:
+    """One text line of `size` points as a fraction of the page height."""
+    return size * LINE_SPACING / 72.0 / PAGE_INCHES[1]

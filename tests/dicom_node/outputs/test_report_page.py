@@ -63,6 +63,39 @@ def test_the_page_shows_every_value_the_risk_and_the_disclaimer(
     assert "echo times" in texts  # provenance
 
 
+DEMO_LIKE_REASON = (
+    "Thalamus susceptibility is falling: trend -8.3 ppb/year, -0.1 expected with age over 3 "
+    "comparable visits (z = -4.83), latest value -11.7 ppb against the mean of the earlier ones "
+    "(z = -3.97); limit z -2.05, crossed by a stable person at 3 % of visits (scan-rescan SD "
+    "2.4 ppb)."
+)
+
+
+def _text_bottom(figure) -> float:  # type: ignore[no-untyped-def]
+    """Lowest point (figure fraction) of the risk and QC text blocks as drawn."""
+    renderer = figure.canvas.get_renderer()
+    blocks = [t for t in figure.findobj(Text) if t.get_text() and 0.07 < t.get_position()[1] < 0.32]
+    return min(t.get_window_extent(renderer).y0 for t in blocks) / figure.bbox.height
+
+
+@pytest.mark.parametrize("reasons", [3, 40])
+def test_risk_reasons_use_the_page_and_are_cut_only_when_they_cannot_fit(
+    study: AssembledAcquisition, reasons: int
+) -> None:
+    record = make_record(study, risk_level="elevated")
+    record["risk"]["reasons"] = [f"{n}. {DEMO_LIKE_REASON}" for n in range(1, reasons + 1)]
+    figure = draw_report_page(ProcessingRecord.from_json(record), None)
+    texts = " ".join(t.get_text() for t in figure.findobj(Text))
+    joined = " ".join(texts.split())
+    if reasons == 3:  # the demo's elevated patient: all of it fits
+        assert "[...]" not in texts
+        assert all(f"{n}. {DEMO_LIKE_REASON}" in joined for n in (1, 2, 3))
+    else:
+        assert "[...] (full text in the SR and the QC record)" in texts
+    assert "echo times" in texts  # the provenance block is always there
+    assert _text_bottom(figure) > 0.06  # never into the disclaimer footer
+
+
 def test_a_withheld_structure_says_why(study: AssembledAcquisition) -> None:
     record = make_record(study)
     del record["structures"]["thalamus"]
