@@ -405,7 +405,7 @@ def demo(
 priors_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="Prior exams: fetch a patient's earlier studies from the [priors] source PACS.",
+    help="Prior exams: fetch a patient's earlier studies from the \\[priors] source PACS.",
 )
 app.add_typer(priors_app, name="priors")
 

@@ -280,7 +280,7 @@ def norms_retest(
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
 ) -> None:
     """Site scan-rescan SD per structure from repeat scans, with 95 % intervals, and the
-    `[risk] retest_sd_ppb` line that makes the change rules use it."""
+    `\\[risk] retest_sd_ppb` line that makes the change rules use it."""
     import json
     from dataclasses import asdict
 
