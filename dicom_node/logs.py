@@ -81,13 +81,16 @@ def configure_logging(level: int | str = logging.INFO) -> None:
 
     pynetdicom logs dataset dumps at INFO/DEBUG, so it is capped at WARNING; pydicom's own
     messages quote invalid element values (which may be patient data), so it is silenced and
-    the node's events report the outcome instead.
+    the node's events report the outcome instead. highdicom narrates every object it builds
+    (about 16 INFO lines per job) and alembic every migration check: capped at WARNING too, so
+    an operator's log holds the node's own events.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    for chatty in ("pynetdicom", "highdicom", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")

@@ -8,7 +8,13 @@ import logging
 
 from pydicom.uid import generate_uid
 
-from dicom_node.logs import JsonLineFormatter, log_event, redact_uids, uid_hash
+from dicom_node.logs import (
+    JsonLineFormatter,
+    configure_logging,
+    log_event,
+    redact_uids,
+    uid_hash,
+)
 
 
 def test_uids_in_free_text_become_hashes_and_nothing_else_changes():
@@ -42,3 +48,22 @@ def test_third_party_messages_and_our_fields_are_redacted():
     ours = _line("dicom_node.test", lambda log: log_event(log, "unreadable", reason=f"file {uid}"))
     assert uid not in json.dumps(pynetdicom_line) and uid not in json.dumps(ours)
     assert pynetdicom_line["event"] == f"Store SCP: uid:{uid_hash(uid)}"
+
+
+def test_third_party_narration_is_capped_and_the_node_events_stay(capsys):
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_levels = {n: logging.getLogger(n).level for n in ("highdicom", "alembic", "pynetdicom")}
+    try:
+        configure_logging(logging.INFO)
+        logging.getLogger("highdicom.sr").info("building content item")
+        logging.getLogger("alembic.runtime.migration").info("will assume transactional DDL")
+        logging.getLogger("highdicom").warning("a real problem")
+        logging.getLogger("dicom_node.process").info("job done")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+    messages = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert messages == ["a real problem", "job done"]
