@@ -3,10 +3,15 @@
 Researchers analyse it; with `controls` (each subject's first visit whose values QC released,
 one row per structure and side) it is also the table `qsm-monitor norms fit` reads (same
 column names: subject_id, age_years, sex, structure, side, mean_ppb). An acquisition whose QC
-withheld its values still has its rows, empty, with the reason. Patient IDs are site data:
-`pseudonymise` replaces them with a stable hash and drops study UIDs. The hash is not keyed,
-so anyone holding the patient list can recompute it: it keeps IDs out of a file, it is not
-anonymisation (dates and ages stay).
+withheld its values still has its rows, empty, with the reason. `years_from_first_visit`
+(0.1 y) gives every subject's timeline without a calendar date.
+
+Patient IDs are site data: `pseudonymise` replaces them with a stable hash, drops study UIDs
+and issuers, the visit dates (the timeline stays, relative to each subject's first visit) and
+the scanner model (vendor and field strength stay, for harmonisation), and rounds ages to whole
+years (enough for the norms' age bands). The hash is not keyed, so anyone holding the patient
+list can recompute it: this keeps identities out of a file handed to a researcher, it is not
+anonymisation (age, sex and the values stay).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import select
@@ -29,6 +35,7 @@ COHORT_COLUMNS: tuple[str, ...] = (
     "issuer",
     "study_uid",
     "visit_date",
+    "years_from_first_visit",
     "age_years",
     "sex",
     "structure",
@@ -50,6 +57,9 @@ COHORT_COLUMNS: tuple[str, ...] = (
 )
 
 
+DAYS_PER_YEAR = 365.25
+
+
 def _pseudonym(identifier: str, issuer: str) -> str:
     return "S-" + hashlib.sha256(f"{issuer}\x1f{identifier}".encode()).hexdigest()[:12]
 
@@ -66,6 +76,7 @@ def cohort_rows(
 ) -> Iterator[dict[str, Any]]:
     """Rows in visit order (study date, then study UID), structures and sides as measured."""
     exported: set[int] = set()
+    first_visit: dict[int, datetime] = {}
     query = (
         select(Acquisition)
         .join(Acquisition.visit)
@@ -84,12 +95,19 @@ def cohort_rows(
         subject = (
             _pseudonym(patient.identifier, patient.issuer) if pseudonymise else patient.identifier
         )
+        when = visit.study_datetime
+        if when is not None:
+            first_visit.setdefault(patient.id, when)  # rows come in visit order
         common = {
             "subject_id": subject,
             "issuer": "" if pseudonymise else patient.issuer,
             "study_uid": "" if pseudonymise else visit.study_uid,
-            "visit_date": visit.study_datetime.date().isoformat() if visit.study_datetime else "",
-            "age_years": _rounded(visit.age_years, 2),
+            "visit_date": "" if pseudonymise or when is None else when.date().isoformat(),
+            "years_from_first_visit": (
+                "" if when is None
+                else round((when - first_visit[patient.id]).days / DAYS_PER_YEAR, 1)
+            ),
+            "age_years": _rounded(visit.age_years, 0 if pseudonymise else 2),
             "sex": visit.sex or "",
             "reportable": acquisition.reportable,
             "qc_reason": acquisition.qc_reason or "",
@@ -97,7 +115,7 @@ def cohort_rows(
             "risk_level": acquisition.assessment.risk_level if acquisition.assessment else "",
             "field_strength_t": acquisition.field_strength_t,
             "vendor": acquisition.vendor,
-            "model": acquisition.model,
+            "model": "" if pseudonymise else acquisition.model,
             "reference_region": acquisition.reference_region,
             "pipeline_version": acquisition.pipeline_version,
         }

@@ -46,6 +46,7 @@ def test_every_visit_structure_and_side_with_qc_flags(tmp_path):
         if r["subject_id"] == "P-1" and (r["structure"], r["side"]) == ("thalamus", "bilateral")
     ]
     assert [float(r["mean_ppb"]) for r in p1_thalamus] == [-1.0, -13.0]
+    assert [r["years_from_first_visit"] for r in p1_thalamus] == ["0.0", "1.0"]
     failed = [r for r in rows if r["subject_id"] == "P-2"]
     assert len(failed) == 12 and {r["reportable"] for r in failed} == {"False"}
     assert {r["mean_ppb"] for r in failed} == {""}
@@ -62,3 +63,16 @@ def test_controls_form_is_read_by_norms_fit_and_pseudonyms_hide_ids(tmp_path):
     assert len(controls) == len(rows) and {c.subject_id for c in controls} == {
         rows[0]["subject_id"]
     }
+
+
+def test_pseudonymised_rows_keep_the_timeline_but_no_dates_uids_or_scanner_model(tmp_path):
+    plain = _export(_history(tmp_path), tmp_path / "plain.csv")
+    rows = _export(_history(tmp_path), tmp_path / "pseudo.csv", "--pseudonymise")
+
+    assert len(rows) == len(plain)
+    for row, original in zip(rows, plain, strict=True):
+        assert (row["visit_date"], row["study_uid"], row["issuer"], row["model"]) == ("",) * 4
+        assert row["years_from_first_visit"] == original["years_from_first_visit"]
+        assert float(row["age_years"]) == round(float(original["age_years"]))
+        assert row["mean_ppb"] == original["mean_ppb"] and row["vendor"] == original["vendor"]
+    assert original["model"] and original["visit_date"]  # there was something to drop
