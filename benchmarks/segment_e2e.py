@@ -78,7 +78,8 @@ def main() -> None:
             continue
         results.append(result)
         slope, r_squared, worst = _fit([result])
-        print(f"| {seed} | {result.registration_path} | {len(withheld)} | {slope:.2f} | "
+        shown = ", ".join(withheld) + (f" ({result.segmentation_reason})" if withheld else "")
+        print(f"| {seed} | {result.registration_path} | {shown or 0} | {slope:.2f} | "
               f"{r_squared:.3f} | {worst:.1f} | {map_alone:.1f} | "
               f"{seconds:.0f} ({seconds / baseline:.0f}x) |",
               flush=True)
