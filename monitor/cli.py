@@ -425,7 +425,7 @@ def config_check(
     secrets masked), or the first error in one line with exit code 2."""
     with reported_errors():
         settings = load_settings(config)
-    problem = data_folder_problem(settings.storage.data_dir)
+    problem = _data_folder_problem(settings.storage.data_dir)
     if problem and not settings.storage.database_url:
         typer.echo(f"warning: {problem} on this machine", err=True)
     effective = settings.model_dump(mode="json")
@@ -436,7 +436,7 @@ def config_check(
     typer.echo(json.dumps(effective, indent=2))
 
 
-def data_folder_problem(data_dir: Path) -> str | None:
+def _data_folder_problem(data_dir: Path) -> str | None:
     """Why `data_dir` could not be created or written here, without creating it: a check of a
     file may run on another machine than the node, so this is a warning, not an error."""
     existing = data_dir
