@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.segment.structures import STRUCTURES
+from monitor.tracking.change import years_between
 from monitor.tracking.tables import Acquisition, Measurement, Visit
 
 __all__ = ["COHORT_COLUMNS", "cohort_rows", "write_cohort_csv"]
@@ -55,9 +56,6 @@ COHORT_COLUMNS: tuple[str, ...] = (
     "reference_region",
     "pipeline_version",
 )
-
-
-DAYS_PER_YEAR = 365.25
 
 
 def _pseudonym(identifier: str, issuer: str) -> str:
@@ -104,8 +102,7 @@ def cohort_rows(
             "study_uid": "" if pseudonymise else visit.study_uid,
             "visit_date": "" if pseudonymise or when is None else when.date().isoformat(),
             "years_from_first_visit": (
-                "" if when is None
-                else round((when - first_visit[patient.id]).days / DAYS_PER_YEAR, 1)
+                "" if when is None else round(years_between(first_visit[patient.id], when), 1)
             ),
             "age_years": _rounded(visit.age_years, 0 if pseudonymise else 2),
             "sex": visit.sex or "",
