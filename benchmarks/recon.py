@@ -240,8 +240,9 @@ def _cli_after_warmup(
     """`qsm-monitor warmup` for the grid, then a recon from a new folder on the user cache."""
     warmup = [_executable(), "warmup", "--shape", *map(str, args.shape)]
     warmup += ["--echoes", str(args.echoes), "--voxel-mm", *map(str, args.voxel_mm)]
-    subprocess.run(warmup, check=True, capture_output=True,
-                   env=_child_environment(work, args.device))
+    subprocess.run(
+        warmup, check=True, capture_output=True, env=_child_environment(work, args.device)
+    )
     elsewhere = work / "another-folder"
     elsewhere.mkdir()
     return _cli_run(magnitudes, phases, work, None, args.device, cwd=elsewhere)
@@ -277,15 +278,35 @@ def _print_table(args: argparse.Namespace, m: Measurements) -> None:
         ("Warm total", f"{m.warm_s:.1f} s", TARGET_WARM_S, m.warm_s, "s"),
         ("One padded real FFT pair (unit)", f"{m.fft_pair_s * 1e3:.0f} ms", None, 0.0, ""),
         ("One padded complex64 FFT", f"{m.fft_s * 1e3:.0f} ms", None, 0.0, ""),
-        ("Warm total in FFT equivalents", f"{equivalents:.0f}", TARGET_FFT_EQUIVALENTS,
-         equivalents, ""),
+        (
+            "Warm total in FFT equivalents",
+            f"{equivalents:.0f}",
+            TARGET_FFT_EQUIVALENTS,
+            equivalents,
+            "",
+        ),
         ("Warm total in complex64 FFTs", f"{m.warm_s / m.fft_s:.0f}", None, 0.0, ""),
-        ("Cold CLI, empty compile cache", f"{m.cold_empty.seconds:.1f} s", TARGET_COLD_S,
-         m.cold_empty.seconds, "s"),
-        ("Cold CLI, warm compile cache", f"{m.cold_cached.seconds:.1f} s", TARGET_COLD_S,
-         m.cold_cached.seconds, "s"),
-        ("Cold CLI, new folder, user cache from warmup", f"{m.after_warmup.seconds:.1f} s",
-         TARGET_COLD_S, m.after_warmup.seconds, "s"),
+        (
+            "Cold CLI, empty compile cache",
+            f"{m.cold_empty.seconds:.1f} s",
+            TARGET_COLD_S,
+            m.cold_empty.seconds,
+            "s",
+        ),
+        (
+            "Cold CLI, warm compile cache",
+            f"{m.cold_cached.seconds:.1f} s",
+            TARGET_COLD_S,
+            m.cold_cached.seconds,
+            "s",
+        ),
+        (
+            "Cold CLI, new folder, user cache from warmup",
+            f"{m.after_warmup.seconds:.1f} s",
+            TARGET_COLD_S,
+            m.after_warmup.seconds,
+            "s",
+        ),
         ("  ratio to the warm-cache CLI", f"{ratio:.2f}", TARGET_WARMED_RATIO, ratio, ""),
         ("Peak memory, CLI process", f"{peak:.2f} GB", TARGET_PEAK_GB, peak, "GB"),
         ("Peak memory, benchmark process", f"{m.self_peak_gb:.2f} GB", None, 0.0, ""),

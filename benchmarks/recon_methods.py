@@ -42,8 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     config = replace(FAST_CONFIG if args.fast else PhantomConfig(), warp_seed=args.warp_seed)
     phantom = simulate_phantom(config, rng=args.seed)
-    print("| unwrap | background | inversion | ROI slope | ROI R^2 | max ROI error (ppb) "
-          "| NRMSE (%) | seconds |")
+    print(
+        "| unwrap | background | inversion | ROI slope | ROI R^2 | max ROI error (ppb) "
+        "| NRMSE (%) | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for unwrap, background, inversion in itertools.product(
         _choices("unwrap"), _choices("background"), _choices("inversion")
@@ -75,8 +77,12 @@ def _inversion_alone(phantom: Phantom) -> None:
     for inversion in _choices("inversion"):
         start = time.perf_counter()
         chi = invert(
-            phantom.local_field_ppm, phantom.brain_mask, acq.voxel_mm, acq.b0_dir_voxel,
-            ReconSettings(inversion=inversion), magnitude=magnitude,
+            phantom.local_field_ppm,
+            phantom.brain_mask,
+            acq.voxel_mm,
+            acq.b0_dir_voxel,
+            ReconSettings(inversion=inversion),
+            magnitude=magnitude,
         )
         seconds = time.perf_counter() - start
         agreement = roi_agreement(phantom, chi, phantom.brain_mask)

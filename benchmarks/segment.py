@@ -94,7 +94,8 @@ def main() -> None:
         acq = phantom.acquisition
         truth = to_structure_ids(phantom.labels, phantom.label_names)
         inputs = dict(
-            magnitude_3d=acq.magnitude[..., 0], affine_ras=acq.affine_ras,
+            magnitude_3d=acq.magnitude[..., 0],
+            affine_ras=acq.affine_ras,
             mask=phantom.brain_mask,
         )
         for use_chi in (True, False):
@@ -102,17 +103,25 @@ def main() -> None:
             result = _row(f"phantom {seed} chi={use_chi}", inputs, truth, baseline, chi_ppm=chi)
             if args.key_image and seed == 0 and use_chi:
                 write_key_image(
-                    args.key_image, acq.magnitude[..., 0], phantom.chi_ppm, result.labels,
-                    acq.voxel_mm, title="phantom subject 0",
+                    args.key_image,
+                    acq.magnitude[..., 0],
+                    phantom.chi_ppm,
+                    result.labels,
+                    acq.voxel_mm,
+                    title="phantom subject 0",
                 )
     for seed in range(200, 200 + args.varied):
         head = simulate_head(seed, with_t1=True)
-        inputs = dict(
-            magnitude_3d=head.magnitude, affine_ras=head.affine_ras, mask=head.brain_mask
-        )
+        inputs = dict(magnitude_3d=head.magnitude, affine_ras=head.affine_ras, mask=head.brain_mask)
         _row(f"varied {seed} GRE", inputs, head.labels, baseline, chi_ppm=head.chi_ppm)
-        _row(f"varied {seed} T1", inputs, head.labels, baseline, chi_ppm=head.chi_ppm,
-             t1=(head.t1, head.t1_affine_ras))
+        _row(
+            f"varied {seed} T1",
+            inputs,
+            head.labels,
+            baseline,
+            chi_ppm=head.chi_ppm,
+            t1=(head.t1, head.t1_affine_ras),
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,11 @@ def _run(seed: int, rescan: int, with_t1: bool, ranges: str) -> SubjectScore:
     head = simulate_head(seed, rescan, with_t1=with_t1, ranges=RANGES[ranges])
     start = time.perf_counter()
     result = segment_deep_grey(
-        head.magnitude, head.affine_ras, head.brain_mask, SegmentationSettings(), head.chi_ppm,
+        head.magnitude,
+        head.affine_ras,
+        head.brain_mask,
+        SegmentationSettings(),
+        head.chi_ppm,
         t1=(head.t1, head.t1_affine_ras) if with_t1 else None,
     )
     return score(head, result, time.perf_counter() - start)
@@ -43,18 +47,24 @@ def _run(seed: int, rescan: int, with_t1: bool, ranges: str) -> SubjectScore:
 
 def _table(label: str, scores: list[SubjectScore]) -> None:
     seconds = [s.seconds for s in scores]
-    print(f"\n{label}: {len(scores)} subjects; segmentation median {np.median(seconds):.1f} s, "
-          f"max {max(seconds):.1f} s")
-    print("| structure | reported | Dice >= 0.80 | Dice >= 0.85 | mean within 4 ppb | "
-          "Dice min / median |")
+    print(
+        f"\n{label}: {len(scores)} subjects; segmentation median {np.median(seconds):.1f} s, "
+        f"max {max(seconds):.1f} s"
+    )
+    print(
+        "| structure | reported | Dice >= 0.80 | Dice >= 0.85 | mean within 4 ppb | "
+        "Dice min / median |"
+    )
     print("|---|---|---|---|---|---|")
     for name in REPORTED_NAMES:
         dice = np.array([s.dice[name] for s in scores])
         reported = np.array([s.reported[name] for s in scores])
         close = np.array([abs(s.mean_error_ppb(name)) <= 4.0 for s in scores]) & reported
-        print(f"| {name} | {reported.mean():.0%} | {(dice >= 0.8).mean():.0%} | "
-              f"{(dice >= 0.85).mean():.0%} | {close.mean():.0%} | "
-              f"{dice.min():.2f} / {np.median(dice):.2f} |")
+        print(
+            f"| {name} | {reported.mean():.0%} | {(dice >= 0.8).mean():.0%} | "
+            f"{(dice >= 0.85).mean():.0%} | {close.mean():.0%} | "
+            f"{dice.min():.2f} / {np.median(dice):.2f} |"
+        )
 
 
 def main() -> None:
@@ -62,8 +72,12 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=100)
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--rescans", type=int, default=12)
-    parser.add_argument("--ranges", choices=sorted(RANGES), default="issue",
-                        help="head size and pose ranges (issue: +-15 %%, +-20 deg each axis)")
+    parser.add_argument(
+        "--ranges",
+        choices=sorted(RANGES),
+        default="issue",
+        help="head size and pose ranges (issue: +-15 %%, +-20 deg each axis)",
+    )
     args = parser.parse_args()
     seeds = range(args.first, args.first + args.count)
     gre = [_run(seed, 0, False, args.ranges) for seed in seeds]
@@ -76,8 +90,10 @@ def main() -> None:
             abs(second.mean_error_ppb(n) - first.mean_error_ppb(n)) for n in REPORTED_NAMES
         ]
     if differences:
-        print(f"\nrescan: ROI difference added by segmentation, median "
-              f"{np.median(differences):.2f} ppb, max {max(differences):.2f} ppb")
+        print(
+            f"\nrescan: ROI difference added by segmentation, median "
+            f"{np.median(differences):.2f} ppb, max {max(differences):.2f} ppb"
+        )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ def refine_displacement(
     displacement.SetSmoothingGaussianOnUpdate(UPDATE_VARIANCE_MM2, TOTAL_VARIANCE_MM2)
     method = mutual_information_method(params, roi_mask)
     method.SetOptimizerAsGradientDescent(
-        learningRate=1.0, numberOfIterations=DISPLACEMENT_ITERATIONS,
+        learningRate=1.0,
+        numberOfIterations=DISPLACEMENT_ITERATIONS,
         estimateLearningRate=method.EachIteration,
     )
     method.SetOptimizerScalesFromPhysicalShift()
@@ -101,9 +102,11 @@ def _summary(label: str, scores: list[SubjectScore], ratios: list[float]) -> Non
     dice = np.array([[s.dice[n] for n in REPORTED_NAMES] for s in scores])
     errors = np.array([[abs(s.mean_error_ppb(n)) for n in REPORTED_NAMES] for s in scores])
     reported = np.array([[s.reported[n] for n in REPORTED_NAMES] for s in scores])
-    print(f"| {label} | {dice.min():.2f} / {np.median(dice):.2f} | {(dice >= 0.85).mean():.0%} | "
-          f"{reported.mean():.0%} | {np.nanmax(np.where(reported, errors, np.nan)):.1f} | "
-          f"{np.median([s.seconds for s in scores]):.1f} ({np.median(ratios):.2f}x) |")
+    print(
+        f"| {label} | {dice.min():.2f} / {np.median(dice):.2f} | {(dice >= 0.85).mean():.0%} | "
+        f"{reported.mean():.0%} | {np.nanmax(np.where(reported, errors, np.nan)):.1f} | "
+        f"{np.median([s.seconds for s in scores]):.1f} ({np.median(ratios):.2f}x) |"
+    )
 
 
 def main() -> None:
@@ -113,18 +116,26 @@ def main() -> None:
     args = parser.parse_args()
     shipped = atlas_method.refine_bspline
     _segment(args.first)  # untimed: loads the template and atlas into their caches
-    variants = {"B-spline 20 mm (shipped)": shipped, "displacement field": refine_displacement,
-                "none (linear only)": linear_only}
+    variants = {
+        "B-spline 20 mm (shipped)": shipped,
+        "displacement field": refine_displacement,
+        "none (linear only)": linear_only,
+    }
     scores: dict[str, list[SubjectScore]] = {name: [] for name in variants}
     for seed in range(args.first, args.first + args.count):
         for name, stage in variants.items():
             atlas_method.refine_bspline = stage
             scores[name].append(_segment(seed))
-        print(f"head {seed}: Dice min " + ", ".join(
-            f"{name} {min(s[-1].dice.values()):.2f}" for name, s in scores.items()), flush=True)
+        print(
+            f"head {seed}: Dice min "
+            + ", ".join(f"{name} {min(s[-1].dice.values()):.2f}" for name, s in scores.items()),
+            flush=True,
+        )
     atlas_method.refine_bspline = shipped
-    print("\n| deformable stage | Dice min / median | Dice >= 0.85 | reported | "
-          "worst ROI error ppb | median s (x B-spline) |")
+    print(
+        "\n| deformable stage | Dice min / median | Dice >= 0.85 | reported | "
+        "worst ROI error ppb | median s (x B-spline) |"
+    )
     print("|---|---|---|---|---|---|")
     reference = [s.seconds for s in scores["B-spline 20 mm (shipped)"]]
     for name, runs in scores.items():

@@ -59,8 +59,10 @@ def main() -> None:
     ranges = ISSUE_RANGES if args.ranges == "issue" else STANDARD_RANGES
     baseline = fft_baseline_seconds()
     results = []
-    print("| head | path | withheld | slope | R^2 | worst error ppb | map alone ppb "
-          "| wall s (x baseline) |")
+    print(
+        "| head | path | withheld | slope | R^2 | worst error ppb | map alone ppb "
+        "| wall s (x baseline) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for seed in range(args.first, args.first + args.count):
         start = time.perf_counter()
@@ -69,23 +71,30 @@ def main() -> None:
             result = process_varied_head(head, Path(root))
         seconds = time.perf_counter() - start
         map_alone = float(np.max(np.abs(map_errors_on_true_labels(head))))
-        withheld = [n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True)
-                    if np.isnan(v)]
+        withheld = [
+            n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True) if np.isnan(v)
+        ]
         if len(withheld) == len(REPORTED_NAMES):
-            print(f"| {seed} | {result.registration_path} | all: {result.segmentation_reason} "
-                  f"| | | | {map_alone:.1f} | {seconds:.0f} ({seconds / baseline:.0f}x) |",
-                  flush=True)
+            print(
+                f"| {seed} | {result.registration_path} | all: {result.segmentation_reason} "
+                f"| | | | {map_alone:.1f} | {seconds:.0f} ({seconds / baseline:.0f}x) |",
+                flush=True,
+            )
             continue
         results.append(result)
         slope, r_squared, worst = _fit([result])
         shown = ", ".join(withheld) + (f" ({result.segmentation_reason})" if withheld else "")
-        print(f"| {seed} | {result.registration_path} | {shown or 0} | {slope:.2f} | "
-              f"{r_squared:.3f} | {worst:.1f} | {map_alone:.1f} | "
-              f"{seconds:.0f} ({seconds / baseline:.0f}x) |",
-              flush=True)
+        print(
+            f"| {seed} | {result.registration_path} | {shown or 0} | {slope:.2f} | "
+            f"{r_squared:.3f} | {worst:.1f} | {map_alone:.1f} | "
+            f"{seconds:.0f} ({seconds / baseline:.0f}x) |",
+            flush=True,
+        )
     slope, r_squared, worst = _fit(results)
-    print(f"\npooled over the {len(results)} heads with reported structures: slope {slope:.2f}, "
-          f"R^2 {r_squared:.3f}, worst {worst:.1f} ppb; baseline workload {baseline:.2f} s")
+    print(
+        f"\npooled over the {len(results)} heads with reported structures: slope {slope:.2f}, "
+        f"R^2 {r_squared:.3f}, worst {worst:.1f} ppb; baseline workload {baseline:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -282,8 +282,11 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     settings = load_settings_or_exit(config)
     problem = missing_data_problem(settings, config)
     if problem:  # nothing to inspect, and a health check must not create a data folder
-        typer.echo(json.dumps({"healthy": False, "problems": [problem]}) if as_json else
-                   f"not healthy: {problem}")
+        typer.echo(
+            json.dumps({"healthy": False, "problems": [problem]})
+            if as_json
+            else f"not healthy: {problem}"
+        )
         raise typer.Exit(1)
     report: dict[str, Any] = service_status(settings)
     listener = report["listener"]
@@ -510,8 +513,15 @@ def identity_resolve(
     item = outcome.item
     if as_json:
         decided = {"study_uid": item.study_uid, "status": item.status, "reviewer": item.reviewer}
-        typer.echo(json.dumps({**decided, "reassessed": outcome.reassessed,
-                               "amendments_queued": outcome.amendments_queued}))
+        typer.echo(
+            json.dumps(
+                {
+                    **decided,
+                    "reassessed": outcome.reassessed,
+                    "amendments_queued": outcome.amendments_queued,
+                }
+            )
+        )
         return
     typer.echo(f"visit {item.study_uid}: {item.status} (decided by {item.reviewer})")
     if outcome.reassessed:

@@ -106,13 +106,21 @@ def resample_volume(
     """Sample `volume` on a target grid through both voxel-to-world affines (zeros outside)."""
     voxel_map = np.linalg.solve(source_affine, target_affine)
     return ndimage.affine_transform(
-        volume, voxel_map[:3, :3], offset=voxel_map[:3, 3], output_shape=target_shape,
-        order=order, mode="constant", cval=0.0, output=np.float32,
+        volume,
+        voxel_map[:3, :3],
+        offset=voxel_map[:3, 3],
+        output_shape=target_shape,
+        order=order,
+        mode="constant",
+        cval=0.0,
+        output=np.float32,
     )
 
 
 def _target_box(
-    support: np.ndarray, source_affine: np.ndarray, target_affine: np.ndarray,
+    support: np.ndarray,
+    source_affine: np.ndarray,
+    target_affine: np.ndarray,
     target_shape: tuple[int, ...],
 ) -> tuple[slice, slice, slice]:
     """Target-grid block covering the nonzero `support` of a source volume (plus one voxel).

@@ -224,8 +224,10 @@ def warmup(
         raise typer.Exit(INPUT_ERROR_EXIT_CODE)
     cache = enable_compilation_cache(compilation_cache_dir(settings))
     seconds = warm_up(shape, echoes, voxel_mm, settings.recon)
-    typer.echo(f"compiled the reconstruction for {'x'.join(map(str, shape))}x{echoes} "
-               f"in {seconds:.1f} s into {cache}")
+    typer.echo(
+        f"compiled the reconstruction for {'x'.join(map(str, shape))}x{echoes} "
+        f"in {seconds:.1f} s into {cache}"
+    )
 
 
 @norms_app.command("fit")

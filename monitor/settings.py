@@ -263,7 +263,6 @@ class ComputeSettings(SettingsSection):
     the workers started with that resource."""
 
 
-
 class OutboxSettings(SettingsSection):
     """Deliveries to destinations: retried with exponential backoff (dicom_node.deliver.outbox)."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from dicom_node.db import configured_engine, create_schema
 from dicom_node.deliver.outbox import Outbox
-from dicom_node.deliver.sender import send_dicom
+from dicom_node.deliver.sender import DeliveryError, send_dicom
 from dicom_node.errors import NodeError
 from dicom_node.process.worker import StageCallback, Worker, lease_owner_name
 from dicom_node.queue.intake import enqueue_study
@@ -31,6 +31,11 @@ from monitor.settings import DestinationSettings, Settings
 
 SCANNER_AE = "DEMOSCANNER"
 """Calling AE title of the simulated scanner that pushes the series."""
+
+PUSH_ATTEMPTS = 3
+"""Associations the simulated scanner tries before giving up, as a real scanner's send queue
+retries: a loaded disk can hold one C-STORE past the DIMSE timeout (every instance is
+fsync'd), and the listener accepts an identical copy of an instance it already keeps."""
 
 
 class DemoTimeoutError(NodeError, RuntimeError):
@@ -69,8 +74,10 @@ class DemoNode:
         self.listener.stop()
         self.engine.dispose()
 
-    def push(self, files: list[Path]) -> None:
-        """Send the files to our own listener over one association, as a scanner would."""
+    def push(self, files: list[Path], on_retry: Callable[[int], None] = lambda _n: None) -> None:
+        """Send the files to our own listener over one association, as a scanner would, and
+        send them again on a new association if that one fails (`on_retry` gets the attempt
+        number about to start); the last attempt's error propagates."""
         node = self.settings.node
         listener = DestinationSettings(
             name="demo-listener",
@@ -79,7 +86,14 @@ class DemoNode:
             port=node.port,
             ae_title=node.ae_title,
         )
-        send_dicom(files, listener, SCANNER_AE, node.network_timeout_s)
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            try:
+                send_dicom(files, listener, SCANNER_AE, node.network_timeout_s)
+                return
+            except DeliveryError:
+                if attempt == PUSH_ATTEMPTS:
+                    raise
+                on_retry(attempt + 1)
 
     def process_study(
         self, study_uid: str, timeout_s: float, waiting: Callable[[], None]

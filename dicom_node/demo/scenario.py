@@ -176,7 +176,7 @@ def run_demo(patient_visits: int, keep: Path | None, console: Console) -> DemoOu
             scanner_dir = data_dir / "scanner" / f"visit-{number}"
             files = write_acquisition_series(acquisition, scanner_dir, "siemens", identity)
             display.set_stage(f"C-STORE of {len(files)} images to the listener")
-            node.push(files)
+            node.push(files, lambda n: display.set_stage(f"C-STORE again (attempt {n})"))
             display.set_stage("waiting for the series to complete")
             records = node.process_study(identity.study_uid, STUDY_TIMEOUT_S, display.refresh)
             display.set_stage("delivering outputs")
@@ -254,7 +254,9 @@ def print_outcome(outcome: DemoOutcome, console: Console) -> None:
     size_mb = sum(p.stat().st_size for p in outcome.data_dir.rglob("*") if p.is_file()) / 1e6
     console.print(
         f"Demo data directory: {outcome.data_dir} ({size_mb:.0f} MB; a temporary folder unless "
-        "--keep was given: delete it when done)", soft_wrap=True, highlight=False,
+        "--keep was given: delete it when done)",
+        soft_wrap=True,
+        highlight=False,
     )
     console.print(f"Finished in {outcome.seconds / 60:.1f} min.")
     console.print(

@@ -268,8 +268,9 @@ def _report_page(record: ProcessingRecord, out_dir: Path) -> Path:
         raise ValueError("no values and no risk to report")
     png = out_dir / FILE_NAMES["report_page_png"]
     trend = out_dir / FILE_NAMES["trend_plot_png"]
-    write_report_page(record, trend if trend.exists() else None, png,
-                      out_dir / FILE_NAMES["report_page_pdf"])
+    write_report_page(
+        record, trend if trend.exists() else None, png, out_dir / FILE_NAMES["report_page_pdf"]
+    )
     return png
 
 

@@ -84,16 +84,17 @@ def draw_report_page(record: ProcessingRecord, trend_png: Path | None) -> Figure
             charts.imshow(np.asarray(image.convert("RGB")))
         charts.set_axis_off()
     else:
-        figure.text(0.06, 0.5, "No trend chart: the patient's history has no values yet.",
-                    fontsize=9)
+        figure.text(
+            0.06, 0.5, "No trend chart: the patient's history has no values yet.", fontsize=9
+        )
     _text_blocks(figure, TEXT_TOP, TEXT_BOTTOM, [
         ("Progression risk", _risk_lines(record), 8.5),
         ("Quality control and provenance", _qc_lines(record), 7.0),
     ])  # fmt: skip
-    figure.text(0.06, 0.025, "\n".join(textwrap.wrap(DISCLAIMER, 110)), fontsize=8,
-                style="italic")
-    figure.text(0.94, 0.025, f"qsm-monitor {producing_version(record)}", fontsize=7,
-                ha="right", color="0.4")
+    figure.text(0.06, 0.025, "\n".join(textwrap.wrap(DISCLAIMER, 110)), fontsize=8, style="italic")
+    figure.text(
+        0.94, 0.025, f"qsm-monitor {producing_version(record)}", fontsize=7, ha="right", color="0.4"
+    )
     return figure
 
 
@@ -123,8 +124,15 @@ def build_report_pdf(
     for keyword in _PATIENT_STUDY:
         if keyword in source:
             setattr(ds, keyword, source.data_element(keyword).value)
-    for keyword in ("ReferringPhysicianName", "StudyID", "AccessionNumber", "PatientBirthDate",
-                    "PatientSex", "StudyDate", "StudyTime"):
+    for keyword in (
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+    ):
         if keyword not in ds:
             setattr(ds, keyword, "")  # type 2: present, empty when the source had none
     ds.SpecificCharacterSet = source.get("SpecificCharacterSet", "ISO_IR 192")
@@ -181,8 +189,15 @@ def _iso_date(value: str | None) -> str | None:
 
 
 def _values_table(figure: Figure, record: ProcessingRecord) -> None:
-    header = ["structure", "side", "now (ppb)", "z", "normal range (ppb)", "change (ppb)",
-              "beyond retest"]
+    header = [
+        "structure",
+        "side",
+        "now (ppb)",
+        "z",
+        "normal range (ppb)",
+        "change (ppb)",
+        "beyond retest",
+    ]
     withheld = record.qc.segmentation_withheld
     rows = []
     for structure in STRUCTURES:
@@ -191,7 +206,10 @@ def _values_table(figure: Figure, record: ProcessingRecord) -> None:
     axes = figure.add_axes((0.06, 0.68, 0.88, 0.235))
     axes.set_axis_off()
     table = axes.table(
-        cellText=rows, colLabels=header, loc="upper center", cellLoc="center",
+        cellText=rows,
+        colLabels=header,
+        loc="upper center",
+        cellLoc="center",
         colWidths=[0.16, 0.1, 0.1, 0.08, 0.3, 0.13, 0.13],
     )
     table.auto_set_font_size(False)
@@ -279,8 +297,14 @@ def _text_blocks(
     y = top
     for (heading, _, size), lines, height in zip(blocks, wrapped, heights, strict=True):
         figure.text(0.06, y, heading, fontsize=10, weight="bold", va="top")
-        figure.text(0.06, y - HEADING_HEIGHT + 0.005, "\n".join(lines), fontsize=size,
-                    va="top", linespacing=LINE_SPACING)
+        figure.text(
+            0.06,
+            y - HEADING_HEIGHT + 0.005,
+            "\n".join(lines),
+            fontsize=size,
+            va="top",
+            linespacing=LINE_SPACING,
+        )
         y -= HEADING_HEIGHT + len(lines) * height
 
 

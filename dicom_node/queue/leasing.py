@@ -136,9 +136,7 @@ def _claim_skip_locked(
     return session.get(model, row_id) if won == 1 else None
 
 
-def _claim_update(
-    model: type[W], row_id: int, owner: str, lease_s: float, now: datetime
-) -> Update:
+def _claim_update(model: type[W], row_id: int, owner: str, lease_s: float, now: datetime) -> Update:
     """The claim itself: conditional on the row still being claimable, counting the attempt."""
     return (
         update(model)

@@ -132,9 +132,7 @@ class ReleaseGate:
     def unreleased_reason(self, study_uid: str) -> str | None:
         """Why a study's outputs may not be sent again: a review not approved."""
         with self.sessions() as session:
-            states = set(
-                session.scalars(select(Review.state).where(Review.study_uid == study_uid))
-            )
+            states = set(session.scalars(select(Review.state).where(Review.study_uid == study_uid)))
         if ReviewState.REJECTED in states:
             return "a reviewer rejected this study's results"
         if ReviewState.PENDING in states:

@@ -195,11 +195,17 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
         response = TEMPLATES.TemplateResponse(
             request,
             "login.html",
-            {"csrf_token": token, "next": _safe_next(request.query_params.get("next")),
-             "message": request.query_params.get("msg")},
+            {
+                "csrf_token": token,
+                "next": _safe_next(request.query_params.get("next")),
+                "message": request.query_params.get("msg"),
+            },
         )
         response.set_cookie(
-            LOGIN_CSRF_COOKIE, token, httponly=True, secure=settings.web.secure_cookies,
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            secure=settings.web.secure_cookies,
             samesite="strict",
         )
         return response
@@ -241,8 +247,11 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
     def node(request: Request) -> Response:
         visitor = console.visitor(request)
         return console.page(
-            request, "node.html", visitor,
-            status=service_status(settings), reviews=console.gate.counts(),
+            request,
+            "node.html",
+            visitor,
+            status=service_status(settings),
+            reviews=console.gate.counts(),
         )
 
     @app.post("/deliveries/resend")
@@ -266,7 +275,11 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
             if r.state != ReviewState.PENDING
         ]
         return console.page(
-            request, "reviews.html", visitor, pending=pending, decided=decided,
+            request,
+            "reviews.html",
+            visitor,
+            pending=pending,
+            decided=decided,
             require_review=settings.release.require_review,
         )
 
@@ -322,7 +335,10 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
         study_uid = form.get("study_uid", "")
         try:
             outcome = settle_identity(
-                settings, study_uid, form.get("decision", ""), visitor.name,
+                settings,
+                study_uid,
+                form.get("decision", ""),
+                visitor.name,
                 form.get("update_patient") == "yes",
             )
         except MonitorError as exc:
@@ -344,7 +360,11 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
         if patient_id:
             record_action(sessions, visitor.name, "patient_viewed", patient_id)
         return console.page(
-            request, "patients.html", visitor, patient_id=patient_id, timeline=timeline,
+            request,
+            "patients.html",
+            visitor,
+            patient_id=patient_id,
+            timeline=timeline,
             structures=("thalamus", "caudate", "putamen", "globus_pallidus"),
         )
 
@@ -358,7 +378,9 @@ def create_app(settings: Settings, sessions: sessionmaker) -> FastAPI:
             return Response("nothing to plot\n", status_code=404, media_type="text/plain")
         with tempfile.TemporaryDirectory() as folder:
             path = write_trend_plot(
-                Path(folder) / "trend.png", series, load_model(settings.norms.model_path),
+                Path(folder) / "trend.png",
+                series,
+                load_model(settings.norms.model_path),
                 timeline.sex if timeline else None,
             )
             return Response(path.read_bytes(), media_type="image/png")
@@ -397,4 +419,3 @@ def _safe_next(target: str | None) -> str:
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "-"
-

@@ -39,7 +39,11 @@ class ConsoleServer:
         app = create_app(settings, console_sessions(self.engine))
         web = settings.web
         config = uvicorn.Config(
-            app, host=web.host, port=web.port, log_level="warning", access_log=False,
+            app,
+            host=web.host,
+            port=web.port,
+            log_level="warning",
+            access_log=False,
             lifespan="off",
         )
         self.server = uvicorn.Server(config)

@@ -62,26 +62,56 @@ DEFAULT_PROPERTIES = TissueProperties(
     # Literature-like 3 T values relative to CSF/water: cortex slightly paramagnetic, myelinated
     # white matter diamagnetic, iron-rich pallidum strongly paramagnetic; thalamus near zero;
     # compact bone diamagnetic but kept modest (marrow fat raises it).
-    chi_ppm=_frozen({
-        "air": 9.4, "soft_tissue": 0.0, "skull": -1.5, "sinus_air": 9.4, "csf": 0.0,
-        "grey_matter": 0.02, "white_matter": -0.03,
-        "lateral_ventricle": 0.0, "thalamus": 0.01, "caudate": 0.06, "putamen": 0.05,
-        "globus_pallidus": 0.15,
-    }),
-    r2star_per_s=_frozen({
-        "air": 0.0, "soft_tissue": 30.0, "skull": 300.0, "sinus_air": 0.0, "csf": 2.0,
-        "grey_matter": 15.0, "white_matter": 20.0,
-        "lateral_ventricle": 2.0, "thalamus": 21.0, "caudate": 24.0, "putamen": 26.0,
-        "globus_pallidus": 38.0,
-    }),
+    chi_ppm=_frozen(
+        {
+            "air": 9.4,
+            "soft_tissue": 0.0,
+            "skull": -1.5,
+            "sinus_air": 9.4,
+            "csf": 0.0,
+            "grey_matter": 0.02,
+            "white_matter": -0.03,
+            "lateral_ventricle": 0.0,
+            "thalamus": 0.01,
+            "caudate": 0.06,
+            "putamen": 0.05,
+            "globus_pallidus": 0.15,
+        }
+    ),
+    r2star_per_s=_frozen(
+        {
+            "air": 0.0,
+            "soft_tissue": 30.0,
+            "skull": 300.0,
+            "sinus_air": 0.0,
+            "csf": 2.0,
+            "grey_matter": 15.0,
+            "white_matter": 20.0,
+            "lateral_ventricle": 2.0,
+            "thalamus": 21.0,
+            "caudate": 24.0,
+            "putamen": 26.0,
+            "globus_pallidus": 38.0,
+        }
+    ),
     # Gradient-echo proton-density-like contrast (short TE, small flip angle): CSF brightest,
     # grey above white matter, bone and air nearly silent.
-    m0=_frozen({
-        "air": 0.0, "soft_tissue": 0.6, "skull": 0.05, "sinus_air": 0.0, "csf": 1.0,
-        "grey_matter": 0.85, "white_matter": 0.7,
-        "lateral_ventricle": 1.0, "thalamus": 0.78, "caudate": 0.82, "putamen": 0.8,
-        "globus_pallidus": 0.72,
-    }),
+    m0=_frozen(
+        {
+            "air": 0.0,
+            "soft_tissue": 0.6,
+            "skull": 0.05,
+            "sinus_air": 0.0,
+            "csf": 1.0,
+            "grey_matter": 0.85,
+            "white_matter": 0.7,
+            "lateral_ventricle": 1.0,
+            "thalamus": 0.78,
+            "caudate": 0.82,
+            "putamen": 0.8,
+            "globus_pallidus": 0.72,
+        }
+    ),
 )
 
 
@@ -104,9 +134,7 @@ class HeadModel:
     @property
     def label_names(self) -> dict[int, str]:
         names = dict(CLASS_NAMES)
-        names.update(
-            {FIRST_STRUCTURE_LABEL + i: n for i, n in enumerate(self.structure_names)}
-        )
+        names.update({FIRST_STRUCTURE_LABEL + i: n for i, n in enumerate(self.structure_names)})
         return names
 
 
@@ -138,10 +166,13 @@ def load_head_model() -> HeadModel:
     below[(below == AIR) & outline[:, :, None]] = SOFT_TISSUE
     # The bottom slice is repeated below the grid when sampling: keep it plain soft tissue.
     classes[:, :, 0] = np.where(outline, SOFT_TISSUE, AIR)
-    sinus = sum(
-        ((c - c0) / r) ** 2 for c, c0, r in zip((x, y, z), SINUS_CENTRE_MM, SINUS_RADII_MM,
-                                                strict=True)
-    ) <= 1.0
+    sinus = (
+        sum(
+            ((c - c0) / r) ** 2
+            for c, c0, r in zip((x, y, z), SINUS_CENTRE_MM, SINUS_RADII_MM, strict=True)
+        )
+        <= 1.0
+    )
     classes[sinus & (distance_mm > SINUS_BRAIN_CLEARANCE_MM)] = SINUS
     in_brain = classes == CSF
     classes[in_brain & (gm + wm >= 0.5) & (gm >= wm)] = GREY_MATTER

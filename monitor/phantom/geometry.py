@@ -37,9 +37,10 @@ def grid_points_mm(
     """(3, x, y, z) world coordinates of voxel centres, shifted by a fraction of a voxel."""
     index = np.indices(tuple(shape), dtype=np.float32)
     index += np.asarray(subvoxel, dtype=np.float32)[:, None, None, None]
-    return np.einsum("ij,j...->i...", affine[:3, :3].astype(np.float32), index) + affine[
-        :3, 3
-    ].astype(np.float32)[:, None, None, None]
+    return (
+        np.einsum("ij,j...->i...", affine[:3, :3].astype(np.float32), index)
+        + affine[:3, 3].astype(np.float32)[:, None, None, None]
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,9 @@ def sample_on_grid(
     results = [np.zeros(tuple(grid_shape), dtype=np.float32) for _ in volumes]
     for shift in shifts:
         world = warp(grid_points_mm(grid_affine, grid_shape, shift))
-        index = np.einsum("ij,j...->i...", to_voxel[:3, :3], world) + to_voxel[:3, 3, None, None,
-                                                                             None]
+        index = (
+            np.einsum("ij,j...->i...", to_voxel[:3, :3], world) + to_voxel[:3, 3, None, None, None]
+        )
         for volume, result in zip(volumes, results, strict=True):
             result += ndimage.map_coordinates(volume, index, order=order, mode="nearest")
     return [r / len(shifts) for r in results]

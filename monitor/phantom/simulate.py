@@ -159,9 +159,7 @@ def _smooth_phase(shape: tuple[int, ...], amplitude: float, rng: np.random.Gener
 def _field_grid(config: PhantomConfig, affine: np.ndarray):
     """The slab grown by the field margin (to 5-smooth sizes) and where the slab sits in it."""
     margin = [int(np.ceil(config.field_margin_mm / v)) for v in config.voxel_mm]
-    shape = tuple(
-        next_smooth_size(n + 2 * m) for n, m in zip(config.shape, margin, strict=True)
-    )
+    shape = tuple(next_smooth_size(n + 2 * m) for n, m in zip(config.shape, margin, strict=True))
     field_affine = affine.copy()
     field_affine[:3, 3] = affine[:3, :3] @ (-np.asarray(margin, dtype=float)) + affine[:3, 3]
     inner = tuple(slice(m, m + n) for m, n in zip(margin, config.shape, strict=True))
@@ -180,8 +178,9 @@ def simulate_phantom(
     warp = (
         IDENTITY_WARP
         if config.warp_seed is None
-        else random_warp(np.random.default_rng(config.warp_seed), config.warp_strength_mm,
-                         config.centre_mm)
+        else random_warp(
+            np.random.default_rng(config.warp_seed), config.warp_strength_mm, config.centre_mm
+        )
     )
     supersample = tuple(max(1, round(v)) if config.supersample else 1 for v in voxel)
     field_shape, field_affine, inner = _field_grid(config, affine)
@@ -190,17 +189,33 @@ def simulate_phantom(
         kind: (value if kind in AIR_KINDS else 0.0) for kind, value in properties.chi_ppm.items()
     }
     chi_all, air = sample_on_grid(
-        [property_map(head, properties.chi_ppm, config.structure_chi_ppm),
-         property_map(head, air_only, {})],
-        head.affine, field_affine, field_shape, warp, order=1, supersample=supersample,
+        [
+            property_map(head, properties.chi_ppm, config.structure_chi_ppm),
+            property_map(head, air_only, {}),
+        ],
+        head.affine,
+        field_affine,
+        field_shape,
+        warp,
+        order=1,
+        supersample=supersample,
     )
     m0, r2star = sample_on_grid(
         [property_map(head, properties.m0, {}), property_map(head, properties.r2star_per_s, {})],
-        head.affine, affine, config.shape, warp, order=1, supersample=supersample,
+        head.affine,
+        affine,
+        config.shape,
+        warp,
+        order=1,
+        supersample=supersample,
     )
     labels, brain = sample_on_grid(
-        [label_map(head), head.brain_mask.astype(np.float32)], head.affine, affine,
-        config.shape, warp, order=0,
+        [label_map(head), head.brain_mask.astype(np.float32)],
+        head.affine,
+        affine,
+        config.shape,
+        warp,
+        order=0,
     )
     labels = labels.astype(np.int16)
     brain_mask = brain > 0.5

@@ -87,8 +87,12 @@ def estimate_total_field(
     else:
         unwrapped = _laplacian_echoes(phase_rad, mask, voxel)
     field_hz, reliability, intercept = _combine_echoes(
-        unwrapped, jnp.asarray(magnitude), jnp.asarray(te, jnp.float32), jnp.asarray(quality),
-        jnp.asarray(mask), with_intercept=with_intercept,
+        unwrapped,
+        jnp.asarray(magnitude),
+        jnp.asarray(te, jnp.float32),
+        jnp.asarray(quality),
+        jnp.asarray(mask),
+        with_intercept=with_intercept,
     )
     if method != "romeo":
         offset = jnp.angle(jnp.exp(1j * (phase_rad[..., 0] + intercept)))
@@ -147,8 +151,14 @@ def _template_quality(magnitude, phase_rad, te, mask) -> np.ndarray:
         later, scale = template, 1.0
     reference = float(np.percentile(np.asarray(template_magnitude)[mask], 90)) if mask.any() else 1
     return np.asarray(
-        edge_quality(jnp.asarray(template), jnp.asarray(template_magnitude), jnp.asarray(mask),
-                     jnp.asarray(later), scale, reference)
+        edge_quality(
+            jnp.asarray(template),
+            jnp.asarray(template_magnitude),
+            jnp.asarray(mask),
+            jnp.asarray(later),
+            scale,
+            reference,
+        )
     )
 
 
@@ -157,8 +167,12 @@ def _romeo_echoes(magnitude, phase_rad, te, mask, voxel_mm, quality):
     template, template_te, _ = _template(magnitude, phase_rad, te)
     template_unwrapped = romeo_unwrap(np.asarray(template), quality, mask)
     return _offset_and_temporal_unwrap(
-        jnp.asarray(template_unwrapped / template_te), jnp.asarray(magnitude),
-        jnp.asarray(phase_rad), jnp.asarray(mask), jnp.asarray(te, jnp.float32), voxel_mm,
+        jnp.asarray(template_unwrapped / template_te),
+        jnp.asarray(magnitude),
+        jnp.asarray(phase_rad),
+        jnp.asarray(mask),
+        jnp.asarray(te, jnp.float32),
+        voxel_mm,
     )
 
 
@@ -233,9 +247,7 @@ def _smooth_phase(phase_rad, weight, voxel_mm) -> jnp.ndarray:
     coarse = blocks(signal, (2, 2, 2)).sum(axis=(1, 3, 5))
     coarse_voxel = tuple(2.0 * v for v in voxel_mm)
     padded = fourier.padded_shape(coarse.shape, coarse_voxel, margin_mm=OFFSET_SMOOTHING_MM)
-    kernel = fourier.half_spectrum(
-        fourier.smv_kernel(padded, coarse_voxel, OFFSET_SMOOTHING_MM)
-    )
+    kernel = fourier.half_spectrum(fourier.smv_kernel(padded, coarse_voxel, OFFSET_SMOOTHING_MM))
     smoothed = (
         fourier.crop(fourier.convolve_half(fourier.pad(part, padded), kernel), coarse.shape)
         for part in (coarse.real, coarse.imag)
@@ -263,7 +275,8 @@ def _weighted_fit(unwrapped, magnitude, te, with_intercept: bool):
         p_mean = (weight * unwrapped).sum(axis=-1, keepdims=True) / total[..., None]
         centred_t = t - t_mean
         slope = (weight * centred_t * (unwrapped - p_mean)).sum(axis=-1) / (
-            weight * centred_t**2).sum(axis=-1)
+            weight * centred_t**2
+        ).sum(axis=-1)
         intercept = p_mean[..., 0] - slope * t_mean[..., 0]
     else:
         slope = (weight * t * unwrapped).sum(axis=-1) / (weight * t**2).sum(axis=-1)

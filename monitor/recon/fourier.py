@@ -82,8 +82,11 @@ def dipole_kernel(
     Using the true direction (not the voxel z axis) is what makes oblique slabs correct.
     The k = 0 term is set to 0: the mean field is unobservable and removed by referencing.
     """
-    key = (tuple(int(s) for s in shape), tuple(float(v) for v in voxel_mm),
-           tuple(round(float(c), 9) for c in b0_dir))
+    key = (
+        tuple(int(s) for s in shape),
+        tuple(float(v) for v in voxel_mm),
+        tuple(round(float(c), 9) for c in b0_dir),
+    )
     return jnp.asarray(_dipole_kernel_np(*key))
 
 

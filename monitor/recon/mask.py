@@ -144,4 +144,3 @@ def _ball(radius_mm: float, voxel_mm: tuple[float, float, float]) -> np.ndarray:
 def _block_any(mask: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
     """Coarse grid whose cell is set if any voxel of its block is (a dilation never loses)."""
     return blocks(mask, stride).any(axis=(1, 3, 5))
-

@@ -99,7 +99,11 @@ def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisit
     qc["local_field_mask_volume_ml"] = mask_volume_ml(background.mask, voxel)
     with timer("inversion"):
         chi_ppm = invert(
-            background.local_field_ppm, background.mask, voxel, b0_dir, settings,
+            background.local_field_ppm,
+            background.mask,
+            voxel,
+            b0_dir,
+            settings,
             magnitude=np.sqrt(np.sum(np.square(magnitude), axis=-1)),
         )
     with timer("reference"):

@@ -38,9 +38,7 @@ def doubled(coarse: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
     """`coarse` upsampled by two along each of its axes, cropped to `shape`."""
     fine = jnp.asarray(coarse)
     for axis in range(fine.ndim):
-        previous = jnp.concatenate(
-            [_take(fine, axis, 0, 1), _take(fine, axis, 0, -1)], axis=axis
-        )
+        previous = jnp.concatenate([_take(fine, axis, 0, 1), _take(fine, axis, 0, -1)], axis=axis)
         following = jnp.concatenate(
             [_take(fine, axis, 1, None), _take(fine, axis, -1, None)], axis=axis
         )

@@ -154,8 +154,7 @@ def _sweep_leading(
         seen = seen | reach
         return (value, seen, passable_here), (value, seen)
 
-    start = (jnp.zeros_like(unwrapped[0]), jnp.zeros_like(visited[0]),
-             jnp.zeros_like(passable[0]))
+    start = (jnp.zeros_like(unwrapped[0]), jnp.zeros_like(visited[0]), jnp.zeros_like(passable[0]))
     _, (unwrapped, visited) = jax.lax.scan(
         step, start, (unwrapped, visited, phase, incoming), reverse=reverse
     )
@@ -229,9 +228,7 @@ def quality_levels(quality: np.ndarray) -> np.ndarray:
     return np.append(thresholds, -1.0).astype(np.float32)
 
 
-def romeo_unwrap(
-    phase_rad: np.ndarray, quality: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
+def romeo_unwrap(phase_rad: np.ndarray, quality: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Quality-guided unwrapping of one 3-D phase volume inside `mask`; outside stays wrapped.
 
     Every 6-connected component of the mask is seeded at its best voxel, so islands are
@@ -258,8 +255,13 @@ def romeo_unwrap(
         best = np.unravel_index(np.argmax(np.where(inside, score[box], -np.inf)), inside.shape)
         seeds[tuple(s.start + i for s, i in zip(box, best, strict=True))] = True
     unwrapped = np.asarray(
-        _grow(jnp.asarray(result), jnp.asarray(quality), jnp.asarray(mask),
-              jnp.asarray(seeds), jnp.asarray(quality_levels(quality)))
+        _grow(
+            jnp.asarray(result),
+            jnp.asarray(quality),
+            jnp.asarray(mask),
+            jnp.asarray(seeds),
+            jnp.asarray(quality_levels(quality)),
+        )
     )
     shifts = np.zeros(n_components + 1)
     for label, box in enumerate(boxes, start=1):

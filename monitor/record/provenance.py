@@ -47,8 +47,9 @@ class Provenance:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in data.items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
+        }
 
     def lines(self) -> list[str]:
         """One phrase per item, for reports (SR algorithm parameters, FHIR notes)."""

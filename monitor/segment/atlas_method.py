@@ -115,7 +115,9 @@ def _template_volumes_ml(voxel_mm: float, threshold: float) -> dict[str, float]:
     """Volume of each structure's atlas label (our labelling rule) in template space."""
     template = registration_template(voxel_mm)
     labels = max_probability_labels(
-        template.probabilities, tuple(LABEL_IDS.values()), threshold,
+        template.probabilities,
+        tuple(LABEL_IDS.values()),
+        threshold,
         np.ones(template.probabilities.shape[1:], dtype=bool),
     )
     voxel_ml = abs(float(np.linalg.det(template.affine_ras[:3, :3]))) / 1000.0
@@ -172,15 +174,17 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
             refined_on = "t1" if qc["registration_path"] == "t1" else "magnitude"
 
     box = support_box_on_grid(
-        template.probabilities, template.affine_ras, affine, affine_ras, inside.shape,
+        template.probabilities,
+        template.affine_ras,
+        affine,
+        affine_ras,
+        inside.shape,
         LABEL_BOX_MARGIN_MM,
     )
     box_affine = affine_ras.copy()
     box_affine[:3, 3] = affine_ras[:3, :3] @ [s.start for s in box] + affine_ras[:3, 3]
     labels = np.zeros(inside.shape, dtype=np.int16)
-    border_chi = (
-        chi_ppm[box] if chi_ppm is not None and settings.border_refinement_mm > 0 else None
-    )
+    border_chi = chi_ppm[box] if chi_ppm is not None and settings.border_refinement_mm > 0 else None
     half_prior = HALF_PRIOR_ON_CHI if refined_on == "chi" else ()
     labels[box], qc["refinement_change"], qc["outside_prior_voxels"] = _labels(
         template, affine, transform, box_affine, inside[box], settings, border_chi, half_prior
@@ -193,19 +197,25 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     brain_dice = _dice(warped_brain, brain)
     scales = affine_scales(affine)
     failures = registration_failures(
-        nmi, settings.min_similarity_nmi, brain_dice, settings.min_brain_overlap_dice,
-        scales, settings.max_scale_deviation,
+        nmi,
+        settings.min_similarity_nmi,
+        brain_dice,
+        settings.min_brain_overlap_dice,
+        scales,
+        settings.max_scale_deviation,
     )
     determinant = abs(float(np.linalg.det(np.array(affine.GetMatrix()).reshape(3, 3))))
     template_ml = _template_volumes_ml(grid_mm, settings.probability_threshold)
-    qc.update({
-        "similarity_nmi": nmi,
-        "brain_overlap_dice": brain_dice,
-        "affine_scales": scales,
-        "coverage_fraction": coverage,
-        "refined_on": refined_on,
-        "head_volume_factor": 1.0 / determinant,
-    })
+    qc.update(
+        {
+            "similarity_nmi": nmi,
+            "brain_overlap_dice": brain_dice,
+            "affine_scales": scales,
+            "coverage_fraction": coverage,
+            "refined_on": refined_on,
+            "head_volume_factor": 1.0 / determinant,
+        }
+    )
     return AtlasResult(
         labels=labels,
         qc=qc,
@@ -250,16 +260,26 @@ def _labels(  # noqa: PLR0913 - both transforms and the grid they are applied on
     voxel_mm = tuple(float(v) for v in np.linalg.norm(affine_ras[:3, :3], axis=0))
     if border_chi is not None:
         refined = refine_borders(
-            refined, refined_probabilities, ids, border_chi, inside, voxel_mm,
-            settings.border_refinement_mm, settings.prior_support_probability,
+            refined,
+            refined_probabilities,
+            ids,
+            border_chi,
+            inside,
+            voxel_mm,
+            settings.border_refinement_mm,
+            settings.prior_support_probability,
         )
     if prior is transform and border_chi is None:
         zero_change = dict.fromkeys(LABEL_NAMES.values(), 0.0)
         return refined, zero_change, dict.fromkeys(LABEL_NAMES.values(), 0)
     prior_labels = max_probability_labels(prior_probabilities, ids, threshold, inside)
     clamped, removed = clamp_to_support(
-        refined, prior_probabilities, ids, settings.prior_support_probability,
-        settings.refinement_reach_mm, voxel_mm,
+        refined,
+        prior_probabilities,
+        ids,
+        settings.prior_support_probability,
+        settings.refinement_reach_mm,
+        voxel_mm,
     )
     change = refinement_change(prior_labels, clamped, LABEL_NAMES)
     return clamped, change, {LABEL_NAMES[label]: n for label, n in removed.items()}

@@ -47,7 +47,9 @@ def _metric(fixed_mask: sitk.Image) -> sitk.ImageRegistrationMethod:
 
 
 def _candidate(
-    centre: tuple[float, ...], offset: np.ndarray, angles: tuple[float, float, float],
+    centre: tuple[float, ...],
+    offset: np.ndarray,
+    angles: tuple[float, float, float],
     scale: float,
 ) -> sitk.Similarity3DTransform:
     transform = sitk.Similarity3DTransform()
@@ -92,7 +94,9 @@ def search_start(
     for _, candidate in scored[: grid.keep]:
         refine = _metric(coarse_mask)
         refine.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=2.0, minStep=1e-3, numberOfIterations=grid.iterations,
+            learningRate=2.0,
+            minStep=1e-3,
+            numberOfIterations=grid.iterations,
             relaxationFactor=0.5,
         )
         refine.SetOptimizerScalesFromPhysicalShift()

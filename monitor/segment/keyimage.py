@@ -83,8 +83,7 @@ def _mark_edges(ax: plt.Axes, affine_ras: np.ndarray, plane: int) -> None:
 def _legend_handles(labels: np.ndarray, colours: np.ndarray) -> list[Patch]:
     present = sorted(int(label) for label in np.unique(labels) if label in LABEL_NAMES)
     return [
-        Patch(color=colours[label], label=LABEL_NAMES[label].replace("_", " "))
-        for label in present
+        Patch(color=colours[label], label=LABEL_NAMES[label].replace("_", " ")) for label in present
     ]
 
 

@@ -80,11 +80,18 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
             labels = labels_on_grid(external_labels, affine_ras, shape)
         else:
             atlas = atlas_labels(
-                magnitude_3d, affine_ras, mask.astype(bool), settings, chi_ppm,
+                magnitude_3d,
+                affine_ras,
+                mask.astype(bool),
+                settings,
+                chi_ppm,
                 None if t1 is None else as_t1_image(t1),
             )
             labels, qc, failures, expected_ml = (
-                atlas.labels, atlas.qc, atlas.failures, atlas.expected_ml
+                atlas.labels,
+                atlas.qc,
+                atlas.failures,
+                atlas.expected_ml,
             )
             head_volume_factor = atlas.head_volume_factor
             _add(withheld, atlas.withheld)
@@ -93,9 +100,10 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         _add(withheld, volume_problems(volumes, settings.volume_ranges_ml, head_volume_factor))
         if expected_ml:
             reported = {name: expected_ml[name] for name in REPORTED_NAMES}
-            _add(withheld, expected_volume_problems(
-                volumes, reported, settings.expected_volume_ratio
-            ))
+            _add(
+                withheld,
+                expected_volume_problems(volumes, reported, settings.expected_volume_ratio),
+            )
         _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio, withheld))
         qc["volumes_ml"] = volumes
         qc["seconds"] = time.perf_counter() - start

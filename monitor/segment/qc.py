@@ -67,7 +67,8 @@ def volume_problems(
             if not low <= normalised <= high:
                 at_template = (
                     f" ({normalised:.2f} ml at template head size)"
-                    if head_volume_factor != 1.0 else ""
+                    if head_volume_factor != 1.0
+                    else ""
                 )
                 failures[name] = (
                     f"volume {volume:.2f} ml{at_template} outside plausible {low}-{high} ml"

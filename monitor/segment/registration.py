@@ -115,8 +115,10 @@ def region_of_interest(fixed: sitk.Image, region_mask: sitk.Image) -> tuple[sitk
     box.Execute(region_mask)
     start, size = np.split(np.array(box.GetBoundingBox(1)), 2)
     index, extent = [int(s) for s in start], [int(s) for s in size]
-    return (sitk.RegionOfInterest(fixed, extent, index),
-            sitk.RegionOfInterest(region_mask, extent, index))
+    return (
+        sitk.RegionOfInterest(fixed, extent, index),
+        sitk.RegionOfInterest(region_mask, extent, index),
+    )
 
 
 def refine_bspline(

@@ -83,8 +83,15 @@ def _panel(
     measured = [p for p in points if p.value_ppb is not None]
     axes.set_title(name.replace("_", " "))
     if not measured:  # withheld at every visit: say so instead of drawing empty axes
-        axes.text(0.5, 0.5, "no value\n(withheld by segmentation QC)", ha="center",
-                  va="center", transform=axes.transAxes, color="0.35")
+        axes.text(
+            0.5,
+            0.5,
+            "no value\n(withheld by segmentation QC)",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+            color="0.35",
+        )
         axes.set_xticks([])
         axes.set_yticks([])
         return
@@ -115,8 +122,16 @@ def _panel(
         )
     changed = np.array([p.reliable_change for p in measured], dtype=bool)
     if changed.any():
-        axes.scatter(xs[changed], ys[changed], s=160, facecolors="none", edgecolors="tab:red",
-                     linewidths=1.5, zorder=4, label="reliable change")
+        axes.scatter(
+            xs[changed],
+            ys[changed],
+            s=160,
+            facecolors="none",
+            edgecolors="tab:red",
+            linewidths=1.5,
+            zorder=4,
+            label="reliable change",
+        )
     axes.set_xlabel("age (years)" if by_age else "year")
     axes.set_ylabel("susceptibility (ppb)")
     axes.grid(alpha=0.3)

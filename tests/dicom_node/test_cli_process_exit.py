@@ -110,8 +110,9 @@ def test_a_missing_path_is_refused_without_creating_a_history(tmp_path: Path) ->
 def _study_config(tmp_path: Path) -> Path:
     """`small_study`'s own label numbers; volumes from 0.1 ml (its nuclei are small)."""
     labels = ", ".join(f"{name} = {values}" for name, values in LABEL_VALUES.items())
-    ranges = ", ".join(f"{name} = [0.1, 100.0]" for name in ("thalamus", "caudate", "putamen",
-                                                               "globus_pallidus"))
+    ranges = ", ".join(
+        f"{name} = [0.1, 100.0]" for name in ("thalamus", "caudate", "putamen", "globus_pallidus")
+    )
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(
         f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[recon]\ntv_iterations = 5\n'

@@ -68,8 +68,7 @@ def test_tracking_sees_the_simulated_direction(demo):
     assert patient["structures"]["globus_pallidus"]["change_ppb"] > 0
     assert patient["structures"]["thalamus"]["reliable_change"] is True
     assert not any(
-        control["structures"][name]["reliable_change"]
-        for name in ("thalamus", "globus_pallidus")
+        control["structures"][name]["reliable_change"] for name in ("thalamus", "globus_pallidus")
     )
 
 

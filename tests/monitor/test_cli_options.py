@@ -34,12 +34,42 @@ def _recon_params(args: list[str]) -> dict:
 
 def test_recon_takes_echo_files_listed_after_one_flag():
     listed = _recon_params(
-        ["--mag", "m1.nii", "m2.nii", "m3.nii", "--phase", "p1.nii", "p2.nii", "p3.nii",
-         "--out", "o", "--te-ms", "4", "8", "12"]
+        [
+            "--mag",
+            "m1.nii",
+            "m2.nii",
+            "m3.nii",
+            "--phase",
+            "p1.nii",
+            "p2.nii",
+            "p3.nii",
+            "--out",
+            "o",
+            "--te-ms",
+            "4",
+            "8",
+            "12",
+        ]
     )
     repeated = _recon_params(
-        ["--out", "o", "--phase", "p1.nii", "--mag", "m1.nii", "--phase", "p2.nii", "--mag",
-         "m2.nii", "--mag", "m3.nii", "--phase", "p3.nii", "--te-ms", "4,8,12"]
+        [
+            "--out",
+            "o",
+            "--phase",
+            "p1.nii",
+            "--mag",
+            "m1.nii",
+            "--phase",
+            "p2.nii",
+            "--mag",
+            "m2.nii",
+            "--mag",
+            "m3.nii",
+            "--phase",
+            "p3.nii",
+            "--te-ms",
+            "4,8,12",
+        ]
     )
     assert listed["mag"] == repeated["mag"] == [Path(f"m{k}.nii") for k in (1, 2, 3)]
     assert listed["phase"] == repeated["phase"] == [Path(f"p{k}.nii") for k in (1, 2, 3)]

@@ -338,8 +338,16 @@ def test_recon_after_warmup_compiles_nothing_in_a_new_folder(tmp_path, phantom):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     executable = str(Path(sys.executable).with_name("qsm-monitor"))
     acq = phantom.acquisition
-    warm = [executable, "warmup", "--shape", *map(str, acq.shape), "--echoes", str(acq.n_echoes),
-            "--voxel-mm", *map(str, acq.voxel_mm)]
+    warm = [
+        executable,
+        "warmup",
+        "--shape",
+        *map(str, acq.shape),
+        "--echoes",
+        str(acq.n_echoes),
+        "--voxel-mm",
+        *map(str, acq.voxel_mm),
+    ]
     for folder in ("first", "second"):
         (tmp_path / folder).mkdir()
     done = subprocess.run(warm, cwd=tmp_path / "first", env=env, capture_output=True, text=True)
@@ -347,8 +355,13 @@ def test_recon_after_warmup_compiles_nothing_in_a_new_folder(tmp_path, phantom):
     cache = tmp_path / "xdg" / "qsm-monitor" / "jax"
     warmed = _cache_entries(cache)
     assert warmed
-    done = subprocess.run([executable, *_args(magnitudes, phases, tmp_path / "out")],
-                          cwd=tmp_path / "second", env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [executable, *_args(magnitudes, phases, tmp_path / "out")],
+        cwd=tmp_path / "second",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert _cache_entries(cache) - warmed == set()
     assert not (tmp_path / "second" / "qsm-monitor-data").exists()

@@ -87,8 +87,8 @@ def test_csf_reference_uses_the_ventricles():
     assert m.per_side["putamen_left"].mean_ppb == pytest.approx(90.0)
     # Against the whole brain as well: the brain's mean on the CSF scale, subtracted.
     brain_mean_ppb = (
-        BACKGROUND_PPM + ((0.10 - BACKGROUND_PPM) + (0.01 - BACKGROUND_PPM)) * BLOCK_VOXELS
-        / np.prod(SHAPE)
+        BACKGROUND_PPM
+        + ((0.10 - BACKGROUND_PPM) + (0.01 - BACKGROUND_PPM)) * BLOCK_VOXELS / np.prod(SHAPE)
     ) * 1000 - 10.0
     assert m.whole_brain_mean_ppb == pytest.approx(brain_mean_ppb)
     assert m.per_side["putamen_left"].mean_ppb - m.whole_brain_mean_ppb == pytest.approx(
@@ -129,7 +129,12 @@ def test_report_block_shape_and_values():
     m = measure_structures(chi, labels, LABEL_NAMES, mask, VOXEL, "whole_brain")
     block = report_block(m)
     assert set(block) == {
-        "thalamus", "caudate", "putamen", "globus_pallidus", "reference", "whole_brain_mean_ppb"
+        "thalamus",
+        "caudate",
+        "putamen",
+        "globus_pallidus",
+        "reference",
+        "whole_brain_mean_ppb",
     }
     assert block["reference"] == "whole_brain"
     assert block["whole_brain_mean_ppb"] == pytest.approx(0.0, abs=1e-9)

@@ -33,7 +33,6 @@ OTHER_NODE = "qsm_other_node"
 """Custom resource only the second node has."""
 
 
-
 @dataclass
 class RayCluster:
     address: str

@@ -35,9 +35,7 @@ class Phantom:
 
 
 def _ellipsoid(centre_mm, semi_axes_mm) -> np.ndarray:
-    axes = [
-        (np.arange(n) - (n - 1) / 2) * v for n, v in zip(SHAPE, VOXEL_MM, strict=True)
-    ]
+    axes = [(np.arange(n) - (n - 1) / 2) * v for n, v in zip(SHAPE, VOXEL_MM, strict=True)]
     x, y, z = np.meshgrid(*axes, indexing="ij")
     return (
         ((x - centre_mm[0]) / semi_axes_mm[0]) ** 2

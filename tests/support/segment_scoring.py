@@ -44,8 +44,7 @@ def score(
     true = measure_structures(head.chi_ppm, head.labels, LABEL_NAMES, *args).per_side
     dice = dice_per_structure(result.labels, head.labels)
     reported = {
-        name: result.reportable and name in result.label_names.values()
-        for name in REPORTED_NAMES
+        name: result.reportable and name in result.label_names.values() for name in REPORTED_NAMES
     }
     return SubjectScore(
         seed=head.seed,

@@ -54,11 +54,18 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
     sent with the study."""
     identity = PatientIdentity(patient_id=f"VARIED-{head.seed:04d}")
     dicom = root / "dicom"
-    write_acquisition_series(gre_acquisition(head), dicom, "siemens", identity,
-                             first_series_number=10)
+    write_acquisition_series(
+        gre_acquisition(head), dicom, "siemens", identity, first_series_number=10
+    )
     if head.t1 is not None:
-        write_single_echo_series(head.t1, head.t1_affine_ras, dicom, identity, series_number=5,
-                                 description="t1_mprage_sag")
+        write_single_echo_series(
+            head.t1,
+            head.t1_affine_ras,
+            dicom,
+            identity,
+            series_number=5,
+            description="t1_mprage_sag",
+        )
     settings = load_settings(None, storage={"data_dir": root / "data"})
     (record,) = process_paths([dicom], settings)
     if record["error"] is not None:
@@ -66,19 +73,23 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
     truth = _true_label_stats(head, head.true_chi_ppm, head.brain_mask)
     sides = {
         name: ((record["structures"].get(name.rsplit("_", 1)[0]) or {}).get("sides") or {}).get(
-            name.rsplit("_", 1)[1]) or {}
+            name.rsplit("_", 1)[1]
+        )
+        or {}
         for name in REPORTED_NAMES
     }
     segmentation = record["qc"]["segmentation"]
     return EndToEnd(
         seed=head.seed,
         registration_path=str(segmentation.get("registration_path", "")),
-        measured_ppb=np.array([sides[n].get("mean_ppb", np.nan) for n in REPORTED_NAMES],
-                              dtype=float),
+        measured_ppb=np.array(
+            [sides[n].get("mean_ppb", np.nan) for n in REPORTED_NAMES], dtype=float
+        ),
         true_ppb=np.array([truth[n].mean_ppb for n in REPORTED_NAMES]),
         segmentation_reason=str(segmentation.get("reason", "")),
-        measured_ml=np.array([sides[n].get("volume_ml", np.nan) for n in REPORTED_NAMES],
-                             dtype=float),
+        measured_ml=np.array(
+            [sides[n].get("volume_ml", np.nan) for n in REPORTED_NAMES], dtype=float
+        ),
         true_ml=np.array([truth[n].volume_ml for n in REPORTED_NAMES]),
     )
 
@@ -100,7 +111,12 @@ def _true_label_stats(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) 
     the head's true labels, measured as the product measures its own labels."""
     voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
     return measure_structures(
-        chi_ppm, head.labels, LABEL_NAMES, brain, voxel_mm, "whole_brain",
+        chi_ppm,
+        head.labels,
+        LABEL_NAMES,
+        brain,
+        voxel_mm,
+        "whole_brain",
         load_settings(None).segmentation.roi_erode_voxels,
     ).per_side
 

@@ -62,26 +62,62 @@ TEMPLATE_CENTRE_MM = np.array([0.0, -18.0, 10.0])
 """Template point the slab is centred on before its random shift (the deep grey matter)."""
 
 CHI_PPM = {
-    "air": 0.0, "soft_tissue": 0.0, "skull": 0.0, "sinus_air": 0.0, "csf": 0.0,
-    "grey_matter": 0.02, "white_matter": -0.03, "lateral_ventricle": 0.0,
-    "thalamus": 0.01, "caudate": 0.06, "putamen": 0.05, "globus_pallidus": 0.15,
+    "air": 0.0,
+    "soft_tissue": 0.0,
+    "skull": 0.0,
+    "sinus_air": 0.0,
+    "csf": 0.0,
+    "grey_matter": 0.02,
+    "white_matter": -0.03,
+    "lateral_ventricle": 0.0,
+    "thalamus": 0.01,
+    "caudate": 0.06,
+    "putamen": 0.05,
+    "globus_pallidus": 0.15,
 }
 """Mean susceptibility (ppm); each subject varies every structure and side around these."""
 CHI_SPREAD_PPM = {"thalamus": 0.01, "caudate": 0.015, "putamen": 0.02, "globus_pallidus": 0.04}
 GRE_M0 = {
-    "air": 0.0, "soft_tissue": 0.6, "skull": 0.05, "sinus_air": 0.0, "csf": 1.0,
-    "grey_matter": 0.85, "white_matter": 0.7, "lateral_ventricle": 1.0,
-    "thalamus": 0.78, "caudate": 0.82, "putamen": 0.8, "globus_pallidus": 0.72,
+    "air": 0.0,
+    "soft_tissue": 0.6,
+    "skull": 0.05,
+    "sinus_air": 0.0,
+    "csf": 1.0,
+    "grey_matter": 0.85,
+    "white_matter": 0.7,
+    "lateral_ventricle": 1.0,
+    "thalamus": 0.78,
+    "caudate": 0.82,
+    "putamen": 0.8,
+    "globus_pallidus": 0.72,
 }
 GRE_R2STAR = {
-    "air": 0.0, "soft_tissue": 30.0, "skull": 300.0, "sinus_air": 0.0, "csf": 2.0,
-    "grey_matter": 15.0, "white_matter": 20.0, "lateral_ventricle": 2.0,
-    "thalamus": 21.0, "caudate": 24.0, "putamen": 26.0, "globus_pallidus": 38.0,
+    "air": 0.0,
+    "soft_tissue": 30.0,
+    "skull": 300.0,
+    "sinus_air": 0.0,
+    "csf": 2.0,
+    "grey_matter": 15.0,
+    "white_matter": 20.0,
+    "lateral_ventricle": 2.0,
+    "thalamus": 21.0,
+    "caudate": 24.0,
+    "putamen": 26.0,
+    "globus_pallidus": 38.0,
 }
 T1_CONTRAST = {
-    "air": 0.0, "soft_tissue": 0.75, "skull": 0.08, "sinus_air": 0.0, "csf": 0.15,
-    "grey_matter": 0.55, "white_matter": 0.9, "lateral_ventricle": 0.15,
-    "thalamus": 0.72, "caudate": 0.6, "putamen": 0.66, "globus_pallidus": 0.8,
+    "air": 0.0,
+    "soft_tissue": 0.75,
+    "skull": 0.08,
+    "sinus_air": 0.0,
+    "csf": 0.15,
+    "grey_matter": 0.55,
+    "white_matter": 0.9,
+    "lateral_ventricle": 0.15,
+    "thalamus": 0.72,
+    "caudate": 0.6,
+    "putamen": 0.66,
+    "globus_pallidus": 0.8,
 }
 """MPRAGE-like tissue-class intensities: white > deep grey > cortex > CSF, bright scalp fat."""
 
@@ -168,8 +204,10 @@ class _Atrophy:
         index = fields.to_box @ np.vstack([points_mm, np.ones(points_mm.shape[1])])
         moved = points_mm.copy()
         for axis in range(3):
-            for field, amount in ((fields.ventricle, self.ventricle_mm),
-                                  (fields.thalamus, -self.thalamus_mm)):
+            for field, amount in (
+                (fields.ventricle, self.ventricle_mm),
+                (fields.thalamus, -self.thalamus_mm),
+            ):
                 moved[axis] += amount * ndimage.map_coordinates(
                     field[axis], index[:3], order=1, mode="constant", cval=0.0
                 )
@@ -190,9 +228,7 @@ def _inward_field(mask: np.ndarray, sigma_mm: float, voxel_mm: np.ndarray) -> np
     backward map) makes the structure grow; against it, shrink."""
     smooth = ndimage.gaussian_filter(mask.astype(np.float32), sigma_mm / voxel_mm)
     gradient = np.stack(np.gradient(smooth, *voxel_mm))
-    return (gradient / max(float(np.linalg.norm(gradient, axis=0).max()), 1e-9)).astype(
-        np.float32
-    )
+    return (gradient / max(float(np.linalg.norm(gradient, axis=0).max()), 1e-9)).astype(np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -210,8 +246,9 @@ def _truth_template() -> tuple[np.ndarray, HeadModel]:
 def _atrophy_fields() -> _Fields:
     labels, head = _truth_template()
     voxel_mm = np.linalg.norm(head.affine[:3, :3], axis=0)
-    ventricles = np.isin(labels, [LABEL_IDS["lateral_ventricle_left"],
-                                  LABEL_IDS["lateral_ventricle_right"]])
+    ventricles = np.isin(
+        labels, [LABEL_IDS["lateral_ventricle_left"], LABEL_IDS["lateral_ventricle_right"]]
+    )
     thalami = np.isin(labels, [LABEL_IDS["thalamus_left"], LABEL_IDS["thalamus_right"]])
     box_affine = head.affine.copy()
     start = np.array([s.start for s in head.structure_box], dtype=float)
@@ -335,8 +372,12 @@ def _t1(warp: _HeadWarp, pose: Pose, rng: np.random.Generator) -> tuple[np.ndarr
     affine = oblique_affine(T1_SHAPE, T1_VOXEL_MM, rng.uniform(-5, 5, 3), centre)
     _, head = _truth_template()
     (t1,) = sample_on_grid(
-        [_property(_jittered(T1_CONTRAST, rng, 0.05), {})], head.affine, affine, T1_SHAPE,
-        warp, order=1,
+        [_property(_jittered(T1_CONTRAST, rng, 0.05), {})],
+        head.affine,
+        affine,
+        T1_SHAPE,
+        warp,
+        order=1,
     )
     t1 = _rician(t1 * _bias(T1_SHAPE, rng, 0.3), 0.02, rng)
     return t1, affine
@@ -365,17 +406,26 @@ def simulate_head(
     mapped = _Mapped(warp(grid_points_mm(affine, shape)))
     chi, m0, r2star = sample_on_grid(
         [_property(CHI_PPM, chi_values), _property(gre_values, {}), _property(GRE_R2STAR, {})],
-        head.affine, affine, shape, mapped, order=1,
+        head.affine,
+        affine,
+        shape,
+        mapped,
+        order=1,
     )
     labels, brain = sample_on_grid(
-        [_truth_label_volume(), head.brain_mask.astype(np.float32)], head.affine, affine,
-        shape, mapped, order=0,
+        [_truth_label_volume(), head.brain_mask.astype(np.float32)],
+        head.affine,
+        affine,
+        shape,
+        mapped,
+        order=0,
     )
     mask = brain > 0.5
     te_s = visit.uniform(0.004, 0.008)
     proton_density = m0 * _bias(shape, visit, 0.4)
-    magnitude = _rician(proton_density * np.exp(-r2star * te_s), 1.0 / visit.uniform(25.0, 50.0),
-                        visit)
+    magnitude = _rician(
+        proton_density * np.exp(-r2star * te_s), 1.0 / visit.uniform(25.0, 50.0), visit
+    )
     measured = _measured_chi(chi, mask, visit)
 
     t1 = t1_affine = None
@@ -384,11 +434,21 @@ def simulate_head(
         t1, t1_affine = _t1(_HeadWarp(t1_pose, smooth, atrophy), t1_pose, visit)
     growth, thalamus = _atrophy_effect(atrophy)
     return VariedHead(
-        seed=seed, rescan=rescan, magnitude=magnitude, chi_ppm=measured, brain_mask=mask,
-        affine_ras=affine, labels=labels.astype(np.int16), true_chi_ppm=chi.astype(np.float32),
+        seed=seed,
+        rescan=rescan,
+        magnitude=magnitude,
+        chi_ppm=measured,
+        brain_mask=mask,
+        affine_ras=affine,
+        labels=labels.astype(np.int16),
+        true_chi_ppm=chi.astype(np.float32),
         proton_density=proton_density.astype(np.float32),
-        r2star_per_s=r2star.astype(np.float32), t1=t1, t1_affine_ras=t1_affine,
-        pose=pose, ventricle_growth=growth, thalamus_change=thalamus,
+        r2star_per_s=r2star.astype(np.float32),
+        t1=t1,
+        t1_affine_ras=t1_affine,
+        pose=pose,
+        ventricle_growth=growth,
+        thalamus_change=thalamus,
     )
 
 
@@ -410,9 +470,11 @@ def _atrophy_effect(atrophy: _Atrophy) -> tuple[float, float]:
     world = box_affine[:3, :3] @ points + box_affine[:3, 3:4]
     index = _atrophy_fields().to_box @ np.vstack([atrophy(world), np.ones(world.shape[1])])
     moved = ndimage.map_coordinates(labels, index[:3], order=0, mode="constant")
+
     def ratio(names: tuple[str, str]) -> float:
         ids = [LABEL_IDS[n] for n in names]
         return float(np.isin(moved, ids).sum() / np.isin(labels, ids).sum())
+
     return (
         ratio(("lateral_ventricle_left", "lateral_ventricle_right")),
         ratio(("thalamus_left", "thalamus_right")),
@@ -422,5 +484,6 @@ def _atrophy_effect(atrophy: _Atrophy) -> tuple[float, float]:
 def truth_volumes_ml(head: VariedHead) -> dict[str, float]:
     """True volume per structure on the acquisition grid (ml)."""
     voxel_ml = abs(float(np.linalg.det(head.affine_ras[:3, :3]))) / 1000.0
-    return {name: float((head.labels == label).sum()) * voxel_ml
-            for name, label in LABEL_IDS.items()}
+    return {
+        name: float((head.labels == label).sum()) * voxel_ml for name, label in LABEL_IDS.items()
+    }

@@ -117,10 +117,14 @@ def test_sc_and_pdf_objects_pass_dciodvfy_and_keep_the_pdf(
     assert pixels.shape[0] > pixels.shape[1] > 1000  # A4 portrait at 130 dpi
     assert pixels.std() > 20  # not blank
     sources = read_sources(study.reference_paths)
-    sc = save(build_key_image(record, sources, png, "report_page", settings=Settings()),
-              tmp_path / "sc.dcm")
-    document = save(build_report_pdf(record, sources, pdf.read_bytes(), settings=Settings()),
-                    tmp_path / "pdf.dcm")
+    sc = save(
+        build_key_image(record, sources, png, "report_page", settings=Settings()),
+        tmp_path / "sc.dcm",
+    )
+    document = save(
+        build_report_pdf(record, sources, pdf.read_bytes(), settings=Settings()),
+        tmp_path / "pdf.dcm",
+    )
     assert validator_errors(sc) == []
     assert validator_errors(document) == []
     stored = dcmread(document)
@@ -130,7 +134,8 @@ def test_sc_and_pdf_objects_pass_dciodvfy_and_keep_the_pdf(
     assert stored.BurnedInAnnotation == "YES"
     assert stored.SeriesNumber != dcmread(sc).SeriesNumber
     extracted = tmp_path / "back.pdf"
-    run = subprocess.run([DCM2PDF, str(document), str(extracted)], capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [DCM2PDF, str(document), str(extracted)], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr
     assert extracted.read_bytes().rstrip(b"\0") == pdf.read_bytes()

@@ -83,9 +83,7 @@ def _errors(tool: list[str]) -> list[str]:
     return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_back_filled_exam_amends_the_later_report_once(
-    visits, db_url: str, tmp_path: Path
-) -> None:
+def test_back_filled_exam_amends_the_later_report_once(visits, db_url: str, tmp_path: Path) -> None:
     files, labels = visits
     settings = _settings(tmp_path, labels, db_url)
     worker = _worker(settings)

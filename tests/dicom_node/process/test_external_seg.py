@@ -147,7 +147,12 @@ def test_pipeline_measures_the_seg_as_the_same_labels_from_nifti(study, tmp_path
     assert np.array_equal(seg_labels, truth)
     assert np.array_equal(nifti_labels, truth)
     assert set(from_seg) == {
-        "thalamus", "caudate", "putamen", "globus_pallidus", "reference", "whole_brain_mean_ppb"
+        "thalamus",
+        "caudate",
+        "putamen",
+        "globus_pallidus",
+        "reference",
+        "whole_brain_mean_ppb",
     }
     assert from_seg == from_nifti
 

@@ -53,10 +53,12 @@ def test_an_orphaned_worker_exits_within_seconds():
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         killed_at = time.monotonic()
-        while _running(child_pid) and time.monotonic() - killed_at < 10:
+        while _running(child_pid) and time.monotonic() - killed_at < 15:
             time.sleep(0.1)
         assert not _running(child_pid)
-        assert time.monotonic() - killed_at < 4.0
+        # The check runs every second; the bound leaves room for a loaded test machine (4.2 s
+        # seen with the other test process busy) and still fails a heartbeat-paced check (100 s).
+        assert time.monotonic() - killed_at < 8.0
     finally:
         if _running(child_pid):
             os.kill(child_pid, signal.SIGKILL)

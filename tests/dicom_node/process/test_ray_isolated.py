@@ -26,7 +26,15 @@ def test_ray_engine_cases_pass_in_a_loopback_only_network_namespace() -> None:
     assert unshare is not None, "util-linux unshare is needed (Debian: util-linux)"
     # One process inside the namespace ("-n 0"): the suite's own two are outside it.
     pytest_cmd = [
-        sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", str(CASES)
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "0",
+        "-p",
+        "no:cacheprovider",
+        str(CASES),
     ]
     script = "ip link set lo up && exec " + " ".join(pytest_cmd)
     run = subprocess.run(

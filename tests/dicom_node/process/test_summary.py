@@ -6,8 +6,13 @@ WITHHELD_ALL = {
     "study_uid": "1.2.3",
     "error": None,
     "structures": {},
-    "qc": {"segmentation": {"reportable": False, "reason": "every structure withheld; "
-                            "thalamus_left withheld: volume 40.00 ml outside plausible"}},
+    "qc": {
+        "segmentation": {
+            "reportable": False,
+            "reason": "every structure withheld; "
+            "thalamus_left withheld: volume 40.00 ml outside plausible",
+        }
+    },
     "outputs": {"sr": "/data/out/sr.dcm"},
 }
 ONE_WITHHELD = {
@@ -19,8 +24,13 @@ ONE_WITHHELD = {
         "thalamus": {"sides": {"left": {"mean_ppb": -12.3456}, "right": {"mean_ppb": -10.0}}},
         "putamen": {"sides": {"right": {"mean_ppb": 40.04}}},
     },
-    "qc": {"segmentation": {"reportable": True, "reason": "putamen_left withheld: coverage",
-                            "withheld": {"putamen_left": "coverage 0.52 below 0.9"}}},
+    "qc": {
+        "segmentation": {
+            "reportable": True,
+            "reason": "putamen_left withheld: coverage",
+            "withheld": {"putamen_left": "coverage 0.52 below 0.9"},
+        }
+    },
     "outputs": {},
 }
 

@@ -35,9 +35,7 @@ def test_a_magnitude_without_its_phase_is_listed_until_the_phase_arrives(
     tmp_path: Path, db_url: str
 ) -> None:
     config = tmp_path / "qsm-monitor.toml"
-    config.write_text(
-        f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n'
-    )
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\ndatabase_url = "{db_url}"\n')
     settings = load_settings(config)
     sessions = create_schema(make_engine(db_url))
     queue = JobQueue(sessions, settings.jobs)

@@ -19,7 +19,8 @@ from dicom_node.receive.spool import Spool, StoreOutcome
 
 
 def _held_stores(
-    db_url: str, tmp_path: Path, headers: list[InstanceHeader]) -> tuple[list[str], int, int]:
+    db_url: str, tmp_path: Path, headers: list[InstanceHeader]
+) -> tuple[list[str], int, int]:
     """Store `headers` from one thread each while the catalogue lock is held, release it once
     all rows wait, and return (outcomes, commits, catalogued rows)."""
     engine = make_engine(db_url)

@@ -18,8 +18,9 @@ def test_a_configured_node_names_its_destinations_and_has_no_warnings() -> None:
         None,
         node={"allowed_calling_ae": ["SCANNER"], "port": 11113},
         destinations=[
-            DestinationSettings(name="pacs", kind="dicom", host="127.0.0.1", port=4242,
-                                ae_title="PACS").model_dump(),
+            DestinationSettings(
+                name="pacs", kind="dicom", host="127.0.0.1", port=4242, ae_title="PACS"
+            ).model_dump(),
         ],
     )
     line = startup_summary(settings)

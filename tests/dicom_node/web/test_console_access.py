@@ -86,8 +86,12 @@ def test_login_refuses_wrong_passwords_forged_forms_and_open_redirects(node: Con
     token = csrf_of(browser.get("/login").text)
     elsewhere = browser.post(
         "/login",
-        data={"username": "rita", "password": PASSWORDS["rita"], "csrf_token": token,
-              "next": "//evil.example/"},
+        data={
+            "username": "rita",
+            "password": PASSWORDS["rita"],
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
         follow_redirects=False,
     )
     assert elsewhere.headers["location"] == "/"
@@ -151,9 +155,7 @@ def test_a_reviewer_decides_only_with_the_session_token(node: ConsoleNode) -> No
 
 
 def test_a_trusted_proxy_header_names_a_known_user(tmp_path: Path, db_url: str) -> None:
-    node = console_node(
-        console_settings(tmp_path, db_url, trusted_user_header="X-Remote-User")
-    )
+    node = console_node(console_settings(tmp_path, db_url, trusted_user_header="X-Remote-User"))
     proxy = client(node)
     assert proxy.get("/", follow_redirects=False).status_code == 401
     assert proxy.get("/", headers={"X-Remote-User": "mallory"}).status_code == 401
@@ -177,20 +179,25 @@ def test_alerts_list_elevated_visits_and_take_an_acknowledgement_with_a_note(
     assert "MRN-7" not in page.text  # not elevated
     assert 'name="note"' not in page.text  # a viewer cannot acknowledge
     (alert_id,) = {int(x) for x in re.findall(r"/alerts/(\d+)/ack", reviewer.get("/alerts").text)}
-    refused = viewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": csrf_of(page.text),
-                                                           "note": "seen"})
+    refused = viewer.post(
+        f"/alerts/{alert_id}/ack", data={"csrf_token": csrf_of(page.text), "note": "seen"}
+    )
     assert refused.status_code == 403
     token = csrf_of(reviewer.get("/alerts").text)
     empty = reviewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token, "note": " "})
     assert "needs a note" in empty.text
-    done = reviewer.post(f"/alerts/{alert_id}/ack",
-                         data={"csrf_token": token, "note": "neurologist informed"})
+    done = reviewer.post(
+        f"/alerts/{alert_id}/ack", data={"csrf_token": token, "note": "neurologist informed"}
+    )
     assert "Acknowledged" in done.text and "rita: neurologist informed" in done.text
     again = reviewer.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token, "note": "x"})
     assert "acknowledged already" in again.text
     (entry, *_) = recent_actions(node.sessions)
-    assert (entry.action, entry.target, entry.detail) == ("alert_ack", "1.2.9",
-                                                          "neurologist informed")
+    assert (entry.action, entry.target, entry.detail) == (
+        "alert_ack",
+        "1.2.9",
+        "neurologist informed",
+    )
 
 
 def test_identity_page_and_a_decision_on_an_unknown_visit(node: ConsoleNode) -> None:
@@ -207,8 +214,12 @@ def test_identity_page_and_a_decision_on_an_unknown_visit(node: ConsoleNode) -> 
 def test_resend_is_for_admins_and_never_passes_an_open_review(node: ConsoleNode) -> None:
     reviewer, admin = signed_in(node, "rita"), signed_in(node, "alice")
     token = csrf_of(reviewer.get("/").text)
-    assert reviewer.post("/deliveries/resend", data={"csrf_token": token,
-                                                     "study_uid": "1.2.3"}).status_code == 403
+    assert (
+        reviewer.post(
+            "/deliveries/resend", data={"csrf_token": token, "study_uid": "1.2.3"}
+        ).status_code
+        == 403
+    )
     token = csrf_of(admin.get("/").text)
     held = admin.post("/deliveries/resend", data={"csrf_token": token, "study_uid": "1.2.3"})
     assert "Not sent: this study&#39;s results await review" in held.text

@@ -37,7 +37,10 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
 SMALL_HEAD = PhantomConfig(
-    shape=(48, 56, 40), voxel_mm=(3.0, 3.0, 3.0), n_echoes=3, field_margin_mm=9.0,
+    shape=(48, 56, 40),
+    voxel_mm=(3.0, 3.0, 3.0),
+    n_echoes=3,
+    field_margin_mm=9.0,
     supersample=False,
 )
 VISITS = (
@@ -166,9 +169,12 @@ def test_review_flow_in_chromium(node: tuple[Settings, Path], browser: Browser) 
     no_token = reviewer.request.post(f"{base}/review/{second.id}/approve", form={})
     assert no_token.status == 403
     anonymous = browser.new_page()
-    assert anonymous.request.post(
-        f"{base}/review/{second.id}/approve", form={"csrf_token": token}
-    ).status == 401
+    assert (
+        anonymous.request.post(
+            f"{base}/review/{second.id}/approve", form={"csrf_token": token}
+        ).status
+        == 401
+    )
     assert gate.get(second.id).state == ReviewState.REJECTED
 
     reviewer.goto(f"{base}/patients?id=WEB-0007")

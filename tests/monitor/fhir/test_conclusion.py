@@ -30,8 +30,11 @@ def test_every_kind_of_record_reads_as_clean_sentences() -> None:
     failed["qc"] = {"segmentation": {"reportable": False, "reason": "every structure withheld"}}
     failed["risk"] = {
         "level": "indeterminate",
-        "reasons": ["Quality control failed: every structure withheld.", "No risk call is made.",
-                    RISK_DISCLAIMER],
+        "reasons": [
+            "Quality control failed: every structure withheld.",
+            "No risk call is made.",
+            RISK_DISCLAIMER,
+        ],
     }
     for record in (baseline_record(), elevated_record(), failed):
         _well_punctuated(_text(record))
@@ -52,8 +55,12 @@ def test_values_are_shown_to_their_precision_and_no_change_is_said_in_words() ->
 def test_a_record_with_nothing_measured_says_not_reportable_and_why() -> None:
     record = copy.deepcopy(baseline_record())
     record["structures"] = {"reference": "whole_brain"}
-    record["qc"] = {"segmentation": {"reportable": False, "reason": "registration failed: "
-                                     "template similarity 1.02 below 1.10"}}
+    record["qc"] = {
+        "segmentation": {
+            "reportable": False,
+            "reason": "registration failed: template similarity 1.02 below 1.10",
+        }
+    }
     text = _text(record)
     assert "Not reportable: registration failed: template similarity 1.02 below 1.10." in text
     assert text.endswith(DISCLAIMER)

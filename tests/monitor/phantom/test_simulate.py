@@ -79,7 +79,10 @@ def test_background_field_is_nearly_harmonic_in_the_brain(phantom):
     """Unblurred air rang into the brain: V-SHARP then left 2.1x the local RMS (now 0.9x)."""
     background = phantom.total_field_ppm - phantom.local_field_ppm
     removed = remove_background(
-        background, phantom.brain_mask, FAST_CONFIG.voxel_mm, phantom.acquisition.b0_dir_voxel,
+        background,
+        phantom.brain_mask,
+        FAST_CONFIG.voxel_mm,
+        phantom.acquisition.b0_dir_voxel,
         ReconSettings(background="vsharp"),
     )
     inside = removed.mask
@@ -136,9 +139,7 @@ def test_random_warp_is_reproducible_and_bounded():
 
 @pytest.mark.slow
 def test_warped_subject_with_more_pallidal_iron(phantom):
-    config = with_structure_chi(
-        replace(FAST_CONFIG, warp_seed=5), globus_pallidus_left=0.3
-    )
+    config = with_structure_chi(replace(FAST_CONFIG, warp_seed=5), globus_pallidus_left=0.3)
     subject = simulate_phantom(config, rng=0)
     before, after = phantom.roi_masks(), subject.roi_masks()
     assert np.mean(before["putamen_left"] != after["putamen_left"]) > 0

@@ -76,8 +76,12 @@ def test_pipeline_reports_timing_and_mask(result):
 def test_dipole_inversion_alone_from_true_local_field(phantom):
     acq = phantom.acquisition
     chi = invert(
-        phantom.local_field_ppm, phantom.brain_mask, acq.voxel_mm, acq.b0_dir_voxel,
-        ReconSettings(), magnitude=np.sqrt(np.sum(acq.magnitude**2, axis=-1)),
+        phantom.local_field_ppm,
+        phantom.brain_mask,
+        acq.voxel_mm,
+        acq.b0_dir_voxel,
+        ReconSettings(),
+        magnitude=np.sqrt(np.sum(acq.magnitude**2, axis=-1)),
     )
     nrmse, _ = nrmse_challenge(chi, phantom.chi_ppm, phantom.brain_mask)
     assert nrmse <= 24.0

@@ -33,7 +33,10 @@ def phantom() -> Phantom:
 
 def _remove(phantom: Phantom, field: np.ndarray, method: str, **settings):
     return remove_background(
-        field, phantom.brain_mask, VOXEL_MM, phantom.b0_dir,
+        field,
+        phantom.brain_mask,
+        VOXEL_MM,
+        phantom.b0_dir,
         ReconSettings(background=method, **settings),
     )
 
@@ -115,11 +118,21 @@ def test_rejects_mask_eroded_away() -> None:
     mask = np.zeros((24, 24, 24), bool)
     mask[10:13, 10:13, 10:13] = True
     with pytest.raises(ValueError, match="eroded the whole mask"):
-        remove_background(np.zeros(mask.shape, np.float32), mask, (1.0, 1.0, 1.0),
-                          (0.0, 0.0, 1.0), ReconSettings())
+        remove_background(
+            np.zeros(mask.shape, np.float32),
+            mask,
+            (1.0, 1.0, 1.0),
+            (0.0, 0.0, 1.0),
+            ReconSettings(),
+        )
 
 
 def test_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="differs from field"):
-        remove_background(np.zeros((8, 8, 8)), np.ones((8, 8, 4), bool), (1.0, 1.0, 1.0),
-                          (0.0, 0.0, 1.0), ReconSettings())
+        remove_background(
+            np.zeros((8, 8, 8)),
+            np.ones((8, 8, 4), bool),
+            (1.0, 1.0, 1.0),
+            (0.0, 0.0, 1.0),
+            ReconSettings(),
+        )

@@ -64,8 +64,13 @@ def test_tkd_is_worse_than_tv_but_bounded(phantom: Phantom, noisy_local_field: n
 
 @pytest.mark.slow
 def test_tkd_correction_keeps_nuclei_values(phantom: Phantom) -> None:
-    chi = invert(phantom.local_field_ppm, phantom.brain_mask, VOXEL_MM, phantom.b0_dir,
-                 ReconSettings(inversion="tkd"))
+    chi = invert(
+        phantom.local_field_ppm,
+        phantom.brain_mask,
+        VOXEL_MM,
+        phantom.b0_dir,
+        ReconSettings(inversion="tkd"),
+    )
     pallidum = np.isclose(phantom.chi_ppm, 0.18) & phantom.brain_mask
     offset = chi[phantom.brain_mask].mean() - phantom.chi_ppm[phantom.brain_mask].mean()
     assert chi[pallidum].mean() - offset == pytest.approx(0.18, rel=0.2)
@@ -83,8 +88,13 @@ def test_magnitude_edges_keep_boundaries_under_strong_regularisation(
 
 @pytest.mark.slow
 def test_output_is_zero_outside_mask(phantom: Phantom) -> None:
-    chi = invert(phantom.local_field_ppm, phantom.brain_mask, VOXEL_MM, phantom.b0_dir,
-                 ReconSettings(tv_iterations=5))
+    chi = invert(
+        phantom.local_field_ppm,
+        phantom.brain_mask,
+        VOXEL_MM,
+        phantom.b0_dir,
+        ReconSettings(tv_iterations=5),
+    )
     assert chi.dtype == np.float32
     assert not chi[~phantom.brain_mask].any()
     assert chi[phantom.brain_mask].std() > 0

@@ -43,8 +43,15 @@ def _acquire(field_hz: np.ndarray, seed: int, offset_rad: np.ndarray | float = 0
     echoes = []
     for te in TE_S:
         signal = qsm_forward.generate_signal(
-            field_hz / QSM_FORWARD_HZ_PER_PPM, B0=B0_TESLA, TR=1, TE=te, flip_angle=90,
-            phase_offset=offset_rad, R1=1, R2star=25.0, M0=proton_density,
+            field_hz / QSM_FORWARD_HZ_PER_PPM,
+            B0=B0_TESLA,
+            TR=1,
+            TE=te,
+            flip_angle=90,
+            phase_offset=offset_rad,
+            R1=1,
+            R2star=25.0,
+            M0=proton_density,
         )
         noise = rng.standard_normal((2, *signal.shape)) * 0.01 * np.abs(signal).max()
         echoes.append(signal + noise[0] + 1j * noise[1])

@@ -56,8 +56,9 @@ def _wrapped_with_noise(true_rad: np.ndarray, seed: int) -> np.ndarray:
 
 def _romeo(phase: np.ndarray, mask: np.ndarray = MASK) -> np.ndarray:
     magnitude = jnp.asarray(np.where(mask, 1.0, 0.01), jnp.float32)
-    quality = edge_quality(jnp.asarray(phase), magnitude, jnp.asarray(mask), jnp.asarray(phase),
-                           1.0, 1.0)
+    quality = edge_quality(
+        jnp.asarray(phase), magnitude, jnp.asarray(mask), jnp.asarray(phase), 1.0, 1.0
+    )
     return romeo_unwrap(phase, np.asarray(quality), mask)
 
 
@@ -130,8 +131,7 @@ def test_edge_quality_is_zero_outside_mask_and_low_on_noise():
     x, _, _ = GRID
     phase = np.where(x < 0, 0.2 * GRID[1], rng.uniform(-np.pi, np.pi, x.shape))
     phase = jnp.asarray(phase, jnp.float32)
-    quality = np.asarray(edge_quality(phase, jnp.ones(x.shape), jnp.asarray(MASK), phase, 1.0,
-                                      1.0))
+    quality = np.asarray(edge_quality(phase, jnp.ones(x.shape), jnp.asarray(MASK), phase, 1.0, 1.0))
     assert np.all(quality[:, ~MASK] == 0)
     interior = _ellipsoid(15, 13, 11)  # edges whose neighbour is also inside the mask
     smooth, noisy = interior & (x < -2), interior & (x > 2)

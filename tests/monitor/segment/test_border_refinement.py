@@ -67,7 +67,13 @@ def test_bright_tissue_outside_the_prior_support_is_never_taken():
     assert (refined == 5).any()
     assert not ((refined == 5) & outside_support).any()
     unclamped = refine_borders(  # the same without the support rule takes part of the vein
-        atlas_labels, prior, (5,), chi, np.ones(SHAPE, bool), VOXEL, band_mm=10.0,
+        atlas_labels,
+        prior,
+        (5,),
+        chi,
+        np.ones(SHAPE, bool),
+        VOXEL,
+        band_mm=10.0,
         support_probability=0.0,
     )
     assert ((unclamped == 5) & outside_support).any()

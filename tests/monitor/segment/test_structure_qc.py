@@ -44,8 +44,9 @@ def _segment(labels: np.ndarray):
     external = ExternalLabels(labels, AFFINE, {name: [label] for name, label in LABEL_IDS.items()})
     settings = SegmentationSettings(method="external")
     magnitude = np.ones(SHAPE, dtype=np.float32)
-    return segment_deep_grey(magnitude, AFFINE, np.ones(SHAPE, bool), settings,
-                             external_labels=external)
+    return segment_deep_grey(
+        magnitude, AFFINE, np.ones(SHAPE, bool), settings, external_labels=external
+    )
 
 
 def test_one_implausible_structure_is_withheld_alone_and_measurement_skips_it():
@@ -61,8 +62,13 @@ def test_one_implausible_structure_is_withheld_alone_and_measurement_skips_it():
 
     chi = np.random.default_rng(0).normal(0.05, 0.01, SHAPE)
     measured = measure_structures(
-        chi, result.labels, result.label_names, np.ones(SHAPE, bool), (1.0, 1.0, 2.0),
-        "whole_brain", erode_voxels=0,
+        chi,
+        result.labels,
+        result.label_names,
+        np.ones(SHAPE, bool),
+        (1.0, 1.0, 2.0),
+        "whole_brain",
+        erode_voxels=0,
     )
     block = report_block(measured)
     assert math.isnan(block["globus_pallidus"]["right_ppb"])
@@ -105,9 +111,7 @@ def test_refined_labels_never_leave_the_prior_support():
     assert clamped.ravel().tolist() == [1, 1, 1, 0, 0, 0]
     assert removed == {1: 2}
     prior_labels = np.array([0, 1, 1, 0, 0, 0], dtype=np.int16).reshape(6, 1, 1)
-    assert refinement_change(prior_labels, clamped, {1: "thalamus_left"}) == {
-        "thalamus_left": 0.5
-    }
+    assert refinement_change(prior_labels, clamped, {1: "thalamus_left"}) == {"thalamus_left": 0.5}
 
 
 def test_t1_input_accepts_a_pair_and_refuses_bad_arrays():
@@ -128,8 +132,16 @@ def test_label_names_cover_every_structure_when_nothing_is_withheld():
 def test_volume_range_is_judged_at_template_head_size():
     """A large head's putamen (9.9 ml; 1.4x the template's brain volume) is plausible; the
     same volume in a template-sized head is not."""
-    volumes = {f"{s}_{side}": v for s, v in (("thalamus", 8.0), ("caudate", 4.0),
-               ("putamen", 9.9), ("globus_pallidus", 2.0)) for side in ("left", "right")}
+    volumes = {
+        f"{s}_{side}": v
+        for s, v in (
+            ("thalamus", 8.0),
+            ("caudate", 4.0),
+            ("putamen", 9.9),
+            ("globus_pallidus", 2.0),
+        )
+        for side in ("left", "right")
+    }
     ranges = SegmentationSettings().volume_ranges_ml
     assert set(volume_problems(volumes, ranges)) == {"putamen_left", "putamen_right"}
     assert volume_problems(volumes, ranges, head_volume_factor=1.4) == {}

@@ -46,9 +46,7 @@ def _segment(seed: int, rescan: int = 0, with_t1: bool = False) -> SubjectScore:
 
 
 def _fraction(scores: list[SubjectScore], passes) -> dict[str, float]:
-    return {
-        name: float(np.mean([passes(s, name) for s in scores])) for name in REPORTED_NAMES
-    }
+    return {name: float(np.mean([passes(s, name) for s in scores])) for name in REPORTED_NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +100,7 @@ def test_scan_rescan_roi_difference_from_segmentation(gre_scores):
         first = next(s for s in gre_scores if s.seed == seed)
         second = _segment(seed, rescan=1)
         differences += [
-            abs(second.mean_error_ppb(name) - first.mean_error_ppb(name))
-            for name in REPORTED_NAMES
+            abs(second.mean_error_ppb(name) - first.mean_error_ppb(name)) for name in REPORTED_NAMES
         ]
     assert float(np.median(differences)) <= 1.5, differences
 

@@ -83,8 +83,12 @@ def test_trend_plot_draws_band_and_points(tmp_path: Path) -> None:
 def test_trend_plot_rings_reliable_changes_and_names_withheld_structures(tmp_path: Path) -> None:
     def points(changed: bool, value: float | None = 90.0) -> list[TrendPoint]:
         return [
-            TrendPoint(datetime(2024 + i, 3, 1), 44.0 + i, None if value is None else value + i,
-                       reliable_change=changed and i == 2)
+            TrendPoint(
+                datetime(2024 + i, 3, 1),
+                44.0 + i,
+                None if value is None else value + i,
+                reliable_change=changed and i == 2,
+            )
             for i in range(3)
         ]
 
