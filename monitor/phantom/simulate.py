@@ -156,14 +156,38 @@ def _smooth_phase(shape: tuple[int, ...], amplitude: float, rng: np.random.Gener
     )
 
 
-def _field_grid(config: PhantomConfig, affine: np.ndarray):
-    """The slab grown by the field margin (to 5-smooth sizes) and where the slab sits in it."""
-    margin = [int(np.ceil(config.field_margin_mm / v)) for v in config.voxel_mm]
-    shape = tuple(next_smooth_size(n + 2 * m) for n, m in zip(config.shape, margin, strict=True))
-    field_affine = affine.copy()
-    field_affine[:3, 3] = affine[:3, :3] @ (-np.asarray(margin, dtype=float)) + affine[:3, 3]
-    inner = tuple(slice(m, m + n) for m, n in zip(margin, config.shape, strict=True))
-    return shape, field_affine, inner
+@dataclass(frozen=True)
+class GrownGrid:
+    """A slab grown on every side so that sources beyond it count in its field."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    inner: tuple[slice, slice, slice]
+    """Where the slab sits in the grown grid."""
+
+
+def grown_grid(
+    affine: np.ndarray, shape: tuple[int, ...], voxel_mm: tuple[float, ...], margin_mm: float
+) -> GrownGrid:
+    """The slab grown by `margin_mm` per side (to 5-smooth sizes, for the FFTs)."""
+    margin = [int(np.ceil(margin_mm / v)) for v in voxel_mm]
+    grown = tuple(next_smooth_size(n + 2 * m) for n, m in zip(shape, margin, strict=True))
+    grown_affine = np.array(affine, dtype=float)
+    grown_affine[:3, 3] = grown_affine[:3, :3] @ (-np.asarray(margin, dtype=float)) + affine[:3, 3]
+    inner = tuple(slice(m, m + n) for m, n in zip(margin, shape, strict=True))
+    return GrownGrid(grown, grown_affine, inner)  # type: ignore[arg-type]
+
+
+def with_smoothed_air(
+    chi_ppm: np.ndarray, air_ppm: np.ndarray, voxel_mm: tuple[float, ...]
+) -> np.ndarray:
+    """Field sources: `chi_ppm` with its air part (`air_ppm`) blurred by `AIR_SMOOTHING_MM`
+    (see the module docstring: no Gibbs ringing, the same field in the brain)."""
+    return (
+        chi_ppm
+        - air_ppm
+        + ndimage.gaussian_filter(air_ppm, [AIR_SMOOTHING_MM / v for v in voxel_mm])
+    )
 
 
 def simulate_phantom(
@@ -183,7 +207,7 @@ def simulate_phantom(
         )
     )
     supersample = tuple(max(1, round(v)) if config.supersample else 1 for v in voxel)
-    field_shape, field_affine, inner = _field_grid(config, affine)
+    grid = grown_grid(affine, config.shape, voxel, config.field_margin_mm)
     properties = config.properties
     air_only = {
         kind: (value if kind in AIR_KINDS else 0.0) for kind, value in properties.chi_ppm.items()
@@ -194,8 +218,8 @@ def simulate_phantom(
             property_map(head, air_only, {}),
         ],
         head.affine,
-        field_affine,
-        field_shape,
+        grid.affine,
+        grid.shape,
         warp,
         order=1,
         supersample=supersample,
@@ -219,10 +243,11 @@ def simulate_phantom(
     )
     labels = labels.astype(np.int16)
     brain_mask = brain > 0.5
-    chi = chi_all[inner]
+    chi = chi_all[grid.inner]
 
-    sources = chi_all - air + ndimage.gaussian_filter(air, [AIR_SMOOTHING_MM / v for v in voxel])
-    total_field = forward_field_ppm(sources, voxel, b0_dir)[inner]
+    total_field = forward_field_ppm(with_smoothed_air(chi_all, air, voxel), voxel, b0_dir)[
+        grid.inner
+    ]
     total_field -= total_field[brain_mask].mean()
     local_field = _local_field(chi, brain_mask, voxel, b0_dir)
 

@@ -2,10 +2,12 @@
 
 `support.varied_heads` gives segmentation a simulated *measured* map; judging the product end
 to end needs the raw data instead: complex multi-echo signal whose phase comes from the
-head's true susceptibility through the independent `qsm_forward` dipole model (not our own
-kernel), so reconstruction, segmentation and measurement are all under test. The head's
-anatomy, pose, slab and receive bias are those of `simulate_head`; echo times, noise and the
-receive phase come from a separate random stream of the same seed.
+head's susceptibility through the independent `qsm_forward` dipole model (not our own
+kernel), so reconstruction, segmentation and measurement are all under test. That field
+includes what a real head adds to the brain's own (`field_sources`): air around the head and
+in the sinus, bone, and the brain beyond the slab, so background removal is under test too.
+The head's anatomy, pose, slab and receive bias are those of `simulate_head`; echo times,
+noise and the receive phase come from a separate random stream of the same seed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from monitor.phantom.simulate import forward_field_ppm
 from monitor.types import GYROMAGNETIC_HZ_PER_T, Acquisition, b0_direction_in_voxel_axes
-from support.varied_heads import VariedHead
+from support.varied_heads import VariedHead, field_sources
 
 __all__ = ["gre_acquisition"]
 
@@ -28,7 +30,8 @@ def gre_acquisition(head: VariedHead, snr: float = 60.0) -> Acquisition:
     rng = np.random.default_rng([head.seed, 50 + head.rescan])
     voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
     b0_dir = b0_direction_in_voxel_axes(head.affine_ras)
-    field_ppm = forward_field_ppm(head.true_chi_ppm.astype(np.float64), voxel_mm, b0_dir)
+    sources, slab = field_sources(head)
+    field_ppm = forward_field_ppm(sources.astype(np.float64), voxel_mm, b0_dir)[slab]
     field_ppm -= field_ppm[head.brain_mask].mean()
     te_s = rng.uniform(0.004, 0.006) + rng.uniform(0.0045, 0.006) * np.arange(ECHOES)
     frequency_hz = field_ppm * 1e-6 * GYROMAGNETIC_HZ_PER_T * B0_TESLA

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from monitor.phantom import AIR_KINDS, grown_grid, with_smoothed_air
 from monitor.phantom.anatomy import HeadModel, load_head_model, property_map
 from monitor.phantom.geometry import (
     SubjectWarp,
@@ -48,6 +49,7 @@ __all__ = [
     "Pose",
     "PoseRanges",
     "VariedHead",
+    "field_sources",
     "simulate_head",
     "truth_volumes_ml",
 ]
@@ -76,6 +78,11 @@ CHI_PPM = {
     "globus_pallidus": 0.15,
 }
 """Mean susceptibility (ppm); each subject varies every structure and side around these."""
+BACKGROUND_CHI_PPM = {"air": 9.4, "sinus_air": 9.4, "skull": -1.5}
+"""Outside the brain, for the GRE phase only (`field_sources`): ppm against water-like tissue,
+as `monitor.phantom`'s defaults (air +9.4; compact bone diamagnetic, kept modest)."""
+FIELD_MARGIN_MM = 30.0
+"""Head simulated around the slab for its field: sources beyond it still reach the brain."""
 CHI_SPREAD_PPM = {"thalamus": 0.01, "caudate": 0.015, "putamen": 0.02, "globus_pallidus": 0.04}
 GRE_M0 = {
     "air": 0.0,
@@ -165,6 +172,10 @@ class VariedHead:
     ventricle_growth: float
     """True lateral ventricle volume over the undeformed truth's (both sides)."""
     thalamus_change: float
+    warp: _HeadWarp
+    """Scanner mm to template mm, for sampling the head beyond the slab (`field_sources`)."""
+    structure_chi_ppm: dict[str, float]
+    """This subject's susceptibility per structure and side (ppm)."""
 
 
 class _HeadWarp:
@@ -449,7 +460,35 @@ def simulate_head(
         pose=pose,
         ventricle_growth=growth,
         thalamus_change=thalamus,
+        warp=warp,
+        structure_chi_ppm=chi_values,
     )
+
+
+def field_sources(
+    head: VariedHead, margin_mm: float = FIELD_MARGIN_MM
+) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """The head's susceptibility (ppm) on its GRE slab grown by `margin_mm` per side, with
+    the sources a real head's phase carries besides the brain: air around the head and in
+    the sinus, bone, and brain beyond the slab's ends; returns it and where the slab sits.
+
+    The air is blurred as in `monitor.phantom` (no Gibbs ringing, the same field in the
+    brain). `true_chi_ppm` stays the truth the maps are judged against.
+    """
+    voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
+    grid = grown_grid(head.affine_ras, head.true_chi_ppm.shape, voxel_mm, margin_mm)
+    values = {**CHI_PPM, **BACKGROUND_CHI_PPM}
+    air_values = {kind: (v if kind in AIR_KINDS else 0.0) for kind, v in values.items()}
+    _, model = _truth_template()
+    chi, air = sample_on_grid(
+        [_property(values, head.structure_chi_ppm), _property(air_values, {})],
+        model.affine,
+        grid.affine,
+        grid.shape,
+        head.warp,
+        order=1,
+    )
+    return with_smoothed_air(chi, air, voxel_mm), grid.inner
 
 
 def _measured_chi(chi: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
