@@ -198,10 +198,10 @@ def _exit_if_missing(paths: list[Path]) -> None:
 def _check_segmentation_file(segmentation: Path, settings: Settings) -> None:
     """Refuse an unusable `--segmentation` before any reconstruction: a label NIfTI must be
     readable and follow the label scheme; anything else must be a DICOM SEG."""
-    from dicom_node.assemble.seg_input import is_segmentation
+    from dicom_node.assemble.seg_input import is_label_nifti, is_segmentation
     from monitor.segment.external import read_nifti_labels
 
-    if segmentation.name.endswith((".nii", ".nii.gz")):
+    if is_label_nifti(segmentation):
         with reported_errors():
             read_nifti_labels(segmentation, settings.segmentation)
     elif not is_segmentation(segmentation):

@@ -10,6 +10,7 @@ read into labels on its frame of reference. Owns no tables.
 from dicom_node.assemble.seg_input import (
     SegInputError,
     find_segmentation,
+    is_label_nifti,
     is_segmentation,
     load_external_segmentation,
     match_segments,
@@ -37,6 +38,7 @@ __all__ = [
     "assemble_study",
     "discover_study",
     "find_segmentation",
+    "is_label_nifti",
     "is_segmentation",
     "load_external_segmentation",
     "match_segments",

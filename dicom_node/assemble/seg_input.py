@@ -69,7 +69,7 @@ def load_external_segmentation(
     path: Path, frame_of_reference_uid: str, settings: SegmentationSettings
 ) -> ExternalLabels:
     """A label NIfTI (``.nii``/``.nii.gz``) or a DICOM SEG on the acquisition's frame."""
-    if path.name.endswith((".nii", ".nii.gz")):
+    if is_label_nifti(path):
         try:
             return read_nifti_labels(path, settings)
         except ExternalLabelsError as exc:
@@ -103,11 +103,17 @@ def split_segmentation(paths: Iterable[Path]) -> tuple[list[Path], Path | None]:
     re-processing run measures on the same regions."""
     images, segmentation = [], None
     for path in paths:
-        if path.name.endswith((".nii", ".nii.gz")) or is_segmentation(path):
+        if is_label_nifti(path) or is_segmentation(path):
             segmentation = path
         else:
             images.append(path)
     return images, segmentation
+
+
+def is_label_nifti(path: Path) -> bool:
+    """An external segmentation given as NIfTI labels, told by its name as every NIfTI tool
+    does (the one place that decides it, for the CLI's check and for assembly alike)."""
+    return path.name.endswith((".nii", ".nii.gz"))
 
 
 def is_segmentation(path: Path) -> bool:
