@@ -4,11 +4,13 @@ Two held-out varied heads (pose, size, warp, atrophy, oblique slab; seeds never 
 development), one GRE-only and one whose study also holds its same-session MPRAGE, are
 written as Siemens DICOM and processed by `qsm-monitor process`'s code path. Their phase comes
 from the whole head (brain, air, bone, brain beyond the slab) through the independent
-qsm_forward model. Head 300 misses two targets since that background was added; those two
-checks are strict expected failures (`BACKGROUND_MISS`) until the reconstruction is fixed.
+qsm_forward model. Since that background was added head 300 does not meet the worst-error
+and label-volume targets reliably; its checks hold looser bounds that only catch it getting
+worse (`PER_HEAD`), and issue 11 stays open.
 Judged per structure and side against the true map over the true labels: structures
-reported (see the first test), the T1 path taken when the T1 is there, and over both heads
-slope >= 0.9, R^2 >= 0.98, worst error <= 8 ppb after each visit's reference offset.
+reported (see the first test), the T1 path taken when the T1 is there, over both heads slope
+>= 0.9 and R^2 >= 0.98, and worst error <= 8 ppb after each visit's reference offset (head
+301; head 300 see `PER_HEAD`).
 benchmarks/segment_e2e.py runs the same on more heads.
 """
 
@@ -24,20 +26,18 @@ from monitor.segment.structures import REPORTED_NAMES
 pytestmark = pytest.mark.slow
 
 HEADS = ((300, False), (301, True))
-BACKGROUND_MISS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known, issue 11 open: since the GRE phase carries air, bone and the brain beyond the "
-        "slab (2026-12-06), head 300's right thalamus reads 9.9 ppb high (label 1.23x true); "
-        "the map alone over the true labels is 11.0 ppb off: LBV's boundary loss "
-        "(docs/segmentation.md)"
-    ),
-)
-"""Head 300 (GRE-only) misses two targets end to end; strict, so a fix makes this fail."""
+TARGET_WORST_PPB, TARGET_VOLUME_RATIO = 8.0, 0.15
+"""Issue 11's end-to-end target and this test's label-volume tolerance."""
 PER_HEAD = [
-    pytest.param(0, marks=BACKGROUND_MISS, id="300-gre"),
-    pytest.param(1, id="301-t1"),
+    # Head 300 (GRE only) does not meet them reliably since its phase carries air, bone and
+    # the brain beyond the slab (2026-12-06): one run 9.9 ppb (right thalamus) with that
+    # label 1.23x true, the next within both (the B-spline stage is not bit-reproducible);
+    # its map alone is 11.0 ppb off on the true labels (LBV's boundary loss,
+    # docs/segmentation.md). Issue 11 stays open; these bounds only catch it getting worse.
+    pytest.param(0, 12.0, 0.30, id="300-gre-known-miss"),
+    pytest.param(1, TARGET_WORST_PPB, TARGET_VOLUME_RATIO, id="301-t1"),
 ]
+"""(head index, worst error bound ppb, label volume tolerance) per head."""
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +76,19 @@ def test_reported_values_follow_the_truth(results):
     assert r_squared >= 0.98, (r_squared, measured, true)
 
 
-@pytest.mark.parametrize("head", PER_HEAD)
-def test_worst_structure_within_8_ppb_after_the_reference_offset(results, head):
+@pytest.mark.parametrize(("head", "bound_ppb", "_tolerance"), PER_HEAD)
+def test_worst_structure_error_after_the_reference_offset(results, head, bound_ppb, _tolerance):
+    """Issue 11's 8 ppb on head 301; head 300's known miss bounded (see `PER_HEAD`)."""
     result = results[head]
     errors = result.offset_removed_errors()
     worst = dict(zip(REPORTED_NAMES, np.round(errors, 1), strict=True))
-    assert np.nanmax(np.abs(errors)) <= 8.0, (result.seed, worst)
+    assert np.nanmax(np.abs(errors)) <= bound_ppb, (result.seed, worst)
 
 
-@pytest.mark.parametrize("head", PER_HEAD)
-def test_label_volumes_follow_the_true_structures(results, head):
-    """Every reported structure's label within 15 % of its true volume. Through the map-driven
+@pytest.mark.parametrize(("head", "_bound_ppb", "tolerance"), PER_HEAD)
+def test_label_volumes_follow_the_true_structures(results, head, _bound_ppb, tolerance):
+    """Every reported structure's label within 15 % of its true volume (head 300: 30 %, see
+    `PER_HEAD`). Through the map-driven
     deformable stage a thalamus once came out 8.3 ml beside a 14.1 ml one (true 13.8 / 13.6 ml,
     head 304 at the issue's ranges): the thalamus is now half linear prior
     (docs/segmentation.md, "Labels")."""
@@ -94,4 +96,4 @@ def test_label_volumes_follow_the_true_structures(results, head):
     ratio = result.measured_ml / result.true_ml
     named = dict(zip(REPORTED_NAMES, np.round(ratio, 2), strict=True))
     reported = np.isfinite(ratio)
-    assert np.all(np.abs(ratio[reported] - 1.0) <= 0.15), (result.seed, named)
+    assert np.all(np.abs(ratio[reported] - 1.0) <= tolerance), (result.seed, named)
