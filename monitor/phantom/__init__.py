@@ -2,11 +2,11 @@
 
 from monitor.phantom.anatomy import DEFAULT_PROPERTIES, TissueProperties
 from monitor.phantom.simulate import (
-    AIR_KINDS,
     FAST_CONFIG,
     GrownGrid,
     Phantom,
     PhantomConfig,
+    air_only,
     forward_field_ppm,
     grown_grid,
     simulate_phantom,
@@ -15,13 +15,13 @@ from monitor.phantom.simulate import (
 )
 
 __all__ = [
-    "AIR_KINDS",
     "DEFAULT_PROPERTIES",
     "FAST_CONFIG",
     "GrownGrid",
     "Phantom",
     "PhantomConfig",
     "TissueProperties",
+    "air_only",
     "forward_field_ppm",
     "grown_grid",
     "simulate_phantom",

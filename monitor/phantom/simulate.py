@@ -178,6 +178,12 @@ def grown_grid(
     return GrownGrid(grown, grown_affine, inner)  # type: ignore[arg-type]
 
 
+def air_only(chi_ppm: Mapping[str, float]) -> dict[str, float]:
+    """The air classes' susceptibility, zero for every other class: the part of the sources
+    that `with_smoothed_air` blurs."""
+    return {kind: (value if kind in AIR_KINDS else 0.0) for kind, value in chi_ppm.items()}
+
+
 def with_smoothed_air(
     chi_ppm: np.ndarray, air_ppm: np.ndarray, voxel_mm: tuple[float, ...]
 ) -> np.ndarray:
@@ -209,13 +215,10 @@ def simulate_phantom(
     supersample = tuple(max(1, round(v)) if config.supersample else 1 for v in voxel)
     grid = grown_grid(affine, config.shape, voxel, config.field_margin_mm)
     properties = config.properties
-    air_only = {
-        kind: (value if kind in AIR_KINDS else 0.0) for kind, value in properties.chi_ppm.items()
-    }
     chi_all, air = sample_on_grid(
         [
             property_map(head, properties.chi_ppm, config.structure_chi_ppm),
-            property_map(head, air_only, {}),
+            property_map(head, air_only(properties.chi_ppm), {}),
         ],
         head.affine,
         grid.affine,

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from monitor.phantom import AIR_KINDS, grown_grid, with_smoothed_air
+from monitor.phantom import DEFAULT_PROPERTIES, air_only, grown_grid, with_smoothed_air
 from monitor.phantom.anatomy import HeadModel, load_head_model, property_map
 from monitor.phantom.geometry import (
     SubjectWarp,
@@ -78,40 +78,16 @@ CHI_PPM = {
     "globus_pallidus": 0.15,
 }
 """Mean susceptibility (ppm); each subject varies every structure and side around these."""
-BACKGROUND_CHI_PPM = {"air": 9.4, "sinus_air": 9.4, "skull": -1.5}
-"""Outside the brain, for the GRE phase only (`field_sources`): ppm against water-like tissue,
-as `monitor.phantom`'s defaults (air +9.4; compact bone diamagnetic, kept modest)."""
+BACKGROUND_CHI_PPM = {
+    kind: DEFAULT_PROPERTIES.chi_ppm[kind] for kind in ("air", "sinus_air", "skull")
+}
+"""Outside the brain, for the GRE phase only (`field_sources`): `monitor.phantom`'s values
+(ppm against water-like tissue: air +9.4, compact bone diamagnetic, kept modest)."""
 FIELD_MARGIN_MM = 30.0
 """Head simulated around the slab for its field: sources beyond it still reach the brain."""
 CHI_SPREAD_PPM = {"thalamus": 0.01, "caudate": 0.015, "putamen": 0.02, "globus_pallidus": 0.04}
-GRE_M0 = {
-    "air": 0.0,
-    "soft_tissue": 0.6,
-    "skull": 0.05,
-    "sinus_air": 0.0,
-    "csf": 1.0,
-    "grey_matter": 0.85,
-    "white_matter": 0.7,
-    "lateral_ventricle": 1.0,
-    "thalamus": 0.78,
-    "caudate": 0.82,
-    "putamen": 0.8,
-    "globus_pallidus": 0.72,
-}
-GRE_R2STAR = {
-    "air": 0.0,
-    "soft_tissue": 30.0,
-    "skull": 300.0,
-    "sinus_air": 0.0,
-    "csf": 2.0,
-    "grey_matter": 15.0,
-    "white_matter": 20.0,
-    "lateral_ventricle": 2.0,
-    "thalamus": 21.0,
-    "caudate": 24.0,
-    "putamen": 26.0,
-    "globus_pallidus": 38.0,
-}
+GRE_M0 = dict(DEFAULT_PROPERTIES.m0)
+GRE_R2STAR = dict(DEFAULT_PROPERTIES.r2star_per_s)
 T1_CONTRAST = {
     "air": 0.0,
     "soft_tissue": 0.75,
@@ -478,10 +454,9 @@ def field_sources(
     voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
     grid = grown_grid(head.affine_ras, head.true_chi_ppm.shape, voxel_mm, margin_mm)
     values = {**CHI_PPM, **BACKGROUND_CHI_PPM}
-    air_values = {kind: (v if kind in AIR_KINDS else 0.0) for kind, v in values.items()}
     _, model = _truth_template()
     chi, air = sample_on_grid(
-        [_property(values, head.structure_chi_ppm), _property(air_values, {})],
+        [_property(values, head.structure_chi_ppm), _property(air_only(values), {})],
         model.affine,
         grid.affine,
         grid.shape,
