@@ -24,7 +24,8 @@ from monitor.segment.atlas import (
     warp_probabilities,
 )
 from monitor.segment.border import refine_borders
-from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk
+from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk, voxel_sizes_mm
+from monitor.segment.local_contrast import REGISTRATION_CHI_SIGMA_MM, local_contrast
 from monitor.segment.qc import coverage_problems, registration_failures
 from monitor.segment.refinement import clamp_to_support, refinement_change
 from monitor.segment.registration import (
@@ -164,7 +165,10 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
     refined_on = "none"
     if _refinable(region):
         if chi_ppm is not None and settings.use_chi_for_registration:
-            chi = to_sitk(_normalised(chi_ppm, inside, CHI_CLIP_PPM), affine_ras)
+            contrast = local_contrast(
+                chi_ppm, inside, REGISTRATION_CHI_SIGMA_MM, voxel_sizes_mm(affine_ras)
+            )
+            chi = to_sitk(_normalised(contrast, inside, CHI_CLIP_PPM), affine_ras)
             transform = refine_bspline(
                 resample_isotropic(chi, grid_mm), region, template.pseudo_chi, affine, params
             )
@@ -257,7 +261,7 @@ def _labels(  # noqa: PLR0913 - both transforms and the grid they are applied on
                 prior_probabilities[index] + refined_probabilities[index]
             )
     refined = max_probability_labels(refined_probabilities, ids, threshold, inside)
-    voxel_mm = tuple(float(v) for v in np.linalg.norm(affine_ras[:3, :3], axis=0))
+    voxel_mm = voxel_sizes_mm(affine_ras)
     if border_chi is not None:
         refined = refine_borders(
             refined,

@@ -24,6 +24,12 @@ def to_sitk(array: np.ndarray, affine_ras: np.ndarray) -> sitk.Image:
     return image
 
 
+def voxel_sizes_mm(affine_ras: np.ndarray) -> tuple[float, float, float]:
+    """Voxel edge lengths (mm) along the array axes: the affine's column norms."""
+    sizes = np.linalg.norm(np.asarray(affine_ras, dtype=float)[:3, :3], axis=0)
+    return (float(sizes[0]), float(sizes[1]), float(sizes[2]))
+
+
 def from_sitk(image: sitk.Image) -> np.ndarray:
     """The voxel array of an image in (x, y, z) order."""
     return sitk.GetArrayFromImage(image).T

@@ -22,12 +22,14 @@ import numpy as np
 
 from monitor.segment.atlas_method import atlas_labels
 from monitor.segment.external import ExternalLabels, labels_on_grid, read_nifti_labels
+from monitor.segment.grid import voxel_sizes_mm
 from monitor.segment.qc import (
     asymmetry_problems,
     expected_volume_problems,
     structure_volumes_ml,
     volume_problems,
 )
+from monitor.segment.registration import reproducible_registration
 from monitor.segment.result import Segmentation
 from monitor.segment.structures import LABEL_NAMES, REPORTED_NAMES
 from monitor.segment.t1_input import T1Image, as_t1_image
@@ -66,7 +68,7 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         problem = _input_problem(magnitude_3d, affine_ras, mask, chi_ppm)
         if problem:
             return _failed(shape, settings.method, problem)
-        voxel_mm = _voxel_mm(affine_ras)
+        voxel_mm = voxel_sizes_mm(affine_ras)
         qc: dict[str, Any] = {}
         failures: list[str] = []
         withheld: dict[str, list[str]] = {}
@@ -79,14 +81,15 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
                 external_labels = read_nifti_labels(external_labels, settings)
             labels = labels_on_grid(external_labels, affine_ras, shape)
         else:
-            atlas = atlas_labels(
-                magnitude_3d,
-                affine_ras,
-                mask.astype(bool),
-                settings,
-                chi_ppm,
-                None if t1 is None else as_t1_image(t1),
-            )
+            with reproducible_registration():
+                atlas = atlas_labels(
+                    magnitude_3d,
+                    affine_ras,
+                    mask.astype(bool),
+                    settings,
+                    chi_ppm,
+                    None if t1 is None else as_t1_image(t1),
+                )
             labels, qc, failures, expected_ml = (
                 atlas.labels,
                 atlas.qc,
@@ -170,8 +173,3 @@ def _input_problem(
     if brain_ml < MIN_BRAIN_ML:
         return f"brain mask of {brain_ml:.0f} ml is smaller than {MIN_BRAIN_ML:.0f} ml"
     return ""
-
-
-def _voxel_mm(affine_ras: np.ndarray) -> tuple[float, float, float]:
-    sizes = np.linalg.norm(np.asarray(affine_ras, dtype=float)[:3, :3], axis=0)
-    return (float(sizes[0]), float(sizes[1]), float(sizes[2]))

@@ -14,7 +14,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from monitor.anatomy_data import load_subcortical_atlas, load_template
-from monitor.segment.grid import resample_isotropic, to_sitk
+from monitor.segment.grid import resample_isotropic, to_sitk, voxel_sizes_mm
+from monitor.segment.local_contrast import REGISTRATION_CHI_SIGMA_MM, local_contrast
 from monitor.segment.structures import CSF_LABELS, LABEL_IDS
 
 TYPICAL_CHI_PPM = {
@@ -70,6 +71,10 @@ def registration_template(voxel_mm: float) -> RegistrationTemplate:
     pseudo_chi = tissue * (1.0 - structure_total)
     for index, name in enumerate(LABEL_IDS):
         pseudo_chi += TYPICAL_CHI_PPM[_structure_kind(name)] * probabilities[index]
+
+    pseudo_chi = local_contrast(
+        pseudo_chi, brain, REGISTRATION_CHI_SIGMA_MM, voxel_sizes_mm(template.affine)
+    )
 
     structures = [i for i, name in enumerate(LABEL_IDS) if name not in CSF_LABELS]
     deep_grey = probabilities[structures].max(axis=0) > 0.1
