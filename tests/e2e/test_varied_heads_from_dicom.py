@@ -40,13 +40,14 @@ class Bounds:
 
 TARGETS = Bounds(worst_ppb=8.0, volume_tolerance=0.15)
 """Issue 11's end-to-end target and this test's label-volume tolerance."""
-KNOWN_MISSES = {300: Bounds(worst_ppb=12.0, volume_tolerance=0.30)}
-"""Head 300 (GRE only) misses the targets since its phase carries air, bone and the brain
-beyond the slab (2026-12-06): its map alone is 11.0 ppb off on the true labels (LBV's boundary
-loss, docs/segmentation.md) and the chi-driven deformable stage follows part of that error
-(right thalamus label 1.16-1.25x true). Runs are now reproducible (single-threaded
-registration), so this is its result, not a bad draw. Issue 11 stays open; these bounds only
-catch it getting worse."""
+KNOWN_MISSES = {300: Bounds(worst_ppb=12.0, volume_tolerance=0.20)}
+"""Head 300 (GRE only) misses the worst-error target since its phase carries air, bone and
+the brain beyond the slab (2026-12-06): 10.4 ppb on the right thalamus, whose map alone is
+11.0 ppb off on the true labels (LBV's boundary loss, docs/segmentation.md). Its labels are
+within 15 % (right thalamus 1.149x true, from 1.23-1.25x before the deformable stage
+registered local chi contrast), too close to the edge to hold it to that. Runs are
+reproducible (single-threaded registration), so these are its results, not a draw. Issue 11
+stays open; these bounds only catch it getting worse."""
 PER_HEAD = [pytest.param(0, id="300-gre-known-miss"), pytest.param(1, id="301-t1")]
 
 
@@ -101,7 +102,7 @@ def test_worst_structure_error_after_the_reference_offset(results, head):
 
 @pytest.mark.parametrize("head", PER_HEAD)
 def test_label_volumes_follow_the_true_structures(results, head):
-    """Every reported structure's label within 15 % of its true volume (head 300: 30 %,
+    """Every reported structure's label within 15 % of its true volume (head 300: 20 %,
     `KNOWN_MISSES`). Through the map-driven deformable stage a thalamus once came out 8.3 ml
     beside a 14.1 ml one (true 13.8 / 13.6 ml, head 304 at the issue's ranges): the thalamus
     is now half linear prior (docs/segmentation.md, "Labels")."""
