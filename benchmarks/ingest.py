@@ -45,7 +45,8 @@ from pathlib import Path
 import pydicom
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic MR files
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the packages before tests/,
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # whose folders share names
 from support.node_helpers import DCMTK_ENV, STORESCP, free_port, storescu, write_series  # noqa: E402
 
 from dicom_node.db import create_schema, database_url, make_engine  # noqa: E402

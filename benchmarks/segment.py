@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the packages before tests/,
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # whose folders share names
 
 from support.varied_heads import simulate_head  # noqa: E402
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the packages before tests/,
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # whose folders share names
 
 from support.segment_scoring import SubjectScore, score  # noqa: E402
 from support.varied_heads import ISSUE_RANGES, STANDARD_RANGES, simulate_head  # noqa: E402
