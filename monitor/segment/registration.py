@@ -34,9 +34,10 @@ def reproducible_registration() -> Iterator[None]:
     ITK's multi-threaded Mattes metric adds up per-thread partial sums in the order the
     threads finish. The linear stages only move by ~1e-8 from that, but the B-spline stage
     amplifies it: on one varied head, control points differed by up to 2.4 mm between two
-    runs of the same input, labels by ~0.5 % and a thalamus mean by ~2 ppb, which is the size
-    of a real scan-rescan change. Per-method thread counts left 1e-5 mm differences (other
-    filters still threaded); the global default is what makes runs bit-identical. It costs
+    runs of the same input, labels by ~0.5 %, ROI means over the labels by up to 0.34 ppb, and
+    end to end a thalamus label came out 1.23x true in one run and withheld in another.
+    Per-method thread counts left 1e-5 mm differences (other filters still threaded); the
+    global default is what makes runs bit-identical. It costs
     about 10 s per segmentation on 2 cores. Nested and concurrent blocks share one setting:
     the first to enter saves the default, the last to leave restores it.
     """
