@@ -19,7 +19,8 @@ __all__ = ["REGISTRATION_CHI_SIGMA_MM", "local_contrast"]
 REGISTRATION_CHI_SIGMA_MM = 10.0
 """Width of the smooth part removed. Chosen on head 300 (6 and 12 mm: its thalamus label
 1.15x / 1.16x), then checked on 15 held-out heads (docs/segmentation.md): the worst
-label-volume error per head fell on 10, stayed on 2 and rose by 0.01-0.02 on 4; over all 16 from 1.25x to 1.16x."""
+label-volume error per head fell on 10, stayed on 2 and rose by 0.01-0.02 on 4; over all
+16 from 1.25x to 1.16x."""
 
 
 def local_contrast(
