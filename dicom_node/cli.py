@@ -164,10 +164,13 @@ def process(
     force: ForceOption = False,
 ) -> None:
     """Process DICOM studies now, through the same pipeline the service uses."""
-    from dicom_node.process.batch import process_paths
+    from dicom_node.process.batch import collect_files, found_no_acquisition, process_paths
     from dicom_node.process.summary import is_reportable, record_summary
 
     _exit_if_missing([*paths, *([segmentation] if segmentation else [])])
+    if not collect_files(paths):
+        typer.echo(f"error: no files in {', '.join(str(p) for p in paths)}", err=True)
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)
     settings = load_writable_settings_or_exit(config)
     if force:
         settings = settings.with_forced_replacement()
@@ -180,6 +183,8 @@ def process(
     else:
         for record in records:
             typer.echo("\n".join(record_summary(record)))
+    if found_no_acquisition(records):
+        raise typer.Exit(INPUT_ERROR_EXIT_CODE)  # the files hold nothing to process
     if any(record.get("error") for record in records):
         raise typer.Exit(1)
     if any(not is_reportable(record) for record in records):

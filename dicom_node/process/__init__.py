@@ -10,7 +10,7 @@ own; writes `results`, `outbox` and the patient history.
 from dicom_node.process.amend import AMEND_PREFIX, amend_acquisition, due_amendments
 from dicom_node.process.analysis import Analysis, AnalysisInput, analyse, measure_deep_grey
 from dicom_node.process.backfill import BackfillSummary, ResumeRequiredError, backfill
-from dicom_node.process.batch import process_paths
+from dicom_node.process.batch import collect_files, found_no_acquisition, process_paths
 from dicom_node.process.compute import ComputeEngine, LocalEngine, RayEngine, compute_engine
 from dicom_node.process.pipeline import (
     ProcessingResult,
@@ -52,8 +52,10 @@ __all__ = [
     "analyse",
     "analysis_input",
     "backfill",
+    "collect_files",
     "compute_engine",
     "due_amendments",
+    "found_no_acquisition",
     "lease_owner_name",
     "measure_deep_grey",
     "output_dir",

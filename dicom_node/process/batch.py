@@ -46,6 +46,12 @@ def process_paths(
     return records
 
 
+def found_no_acquisition(records: Sequence[dict[str, Any]]) -> bool:
+    """True when `process_paths` found no QSM acquisition in its files at all: wrong input,
+    not a failed study (its one record names no study and says why)."""
+    return len(records) == 1 and records[0]["study_uid"] is None and bool(records[0]["error"])
+
+
 def _with_segmentation(
     assembled: AssembledAcquisition, seg_files: Sequence[Path], settings: Settings
 ) -> Settings:

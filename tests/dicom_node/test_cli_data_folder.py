@@ -53,6 +53,7 @@ def test_read_only_commands_never_create_the_data_folder(args: list[str], tmp_pa
 def test_an_unusable_data_folder_is_one_line_for_every_command(
     args: list[str], tmp_path: Path
 ) -> None:
+    (tmp_path / "note.txt").write_text("a file, so `process .` gets as far as the data folder")
     result = _run(args, tmp_path, QSM_MONITOR_STORAGE__DATA_DIR="/proc/nope")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr

@@ -148,3 +148,31 @@ def test_a_reportable_visit_is_never_replaced_by_an_unreportable_one_without_for
     assert forced.exit_code == NOT_REPORTABLE_EXIT_CODE, forced.output
     (entry,) = json.loads(replaced.stdout)["entries"]
     assert entry["qc_reason"].startswith("every structure withheld")
+
+
+def test_an_empty_folder_is_wrong_input_and_creates_no_history(tmp_path: Path) -> None:
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / ".hidden").write_bytes(b"x")  # hidden files are skipped, as in every folder
+
+    result = CliRunner().invoke(app, ["process", str(empty), "--config", str(config)])
+
+    assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
+    assert result.output.strip() == f"error: no files in {empty}"
+    assert not (tmp_path / "data").exists()
+
+
+def test_files_without_a_qsm_acquisition_are_wrong_input_and_say_why(tmp_path: Path) -> None:
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("not an image")
+
+    result = CliRunner().invoke(app, ["process", str(folder), "--config", str(config)])
+
+    assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
+    assert "no QSM acquisition found: unreadable file" in result.stdout
+    assert "(not DICOM)" in result.stdout

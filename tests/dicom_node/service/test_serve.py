@@ -30,7 +30,7 @@ from dicom_node.queue.results import results_for_study
 from dicom_node.service.status import echo, state_path
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
-from monitor.cli import NOT_REPORTABLE_EXIT_CODE
+from monitor.cli import INPUT_ERROR_EXIT_CODE, NOT_REPORTABLE_EXIT_CODE
 from monitor.phantom.simulate import PhantomConfig, simulate_phantom
 from monitor.settings import load_settings
 
@@ -148,11 +148,11 @@ def test_process_command_prints_one_record_per_study(
     assert "TV-ADMM dipole inversion" in provenance["steps"]
 
 
-def test_process_command_fails_without_a_qsm_acquisition(tmp_path: Path) -> None:
+def test_process_command_refuses_files_without_a_qsm_acquisition(tmp_path: Path) -> None:
     folder = tmp_path / "localizer"
     write_series(folder, 3)
     result = CliRunner().invoke(app, ["process", str(folder), "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == INPUT_ERROR_EXIT_CODE  # wrong input, not a failed study
     (record,) = json.loads(result.stdout)
     assert record["error"].startswith("no QSM acquisition found")
     assert record["outputs"] == {}
