@@ -35,6 +35,7 @@ from support.varied_e2e import (  # noqa: E402
     map_errors_on_true_labels,
     process_varied_head,
 )
+from support.varied_gre import gre_acquisition  # noqa: E402
 from support.varied_heads import ISSUE_RANGES, STANDARD_RANGES, simulate_head  # noqa: E402
 
 from monitor.segment.structures import REPORTED_NAMES  # noqa: E402
@@ -67,10 +68,11 @@ def main() -> None:
     for seed in range(args.first, args.first + args.count):
         start = time.perf_counter()
         head = simulate_head(seed, with_t1=seed % 2 == 1, ranges=ranges)
+        gre = gre_acquisition(head)
         with tempfile.TemporaryDirectory() as root:
-            result = process_varied_head(head, Path(root))
+            result = process_varied_head(head, Path(root), gre)
         seconds = time.perf_counter() - start
-        map_alone = float(np.max(np.abs(map_errors_on_true_labels(head))))
+        map_alone = float(np.max(np.abs(map_errors_on_true_labels(head, gre))))
         withheld = [
             n for n, v in zip(REPORTED_NAMES, result.measured_ppb, strict=True) if np.isnan(v)
         ]

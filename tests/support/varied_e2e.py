@@ -23,6 +23,7 @@ from monitor.recon.pipeline import reconstruct
 from monitor.segment import LABEL_NAMES
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import load_settings
+from monitor.types import Acquisition
 from support.varied_gre import gre_acquisition
 from support.varied_heads import VariedHead
 
@@ -49,13 +50,18 @@ class EndToEnd:
         return errors - np.nanmean(errors)
 
 
-def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
+def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = None) -> EndToEnd:
     """`head` (`support.varied_heads.simulate_head`) end to end; its T1, when simulated, is
-    sent with the study."""
+    sent with the study. `gre` is the head's `gre_acquisition`, when the caller has it already
+    (simulating it is most of a head's preparation)."""
     identity = PatientIdentity(patient_id=f"VARIED-{head.seed:04d}")
     dicom = root / "dicom"
     write_acquisition_series(
-        gre_acquisition(head), dicom, "siemens", identity, first_series_number=10
+        gre if gre is not None else gre_acquisition(head),
+        dicom,
+        "siemens",
+        identity,
+        first_series_number=10,
     )
     if head.t1 is not None:
         write_single_echo_series(
@@ -94,12 +100,13 @@ def process_varied_head(head: VariedHead, root: Path) -> EndToEnd:
     )
 
 
-def map_errors_on_true_labels(head: VariedHead) -> np.ndarray:
-    """The reconstruction's share of the end-to-end error: the head's GRE reconstructed with
-    the default settings (directly, not through DICOM) and measured over the *true* labels,
-    minus the truth, offset removed (`REPORTED_NAMES` order, ppb). Where it is close to the
-    end-to-end error, the labels are not what is wrong."""
-    result = reconstruct(gre_acquisition(head), load_settings(None).recon)
+def map_errors_on_true_labels(head: VariedHead, gre: Acquisition | None = None) -> np.ndarray:
+    """The reconstruction's share of the end-to-end error: the head's GRE (`gre`, or simulated
+    here) reconstructed with the default settings (directly, not through DICOM) and measured
+    over the *true* labels, minus the truth, offset removed (`REPORTED_NAMES` order, ppb).
+    Where it is close to the end-to-end error, the labels are not what is wrong."""
+    gre = gre if gre is not None else gre_acquisition(head)
+    result = reconstruct(gre, load_settings(None).recon)
     errors = _true_label_means(head, result.chi_ppm, result.mask) - _true_label_means(
         head, head.true_chi_ppm, head.brain_mask
     )
