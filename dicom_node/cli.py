@@ -15,6 +15,7 @@ from monitor import __version__
 from monitor.cli import (
     INPUT_ERROR_EXIT_CODE,
     NOT_REPORTABLE_EXIT_CODE,
+    command_group,
     error_line,
     exit_code_for,
     identity_app,
@@ -28,10 +29,8 @@ from monitor.cli import app as domain_app
 from monitor.errors import MonitorError
 from monitor.settings import Settings
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="qsm-monitor: longitudinal brain-iron (QSM) monitoring. Research use until validated.",
+app = command_group(
+    "qsm-monitor: longitudinal brain-iron (QSM) monitoring. Research use until validated."
 )
 for command in domain_app.registered_commands:
     app.registered_commands.append(command)
@@ -87,9 +86,7 @@ def serve(config: ConfigOption = None) -> None:
             console.stop()
 
 
-users_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Web console accounts (docs/web-console.md)."
-)
+users_app = command_group("Web console accounts (docs/web-console.md).")
 app.add_typer(users_app, name="users")
 
 
@@ -410,10 +407,8 @@ def demo(
         raise typer.Exit(1)
 
 
-priors_app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="Prior exams: fetch a patient's earlier studies from the \\[priors] source PACS.",
+priors_app = command_group(
+    "Prior exams: fetch a patient's earlier studies from the [priors] source PACS."
 )
 app.add_typer(priors_app, name="priors")
 

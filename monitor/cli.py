@@ -25,24 +25,27 @@ from monitor.types import QSMResult
 if TYPE_CHECKING:
     from monitor.norms import NormativeModel
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
-norms_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Normative model: fit a site model, show one."
-)
+
+def command_group(help_text: str | None = None) -> typer.Typer:
+    """A command group as every qsm-monitor group is built: help when called bare, no shell
+    completion installer, and plain help and error text. Typer's rich panels print flags as
+    ``--json <bool>`` (as if they took a value) and errors as multi-line boxes; plain Click
+    text shows ``--json`` and one ``Error:`` line."""
+    return typer.Typer(
+        no_args_is_help=True, add_completion=False, rich_markup_mode=None, help=help_text
+    )
+
+
+app = command_group()
+norms_app = command_group("Normative model: fit a site model, show one.")
 app.add_typer(norms_app, name="norms")
-identity_app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="Identity review: visits held because their demographics contradict the patient's.",
+identity_app = command_group(
+    "Identity review: visits held because their demographics contradict the patient's."
 )
 app.add_typer(identity_app, name="identity")
-cohort_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="The whole history as one table."
-)
+cohort_app = command_group("The whole history as one table.")
 app.add_typer(cohort_app, name="cohort")
-config_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Settings: check a file before deploying it."
-)
+config_app = command_group("Settings: check a file before deploying it.")
 app.add_typer(config_app, name="config")
 
 INPUT_ERROR_EXIT_CODE = 2
