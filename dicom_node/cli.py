@@ -165,7 +165,8 @@ def process(
     from dicom_node.process.summary import is_reportable, record_summary
 
     _exit_if_missing([*paths, *([segmentation] if segmentation else [])])
-    if not collect_files(paths):
+    files = collect_files(paths)  # walked once: process_paths takes the files as they are
+    if not files:
         typer.echo(f"error: no files in {', '.join(str(p) for p in paths)}", err=True)
         raise typer.Exit(INPUT_ERROR_EXIT_CODE)
     settings = load_writable_settings_or_exit(config)
@@ -174,7 +175,7 @@ def process(
     if segmentation is not None:
         settings = settings.with_external_segmentation(segmentation)
         _check_segmentation_file(segmentation, settings)
-    records = process_paths(paths, settings, progress=lambda stage: typer.echo(stage, err=True))
+    records = process_paths(files, settings, progress=lambda stage: typer.echo(stage, err=True))
     if as_json:
         typer.echo(json.dumps(records, indent=2))
     else:
