@@ -112,8 +112,8 @@ def test_orthanc_routes_only_multi_echo_gre_to_the_listener(tmp_path: Path) -> N
     modalities = {routing["Modality"]: (settings.node.ae_title, node_port)}
     expected_instances = len(classic) + len(enhanced)
     with (
+        Listener(settings) as listener,  # bound first: Orthanc's free ports cannot take it
         running_orthanc(tmp_path, modalities, extra) as pacs,
-        Listener(settings) as listener,
         pacs.client() as client,
     ):
         # Non-GRE first: Orthanc announces stable series oldest first and runs Lua callbacks in

@@ -64,7 +64,7 @@ def test_orthanc_routes_a_study_to_our_node(db_url: str, tmp_path: Path) -> None
     files = write_acquisition_series(small_acquisition(), tmp_path / "in", "siemens", identity)
     service = Service(settings)
     listener = Listener(settings, service.on_series_complete, sessions=service.sessions)
-    with running_orthanc(tmp_path, {"qsm": ("QSMMON", node_port)}) as pacs, listener:
+    with listener, running_orthanc(tmp_path, {"qsm": ("QSMMON", node_port)}) as pacs:
         with pacs.client() as client:
             for path in files:
                 client.post("/instances", content=path.read_bytes()).raise_for_status()

@@ -24,10 +24,22 @@ DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 delayed ACKs on loopback and every tool measures the kernel's timer, not the DICOM stack."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now and never handed out before in this process.
+
+    The port is released before its user binds it, so a second call could otherwise return the
+    same number: a test that took a port for our listener and then started Orthanc on two
+    more once failed with "Address already in use" when the listener bound its port."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def mr_dataset(
