@@ -30,6 +30,13 @@ def _labels_like(labels: Path, out: Path, values: np.ndarray) -> Path:
     return out
 
 
+def _data_folder_config(tmp_path: Path) -> Path:
+    """Settings with the data folder in `tmp_path` (so a test sees whether it was created)."""
+    config = tmp_path / "qsm-monitor.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    return config
+
+
 def _process(tmp_path: Path, folder: Path, segmentation: Path):  # type: ignore[no-untyped-def]
     config = tmp_path / "qsm-monitor.toml"
     config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[recon]\ntv_iterations = 5\n')
@@ -96,8 +103,7 @@ def test_an_unreadable_segmentation_is_refused_in_one_line_before_any_work(
 
 
 def test_a_missing_path_is_refused_without_creating_a_history(tmp_path: Path) -> None:
-    config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    config = _data_folder_config(tmp_path)
     for command in ("process", "backfill"):
         result = CliRunner().invoke(
             app, [command, str(tmp_path / "absent"), "--config", str(config)]
@@ -151,8 +157,7 @@ def test_a_reportable_visit_is_never_replaced_by_an_unreportable_one_without_for
 
 
 def test_an_empty_folder_is_wrong_input_and_creates_no_history(tmp_path: Path) -> None:
-    config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    config = _data_folder_config(tmp_path)
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
     (empty / ".hidden").write_bytes(b"x")  # hidden files are skipped, as in every folder
@@ -165,8 +170,7 @@ def test_an_empty_folder_is_wrong_input_and_creates_no_history(tmp_path: Path) -
 
 
 def test_files_without_a_qsm_acquisition_are_wrong_input_and_say_why(tmp_path: Path) -> None:
-    config = tmp_path / "qsm-monitor.toml"
-    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    config = _data_folder_config(tmp_path)
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "readme.txt").write_text("not an image")
