@@ -15,10 +15,11 @@ mask that background field is harmonic, which the two methods exploit differentl
   field inside; what it cannot explain is local. No erosion, but slow to converge.
 * LBV (Laplacian boundary value, Zhou, Liu, Spincemaille and Wang, NMR Biomed
   2014;27:312-319): the background is the harmonic function that equals the total field on
-  the mask's boundary, found by solving Laplace's equation inside the mask (conjugate
-  gradients on the 7-point Laplacian); the local field is the rest. It assumes the local
-  field is zero on the boundary, which costs accuracy only in the outermost voxels (eroded
-  by `lbv_erode_mm`), and it needs no deconvolution, so no low frequency is truncated. The
+  the mask's boundary, found by solving Laplace's equation inside the mask (multigrid-
+  preconditioned conjugate gradients on the 7-point Laplacian, `monitor.recon.harmonic`);
+  the local field is the rest. It assumes the local field is zero on the boundary, which
+  costs accuracy only in the outermost voxels (eroded by `lbv_erode_mm`), and it needs no
+  deconvolution, so no low frequency is truncated. The
   default: with the inversion's data term inside the mask it gives the best whole-brain maps
   (docs/reconstruction.md).
 
@@ -46,24 +47,17 @@ from monitor.recon.fourier import (
     padded_shape,
     smv_kernel,
 )
+from monitor.recon.harmonic import harmonic_fill
 from monitor.recon.mask import erode_mm
-from monitor.recon.resample import blocks, doubled
 from monitor.settings import ReconSettings
 
 _ERODED_MIN_COVERAGE = 0.999
 """A voxel survives SMV erosion if at most 0.1% of its sphere leaves the mask: tolerant of
 float32 FFT round-off, and the few outside voxels of a 12 mm sphere change nothing measurable."""
-COARSE_LEVELS = 2
-"""Coarser grids (each half the previous) solved first to start LBV's conjugate gradients.
-
-CG removes the smooth part of its error slowest, and a harmonic background is nearly all
-smooth part; a half-resolution solution supplies it at an eighth of the cost per iteration,
-so the full-resolution solve only corrects the detail near the boundary. The same tolerance
-ends every level, so the answer is the one plain CG would give (within 0.2 ppb of it on the
-160x192x64 head, whose local field RMS is 6 ppb), in 0.43 s instead of 0.80 s there."""
-COARSEST_AXIS = 16
-"""No level is coarser than this many voxels along an axis: below it the brain's boundary
-layer is most of the grid and the guess would help nothing."""
+MULTIGRID_LEVELS = 3
+"""Coarse grids in the V-cycle that preconditions LBV's solve (`monitor.recon.harmonic`):
+3 levels took the 160x192x64 head's solve from 0.49 s (2 levels) to 0.30 s; each level is an
+eighth of the one above, so more would add little."""
 
 
 @dataclass(frozen=True)
@@ -116,84 +110,18 @@ def _lbv_local_field(
 ) -> tuple[np.ndarray, np.ndarray]:
     """LBV local field and its mask: the interior (mask minus its 6-connected boundary
     layer, where the boundary values are imposed) eroded by `lbv_erode_mm`."""
-    background, interior = _lbv_background(field, mask, voxel_mm, settings, COARSE_LEVELS)
-    valid = erode_mm(interior, settings.lbv_erode_mm, voxel_mm)
-    return np.where(valid, field - background, 0.0).astype(np.float32), valid
-
-
-def _lbv_background(
-    field: np.ndarray,
-    mask: np.ndarray,
-    voxel_mm: tuple[float, float, float],
-    settings: ReconSettings,
-    levels: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The harmonic background (equal to the field on the mask's boundary layer) and the
-    interior where it was solved; started from the solution on a grid half as fine."""
     interior = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1))
-    guess = jnp.zeros(field.shape, dtype=jnp.float32)
-    if levels > 0 and min(field.shape) >= 2 * COARSEST_AXIS:
-        coarse_field, coarse_mask = _halved(field, mask)
-        coarse_voxel = tuple(2.0 * v for v in voxel_mm)
-        coarse, _ = _lbv_background(coarse_field, coarse_mask, coarse_voxel, settings, levels - 1)
-        guess = doubled(coarse, field.shape)
-    background = _lbv(
+    background = harmonic_fill(
         jnp.asarray(field, dtype=jnp.float32),
         jnp.asarray(interior),
         jnp.asarray(mask & ~interior),
-        jnp.asarray(guess),
         voxel_mm,
         settings.lbv_tolerance,
         settings.lbv_max_iterations,
+        MULTIGRID_LEVELS,
     )
-    return np.asarray(background), interior
-
-
-def _halved(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2x2x2 block means of the in-mask field; a block is in the mask if half of it or more is."""
-    count = blocks(mask.astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
-    total = blocks(np.where(mask, field, 0.0).astype(np.float32), (2, 2, 2)).sum(axis=(1, 3, 5))
-    return np.where(count > 0, total / np.maximum(count, 1.0), 0.0), count >= 4
-
-
-def _laplacian(volume: jnp.ndarray, voxel_mm: tuple[float, float, float]) -> jnp.ndarray:
-    """7-point discrete Laplacian per mm^2 (periodic; callers keep the grid edge outside)."""
-    total = jnp.zeros_like(volume)
-    for axis, spacing in enumerate(voxel_mm):
-        neighbours = jnp.roll(volume, 1, axis) + jnp.roll(volume, -1, axis)
-        total = total + (neighbours - 2.0 * volume) / spacing**2
-    return total
-
-
-@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations"))
-def _lbv(  # noqa: PLR0913 - the solver's inputs, passed explicitly
-    field: jnp.ndarray,
-    interior: jnp.ndarray,
-    boundary: jnp.ndarray,
-    guess: jnp.ndarray,
-    voxel_mm: tuple[float, float, float],
-    tolerance: float,
-    max_iterations: int,
-) -> jnp.ndarray:
-    """The harmonic background: the field on `boundary`, solved for on `interior`.
-
-    With the background = u (unknown, interior) + b (the field on the boundary), Laplace's
-    equation on the interior reads -L_I u = L b: symmetric positive definite, so plain
-    conjugate gradients (JAX's, as PDF uses), started from `guess`, run until the residual is
-    `tolerance` of the right-hand side. A fixed
-    count would be unsafe: the iterations needed grow with the head's size in voxels, and an
-    unconverged background is a smooth error over the whole brain (measured on the 160x192x64
-    head: 100 iterations gave NRMSE 190 %, 200 and more 48.9 %).
-    """
-    known = jnp.where(boundary, field, 0.0)
-    rhs = jnp.where(interior, _laplacian(known, voxel_mm), 0.0)
-
-    def operator(u):
-        return jnp.where(interior, -_laplacian(jnp.where(interior, u, 0.0), voxel_mm), 0.0)
-
-    start = jnp.where(interior, guess, 0.0)
-    solved, _ = cg(operator, rhs, x0=start, tol=tolerance, atol=0.0, maxiter=max_iterations)
-    return jnp.where(interior, solved, known)
+    valid = erode_mm(interior, settings.lbv_erode_mm, voxel_mm)
+    return np.where(valid, field - np.asarray(background), 0.0).astype(np.float32), valid
 
 
 def _eroded(mask_padded: jnp.ndarray, smv_half: jnp.ndarray) -> jnp.ndarray:

@@ -85,12 +85,12 @@ def test_lbv_removes_an_exactly_harmonic_field_to_its_tolerance() -> None:
 
 
 @pytest.mark.slow
-def test_lbv_coarse_start_gives_the_plain_solution(phantom: Phantom, monkeypatch) -> None:
-    """The coarse-grid start changes where CG begins, not where it ends: the local field
-    equals plain CG's from zero to well below a ppb: both stop at the same relative residual,
-    which leaves each a fraction of a ppb from the exact solution."""
+def test_lbv_multigrid_gives_the_plain_solution(phantom: Phantom, monkeypatch) -> None:
+    """The multigrid preconditioner changes CG's path, not where it ends: the local field
+    equals plain CG's to well below a ppb: both stop at the same relative residual, which
+    leaves each a fraction of a ppb from the exact solution."""
     started = _remove(phantom, phantom.total_field_ppm, "lbv")
-    monkeypatch.setattr(background, "COARSE_LEVELS", 0)
+    monkeypatch.setattr(background, "MULTIGRID_LEVELS", 0)
     plain = _remove(phantom, phantom.total_field_ppm, "lbv")
     np.testing.assert_array_equal(started.mask, plain.mask)
     difference = np.abs(started.local_field_ppm - plain.local_field_ppm)[plain.mask]
