@@ -54,22 +54,22 @@ def harmonic_fill(  # noqa: PLR0913 - the problem's arrays and the solver's cons
     ends so every level halves evenly; the interior must not touch the grid's edge (the
     Laplacian is periodic), which an eroded mask never does.
     """
-    factors = _coarsening(voxel_mm, interior.shape, levels)
-    multiple = np.prod(np.array(factors, dtype=int).reshape(-1, 3), axis=0) if factors else [1] * 3
-    extra = tuple((-n) % int(m) for n, m in zip(interior.shape, multiple, strict=True))
-    solved = _solve(
-        _padded(values, extra),
-        _padded(interior, extra),
-        _padded(boundary, extra),
+    factors = tuple(_coarsening(voxel_mm, interior.shape, levels))
+    multiple = np.prod(factors, axis=0) if factors else np.ones(3, dtype=int)
+    extra = tuple(int((-n) % m) for n, m in zip(interior.shape, multiple, strict=True))
+    return _solve(
+        values,
+        interior,
+        boundary,
         voxel_mm,
         tolerance,
         max_iterations=max_iterations,
-        factors=tuple(factors),
+        factors=factors,
+        extra=extra,
     )
-    return solved[tuple(slice(0, n) for n in interior.shape)]
 
 
-def laplacian(volume: jnp.ndarray, voxel_mm: Spacing) -> jnp.ndarray:
+def _laplacian(volume: jnp.ndarray, voxel_mm: Spacing) -> jnp.ndarray:
     """7-point discrete Laplacian per mm^2 (periodic; callers keep the grid edge outside)."""
     total = jnp.zeros_like(volume)
     for axis, spacing in enumerate(voxel_mm):
@@ -93,11 +93,7 @@ def _coarsening(
     return factors
 
 
-def _padded(volume: jnp.ndarray, extra: tuple[int, ...]) -> jnp.ndarray:
-    return jnp.pad(jnp.asarray(volume), [(0, e) for e in extra])
-
-
-@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations", "factors"))
+@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations", "factors", "extra"))
 def _solve(  # noqa: PLR0913 - the problem's arrays and the solver's constants
     values: jnp.ndarray,
     interior: jnp.ndarray,
@@ -107,12 +103,18 @@ def _solve(  # noqa: PLR0913 - the problem's arrays and the solver's constants
     *,
     max_iterations: int,
     factors: tuple[tuple[int, int, int], ...],
+    extra: tuple[int, int, int],
 ) -> jnp.ndarray:
     """With the solution = u (unknown, interior) + b (the values on the boundary), Laplace's
     equation on the interior reads -L_I u = L b: symmetric positive definite, so CG applies,
-    run until the residual is `tolerance` of the right-hand side."""
+    run until the residual is `tolerance` of the right-hand side. The grid is padded by
+    `extra` at its far ends for the solve, so every level halves evenly."""
+    shape = values.shape
+    values, interior, boundary = (
+        jnp.pad(a, [(0, e) for e in extra]) for a in (values, interior, boundary)
+    )
     known = jnp.where(boundary, values, 0.0)
-    rhs = jnp.where(interior, laplacian(known, voxel_mm), 0.0)
+    rhs = jnp.where(interior, _laplacian(known, voxel_mm), 0.0)
     grids = _grids(interior, voxel_mm, factors)
     preconditioner = partial(_v_cycle, grids=grids, factors=factors) if factors else None
     solved, _ = cg(
@@ -123,12 +125,12 @@ def _solve(  # noqa: PLR0913 - the problem's arrays and the solver's constants
         maxiter=max_iterations,
         M=preconditioner,
     )
-    return jnp.where(interior, solved, known)
+    return jnp.where(interior, solved, known)[tuple(slice(0, n) for n in shape)]
 
 
 def _operator(u: jnp.ndarray, inside: jnp.ndarray, voxel_mm: Spacing) -> jnp.ndarray:
     """-L restricted to `inside`, zero (Dirichlet) outside it."""
-    return jnp.where(inside, -laplacian(jnp.where(inside, u, 0.0), voxel_mm), 0.0)
+    return jnp.where(inside, -_laplacian(jnp.where(inside, u, 0.0), voxel_mm), 0.0)
 
 
 def _grids(
