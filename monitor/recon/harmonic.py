@@ -4,9 +4,10 @@ Laplace's equation on the mask's interior, the 7-point Laplacian per mm^2, is so
 conjugate gradients preconditioned with one multigrid V-cycle per iteration. Plain CG removes
 the smooth part of its error slowest, and a harmonic background is nearly all smooth part; a
 V-cycle removes the error at every scale at once, on grids 2, 4 and 8 times coarser, so the
-iteration count no longer grows with the head's size in voxels (measured on the 160x192x64
-head: about 15 preconditioned iterations against about 170 plain ones after a coarse-grid
-start; 0.30 s against 0.57 s for the same tolerance, solutions within 0.14 ppb).
+iteration count no longer grows with the head's size in voxels (measured on 160x192x64
+heads: the solution stops changing after 13-15 preconditioned iterations on the phantom and
+18-20 on a varied head, against about 170 plain ones after a coarse-grid start; 0.34 s against
+0.57 s for the same tolerance, solutions within 0.14 ppb).
 
 The V-cycle is the textbook one, chosen so that it is a symmetric positive definite operator
 (a valid CG preconditioner): damped Jacobi smoothing, the same number of sweeps before and
@@ -32,7 +33,7 @@ Spacing = tuple[float, float, float]
 SMOOTHING_SWEEPS = 2
 """Jacobi sweeps before and after each coarse correction (one was slower to converge)."""
 COARSEST_SWEEPS = 8
-"""Jacobi sweeps that stand in for an exact solve on the coarsest grid (a few thousand cells)."""
+"""Jacobi sweeps that stand in for an exact solve on the coarsest grid (about 10^4 cells)."""
 JACOBI_DAMPING = 0.8
 """Damped Jacobi's weight; below 1 so the highest frequencies are damped, not flipped."""
 MIN_COARSE_AXIS = 4
