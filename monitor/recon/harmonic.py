@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.sparse.linalg import cg
 
+from monitor.recon.resample import blocks
+
 Spacing = tuple[float, float, float]
 
 SMOOTHING_SWEEPS = 2
@@ -38,36 +40,6 @@ JACOBI_DAMPING = 0.8
 """Damped Jacobi's weight; below 1 so the highest frequencies are damped, not flipped."""
 MIN_COARSE_AXIS = 4
 """No grid is coarsened below this many cells along an axis."""
-
-
-def harmonic_fill(  # noqa: PLR0913 - the problem's arrays and the solver's constants
-    values: jnp.ndarray,
-    interior: jnp.ndarray,
-    boundary: jnp.ndarray,
-    voxel_mm: Spacing,
-    tolerance: float,
-    max_iterations: int,
-    levels: int,
-) -> jnp.ndarray:
-    """`values` on `boundary`, the harmonic function that matches them on `interior`.
-
-    `levels` coarse grids precondition the solve (0: plain CG). The grid is padded at its far
-    ends so every level halves evenly; the interior must not touch the grid's edge (the
-    Laplacian is periodic), which an eroded mask never does.
-    """
-    factors = tuple(_coarsening(voxel_mm, interior.shape, levels))
-    multiple = np.prod(factors, axis=0) if factors else np.ones(3, dtype=int)
-    extra = tuple(int((-n) % m) for n, m in zip(interior.shape, multiple, strict=True))
-    return _solve(
-        values,
-        interior,
-        boundary,
-        voxel_mm,
-        tolerance,
-        max_iterations=max_iterations,
-        factors=factors,
-        extra=extra,
-    )
 
 
 def _laplacian(volume: jnp.ndarray, voxel_mm: Spacing) -> jnp.ndarray:
@@ -94,23 +66,29 @@ def _coarsening(
     return factors
 
 
-@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations", "factors", "extra"))
-def _solve(  # noqa: PLR0913 - the problem's arrays and the solver's constants
+@partial(jax.jit, static_argnames=("voxel_mm", "max_iterations", "levels"))
+def harmonic_fill(  # noqa: PLR0913 - the problem's arrays and the solver's constants
     values: jnp.ndarray,
     interior: jnp.ndarray,
     boundary: jnp.ndarray,
     voxel_mm: Spacing,
     tolerance: float,
-    *,
     max_iterations: int,
-    factors: tuple[tuple[int, int, int], ...],
-    extra: tuple[int, int, int],
+    levels: int,
 ) -> jnp.ndarray:
-    """With the solution = u (unknown, interior) + b (the values on the boundary), Laplace's
+    """`values` on `boundary`, the harmonic function that matches them on `interior`.
+
+    With the solution = u (unknown, interior) + b (the values on the boundary), Laplace's
     equation on the interior reads -L_I u = L b: symmetric positive definite, so CG applies,
-    run until the residual is `tolerance` of the right-hand side. The grid is padded by
-    `extra` at its far ends for the solve, so every level halves evenly."""
+    run until the residual is `tolerance` of the right-hand side. `levels` coarse grids
+    precondition it (0: plain CG). The grid is padded at its far ends so every level halves
+    evenly; the interior must not touch the grid's edge (the Laplacian is periodic), which an
+    eroded mask never does.
+    """
     shape = values.shape
+    factors = tuple(_coarsening(voxel_mm, shape, levels))
+    multiple = np.prod(factors, axis=0) if factors else np.ones(3, dtype=int)
+    extra = tuple(int((-n) % m) for n, m in zip(shape, multiple, strict=True))
     values, interior, boundary = (
         jnp.pad(a, [(0, e) for e in extra]) for a in (values, interior, boundary)
     )
@@ -180,9 +158,7 @@ def _v_cycle(
 
 def _block_sum(volume: jnp.ndarray, factor: tuple[int, int, int]) -> jnp.ndarray:
     """Sum over blocks of `factor` voxels (the shape divides evenly)."""
-    a, b, c = (n // f for n, f in zip(volume.shape, factor, strict=True))
-    blocks = volume.reshape(a, factor[0], b, factor[1], c, factor[2])
-    return blocks.sum(axis=(1, 3, 5))
+    return blocks(volume, factor).sum(axis=(1, 3, 5))
 
 
 def _repeated(volume: jnp.ndarray, factor: tuple[int, int, int]) -> jnp.ndarray:
