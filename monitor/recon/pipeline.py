@@ -18,7 +18,12 @@ from monitor.recon.background import remove_background
 from monitor.recon.brain_box import brain_box
 from monitor.recon.dipole import invert
 from monitor.recon.field_map import estimate_total_field, hz_to_ppm
-from monitor.recon.mask import brain_mask, mask_volume_ml, phase_quality_mask
+from monitor.recon.mask import (
+    brain_mask,
+    mask_volume_ml,
+    phase_quality_mask,
+    root_sum_of_squares,
+)
 from monitor.recon.reference import apply_reference, csf_mask_from_magnitude
 from monitor.settings import ReconSettings
 from monitor.types import Acquisition, QSMResult
@@ -53,10 +58,11 @@ def reconstruct(
     """
     timer = _StageTimer(progress)
     with timer("mask"):
-        mask = brain_mask(acq.magnitude, acq.voxel_mm, settings)
+        combined = root_sum_of_squares(acq.magnitude)  # the mask's and the inversion's input
+        mask = brain_mask(combined, acq.voxel_mm, settings)
     box = brain_box(mask, acq.voxel_mm)
     maps, qc = _reconstruct_in_box(
-        acq.magnitude[box], acq.phase_rad[box], mask[box], acq, settings, timer
+        acq.magnitude[box], combined[box], acq.phase_rad[box], mask[box], acq, settings, timer
     )
     qc["seconds"] = timer.seconds
     qc["box_voxels"] = [s.stop - s.start for s in box]
@@ -76,6 +82,7 @@ def reconstruct(
 
 def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisition's scalars
     magnitude: np.ndarray,
+    combined_magnitude: np.ndarray,
     phase_rad: np.ndarray,
     mask: np.ndarray,
     acq: Acquisition,
@@ -104,7 +111,7 @@ def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisit
             voxel,
             b0_dir,
             settings,
-            magnitude=np.sqrt(np.sum(np.square(magnitude), axis=-1)),
+            magnitude=combined_magnitude,
         )
     with timer("reference"):
         whole_brain_chi, qc["whole_brain_offset_ppm"] = apply_reference(

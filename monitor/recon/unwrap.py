@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from monitor.recon import fourier
+from monitor.recon.neighbours import neighbour, zero_padded
 
 TWO_PI = 2.0 * np.pi
 PASSABLE_FRACTIONS = (0.9, 0.97)
@@ -104,14 +105,15 @@ def edge_quality(
     magnitude = magnitude.astype(jnp.float32)
     reference = magnitude_reference + 1e-12
     inside_edges = _in_mask_edges(mask)
+    padded_magnitude = zero_padded(magnitude)
     qualities = []
     for axis in range(3):
         delta = wrap(_forward_difference(template_rad, axis))
         delta_other = wrap(_forward_difference(consistency_rad, axis))
         phase_coherence = 1.0 - jnp.abs(delta) / jnp.pi
         echo_coherence = 1.0 - jnp.abs(wrap(delta * consistency_scale - delta_other)) / jnp.pi
-        neighbour = jnp.roll(magnitude, -1, axis=axis)
-        low, high = jnp.minimum(magnitude, neighbour), jnp.maximum(magnitude, neighbour)
+        following = neighbour(padded_magnitude, axis, 1)
+        low, high = jnp.minimum(magnitude, following), jnp.maximum(magnitude, following)
         magnitude_coherence = (low / (high + 1e-12)) ** 2
         magnitude_weight = 0.5 + 0.5 * jnp.minimum(1.0, 0.5 * (low + high) / reference)
         quality = phase_coherence * echo_coherence * magnitude_coherence * magnitude_weight
@@ -124,7 +126,7 @@ def voxel_quality(quality: jnp.ndarray) -> jnp.ndarray:
     """Mean quality of the (up to six) edges touching each voxel, in [0, 1]."""
     total = quality.sum(axis=0)
     for axis in range(3):
-        total = total + jnp.roll(quality[axis], 1, axis=axis)
+        total = total + neighbour(zero_padded(quality[axis]), axis, -1)
     return total / 6.0
 
 
@@ -175,12 +177,8 @@ def _sweep_all_axes(unwrapped, visited, phase, passable):
 
 def _in_mask_edges(mask: jnp.ndarray) -> jnp.ndarray:
     """(3, x, y, z): the edge from a voxel to its +1 neighbour has both ends in the mask."""
-    edges = []
-    for axis in range(3):
-        n = mask.shape[axis]
-        has_neighbour = jnp.expand_dims(jnp.arange(n) < n - 1, [a for a in range(3) if a != axis])
-        edges.append(mask & jnp.roll(mask, -1, axis=axis) & has_neighbour)
-    return jnp.stack(edges)
+    padded = zero_padded(mask)
+    return jnp.stack([mask & neighbour(padded, axis, 1) for axis in range(3)])
 
 
 @jax.jit

@@ -2,8 +2,15 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from monitor.recon.mask import brain_mask, erode_mm, mask_volume_ml, phase_quality_mask
+from monitor.recon.mask import (
+    brain_mask,
+    erode_mm,
+    fill_holes,
+    mask_volume_ml,
+    phase_quality_mask,
+)
 from monitor.settings import ReconSettings
 
 VOXEL_MM = (2.0, 2.0, 2.5)
@@ -81,3 +88,24 @@ def test_mask_volume_is_counted_in_millilitres():
     mask = np.zeros((10, 10, 10), bool)
     mask[:4, :5, :2] = True  # 40 voxels of 2 x 2 x 2.5 mm = 400 mm^3
     assert mask_volume_ml(mask, VOXEL_MM) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("density", [0.3, 0.6, 0.9])
+def test_fill_holes_matches_scipy_on_random_masks(density):
+    """Random masks hold enclosed background pockets of every shape, touching faces or not."""
+    mask = np.random.default_rng(7).random((23, 17, 11)) < density
+    filled = fill_holes(mask)
+    np.testing.assert_array_equal(filled, ndimage.binary_fill_holes(mask))
+    assert filled.sum() >= mask.sum()
+
+
+def test_fill_holes_fills_an_enclosed_cavity_only():
+    shell = np.zeros((12, 12, 12), dtype=bool)
+    shell[2:10, 2:10, 2:10] = True
+    shell[4:8, 4:8, 4:8] = False  # enclosed cavity
+    shell[0:3, 5, 5] = False  # a tunnel from the face into the shell wall, not the cavity
+    filled = fill_holes(shell)
+    assert filled[4:8, 4:8, 4:8].all()
+    assert not filled[0:3, 5, 5].any()
+    assert not fill_holes(np.zeros((3, 4, 5), dtype=bool)).any()
+    assert fill_holes(np.ones((3, 4, 5), dtype=bool)).all()
