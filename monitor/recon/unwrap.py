@@ -194,19 +194,23 @@ def _grow(
     The last level must be negative so that every in-mask edge is finally passable. A level
     before the last is left once a round adds fewer than `STALL_FRACTION` of the mask: its
     last rounds add a few hundred voxels each along winding paths, and the next level reaches
-    those through slightly poorer edges in one round instead of several.
+    those through slightly poorer edges in one round instead of several. Growth stops as soon
+    as every mask voxel is reached, without the round that would only confirm it (a round is
+    about 50 ms on a 160x192x64 head, which needs 7-8).
     """
     in_mask_edges = _in_mask_edges(mask)
     last = levels.shape[0] - 1
-    stall = jnp.floor(STALL_FRACTION * jnp.sum(mask))
+    mask_voxels = jnp.sum(mask)
+    stall = jnp.floor(STALL_FRACTION * mask_voxels)
 
     def body(state):
         unwrapped, visited, level = state
         passable = in_mask_edges & (quality >= levels[level])
         new_unwrapped, new_visited = _sweep_all_axes(unwrapped, visited, phase, passable)
-        added = jnp.sum(new_visited & ~visited)
-        grew = added > jnp.where(level < last, stall, 0)
-        return new_unwrapped, new_visited, jnp.where(grew, level, level + 1)
+        reached = jnp.sum(new_visited)
+        grew = reached - jnp.sum(visited) > jnp.where(level < last, stall, 0)
+        next_level = jnp.where(grew, level, level + 1)
+        return new_unwrapped, new_visited, jnp.where(reached == mask_voxels, last + 1, next_level)
 
     def cond(state):
         return state[2] < levels.shape[0]
