@@ -36,7 +36,7 @@ def brain_mask(
     image (a single echo, or the echoes already combined by `root_sum_of_squares`)."""
     magnitude = np.asarray(magnitude, dtype=np.float32)
     if magnitude.ndim not in (3, 4):
-        raise ValueError(f"magnitude must be (x, y, z, echo), got shape {magnitude.shape}")
+        raise ValueError(f"magnitude must be (x, y, z) or (x, y, z, echo), got {magnitude.shape}")
     combined = root_sum_of_squares(magnitude) if magnitude.ndim == 4 else np.abs(magnitude)
     sigma = [DENOISE_SIGMA_MM / v for v in voxel_mm]
     combined = ndimage.gaussian_filter(combined, sigma)
