@@ -230,10 +230,16 @@ def quality_levels(quality: np.ndarray) -> np.ndarray:
     return np.append(thresholds, -1.0).astype(np.float32)
 
 
-def romeo_unwrap(phase_rad: np.ndarray, quality: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def romeo_unwrap(
+    phase_rad: np.ndarray,
+    quality: np.ndarray,
+    mask: np.ndarray,
+    voxel_score: np.ndarray | None = None,
+) -> np.ndarray:
     """Quality-guided unwrapping of one 3-D phase volume inside `mask`; outside stays wrapped.
 
-    Every 6-connected component of the mask is seeded at its best voxel, so islands are
+    Every 6-connected component of the mask is seeded at its best voxel (highest
+    `voxel_quality`, computed here unless the caller has it), so islands are
     unwrapped too. Each component is then shifted by a multiple of 2*pi so that its median is
     within (-pi, pi]: a shimmed head has a near-zero mean frequency, and later echoes are
     predicted from this volume, so its absolute 2*pi multiple matters. Seeds and medians are
@@ -249,7 +255,7 @@ def romeo_unwrap(phase_rad: np.ndarray, quality: np.ndarray, mask: np.ndarray) -
     # (160x192x64 head), but its data-dependent shape made every new scan recompile, which a
     # warmed compilation cache (`monitor.recon.warmup`) cannot anticipate.
     quality = np.asarray(quality)
-    score = np.asarray(voxel_quality(jnp.asarray(quality)))
+    score = np.asarray(voxel_quality(jnp.asarray(quality)) if voxel_score is None else voxel_score)
     boxes = ndimage.find_objects(labels)
     seeds = np.zeros(mask.shape, dtype=bool)
     for label, box in enumerate(boxes, start=1):
