@@ -85,8 +85,8 @@ def harmonic_fill(  # noqa: PLR0913 - the problem's arrays and the solver's cons
     equation on the interior reads -L_I u = L b: symmetric positive definite, so CG applies,
     run until the residual is `tolerance` of the right-hand side. `levels` coarse grids
     precondition it (0: plain CG). The grid is padded at its far ends so every level halves
-    evenly; the interior must not touch the grid's edge (the Laplacian is periodic), which an
-    eroded mask never does.
+    evenly; the interior must not touch the grid's edge (the Laplacian reads zeros beyond it),
+    which an eroded mask never does.
     """
     shape = values.shape
     factors = tuple(_coarsening(voxel_mm, shape, levels))

@@ -41,8 +41,8 @@ def doubled(coarse: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
         n = fine.shape[axis]
         widths = [(0, 0)] * fine.ndim
         widths[axis] = (1, 1)
-        # Neighbours as slices of one edge-padded copy: a concatenation per neighbour, as
-        # before, compiled to an element-by-element select (5.5 against 2.2 ms a call).
+        # Neighbours as slices of one edge-padded copy: XLA:CPU compiles a concatenation
+        # per neighbour into an element-by-element select (5.5 against 2.2 ms a call).
         extended = jnp.pad(fine, widths, mode="edge")
         previous = jax.lax.slice_in_dim(extended, 0, n, axis=axis)
         following = jax.lax.slice_in_dim(extended, 2, n + 2, axis=axis)
