@@ -134,3 +134,37 @@ def test_edge_threshold_leaves_the_asked_fraction_above_it():
     above = int(np.sum(values[mask] > threshold))
     assert abs(above - 0.4 * mask.sum()) <= 1
     assert threshold == pytest.approx(np.quantile(values[mask], 0.6), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_over_relaxation_approaches_the_tv_solution_faster(
+    phantom: Phantom, noisy_local_field: np.ndarray
+) -> None:
+    """Same problem and iterations: over-relaxed ADMM lands nearer the converged TV minimiser
+    than plain ADMM, and run long it ends at the same point (a sign or mixing error in the
+    relaxed steps would fail one of the two). Measured on this phantom, distance at 10 / 40
+    iterations: plain 1.68 / 1.20, relaxed 1.59 / 0.97."""
+
+    def distance(iterations: int, relaxation: float) -> float:
+        settings = ReconSettings(tv_iterations=iterations, tv_relaxation=relaxation)
+        chi = invert(
+            noisy_local_field,
+            phantom.brain_mask,
+            VOXEL_MM,
+            phantom.b0_dir,
+            settings,
+            magnitude=phantom.magnitude,
+        )
+        return float(np.linalg.norm((chi - converged)[phantom.brain_mask]))
+
+    converged = invert(
+        noisy_local_field,
+        phantom.brain_mask,
+        VOXEL_MM,
+        phantom.b0_dir,
+        ReconSettings(tv_iterations=400, tv_relaxation=1.0),
+        magnitude=phantom.magnitude,
+    )
+    assert distance(10, 1.5) < 0.97 * distance(10, 1.0)
+    assert distance(40, 1.5) < 0.9 * distance(40, 1.0)
+    assert distance(150, 1.5) < 0.1 * distance(10, 1.5)

@@ -10,6 +10,7 @@ from monitor.recon.mask import (
     fill_holes,
     mask_volume_ml,
     phase_quality_mask,
+    root_sum_of_squares,
 )
 from monitor.settings import ReconSettings
 
@@ -109,3 +110,10 @@ def test_fill_holes_fills_an_enclosed_cavity_only():
     assert not filled[0:3, 5, 5].any()
     assert not fill_holes(np.zeros((3, 4, 5), dtype=bool)).any()
     assert fill_holes(np.ones((3, 4, 5), dtype=bool)).all()
+
+
+def test_root_sum_of_squares_equals_the_reduction_over_echoes() -> None:
+    magnitude = np.random.default_rng(5).random((9, 8, 7, 5)).astype(np.float32)
+    expected = np.sqrt(np.sum(np.square(magnitude), axis=-1))
+    assert np.array_equal(root_sum_of_squares(magnitude), expected)
+    assert np.array_equal(root_sum_of_squares(magnitude[..., :1]), magnitude[..., 0])
