@@ -81,19 +81,21 @@ def estimate_total_field(
     mask = np.asarray(mask, dtype=bool)
     te = np.asarray(te_s, dtype=np.float64)
     voxel = tuple(float(v) for v in voxel_mm)
-    template = _template(magnitude, phase_rad, te)
-    quality = _template_quality(template, phase_rad, te, mask)
+    # One device copy of each 4-D input for every step below: echoes sliced from the host
+    # arrays were gathered (strided) and copied again by each compiled call that took one.
+    magnitude_on_device, phase_on_device = jnp.asarray(magnitude), jnp.asarray(phase_rad)
+    template = _template(magnitude_on_device, phase_on_device, te)
+    quality = _template_quality(template, phase_on_device, te, mask)
     # Its own compiled call: fused into `_combine_echoes` (as it was) the stencil and the fit
     # ran 110 ms together against 34 + 7 ms apart; region growing's seeds use it too.
     voxel_score = voxel_quality(jnp.asarray(quality))
     with_intercept = method != "romeo" and len(te) > 1
-    magnitude_on_device = jnp.asarray(magnitude)  # one copy for both echo passes
     if method == "romeo":
         unwrapped, offset = _romeo_echoes(
-            magnitude_on_device, phase_rad, te, mask, voxel, quality, voxel_score, template
+            magnitude_on_device, phase_on_device, te, mask, voxel, quality, voxel_score, template
         )
     else:
-        unwrapped = _laplacian_echoes(phase_rad, mask, voxel)
+        unwrapped = _laplacian_echoes(phase_on_device, mask, voxel)
     field_hz, reliability, intercept = _combine_echoes(
         unwrapped,
         magnitude_on_device,
@@ -103,7 +105,7 @@ def estimate_total_field(
         with_intercept=with_intercept,
     )
     if method != "romeo":
-        offset = jnp.angle(jnp.exp(1j * (phase_rad[..., 0] + intercept)))
+        offset = jnp.angle(jnp.exp(1j * (phase_on_device[..., 0] + intercept)))
         offset = offset if len(te) > 1 else jnp.zeros_like(offset)
     return FieldEstimate(
         field_hz=np.asarray(field_hz, dtype=np.float32),

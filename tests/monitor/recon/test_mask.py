@@ -11,6 +11,7 @@ from monitor.recon.mask import (
     mask_volume_ml,
     phase_quality_mask,
     root_sum_of_squares,
+    within_ball,
 )
 from monitor.settings import ReconSettings
 
@@ -117,3 +118,13 @@ def test_root_sum_of_squares_equals_the_reduction_over_echoes() -> None:
     expected = np.sqrt(np.sum(np.square(magnitude), axis=-1))
     assert np.array_equal(root_sum_of_squares(magnitude), expected)
     assert np.array_equal(root_sum_of_squares(magnitude[..., :1]), magnitude[..., 0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_within_ball_is_the_distance_transform_thresholded_at_the_radius(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((23, 19, 17)) < rng.uniform(0.002, 0.05)
+    voxel_mm = tuple(float(v) for v in rng.choice([1.0, 1.5, 2.0, 2.5], 3))
+    radius_mm = float(rng.uniform(2.0, 9.0))
+    expected = ndimage.distance_transform_edt(~mask, sampling=voxel_mm) <= radius_mm
+    assert np.array_equal(within_ball(mask, radius_mm, voxel_mm), expected)
