@@ -197,6 +197,7 @@ def _passable_edges(
 
 @jax.jit
 def _count(visited: jnp.ndarray) -> jnp.ndarray:
+    """Set voxels, counted on the device: the only value the growth loop reads back."""
     return jnp.sum(visited, dtype=jnp.int32)
 
 
