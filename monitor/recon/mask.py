@@ -6,7 +6,8 @@ skull base). The recipe: threshold the echo-combined magnitude, erode enough to 
 bridges, keep the largest piece (the brain), grow it back only into above-threshold voxels,
 fill enclosed holes (dark iron-rich nuclei, veins), then erode by the configured margin
 because phase at the brain edge is unreliable and would corrupt the background removal.
-Morphology uses Euclidean distance transforms, so radii are in mm on anisotropic voxels.
+Morphology uses Euclidean balls (large ones by FFT convolution on a coarser grid), so radii
+are in mm on anisotropic voxels.
 """
 
 from __future__ import annotations
