@@ -17,10 +17,10 @@ that one shape compiles once.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
+
+from monitor.grid_distance import steps_covering
 
 __all__ = ["BOX_MM", "box_shape", "brain_box"]
 
@@ -36,7 +36,7 @@ def box_shape(
 ) -> tuple[int, int, int]:
     """Voxels per axis of the box on this grid: `BOX_MM` or the whole axis if shorter."""
     return tuple(  # type: ignore[return-value]
-        min(int(n), math.ceil(BOX_MM / float(v))) for n, v in zip(shape, voxel_mm, strict=True)
+        min(int(n), steps_covering(BOX_MM, float(v))) for n, v in zip(shape, voxel_mm, strict=True)
     )
 
 

@@ -14,6 +14,8 @@ from functools import lru_cache
 import jax.numpy as jnp
 import numpy as np
 
+from monitor.grid_distance import steps_covering, within_mm_squared
+
 
 def next_smooth_size(n: int) -> int:
     """Smallest integer >= n whose prime factors are 2, 3 and 5 only (fast for every FFT)."""
@@ -33,7 +35,7 @@ def padded_shape(
 ) -> tuple[int, ...]:
     """Grid with at least `margin_mm` of zeros on every side, rounded up to 5-smooth sizes."""
     return tuple(
-        next_smooth_size(n + 2 * int(np.ceil(margin_mm / v)))
+        next_smooth_size(n + 2 * steps_covering(margin_mm, v))
         for n, v in zip(shape, voxel_mm, strict=True)
     )
 
@@ -98,7 +100,7 @@ def _smv_kernel_np(shape, voxel_mm, radius_mm) -> np.ndarray:
         sparse=True,
     )
     distance2 = sum(g**2 for g in grids)
-    sphere = (distance2 <= radius_mm**2).astype(np.float64)
+    sphere = within_mm_squared(distance2, radius_mm).astype(np.float64)
     sphere /= sphere.sum()
     return np.real(np.fft.fftn(sphere)).astype(np.float32)
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
+from monitor.grid_distance import steps_within, within_mm_squared
 from monitor.recon.resample import blocks
 from monitor.settings import ReconSettings
 
@@ -152,7 +153,7 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, voxel_mm: tuple[float, float, 
     mask = np.asarray(mask, bool)
     if radius_mm <= 0 or not mask.any():
         return mask
-    stride = tuple(max(1, int(radius_mm // (COARSENING * v))) for v in voxel_mm)
+    stride = tuple(max(1, steps_within(radius_mm, COARSENING * v)) for v in voxel_mm)
     if stride == (1, 1, 1):
         return ndimage.binary_dilation(mask, _ball(radius_mm, voxel_mm))
     coarse = _block_any(mask, stride)
@@ -184,10 +185,13 @@ def within_ball(
 
 
 def _ball(radius_mm: float, voxel_mm: tuple[float, float, float]) -> np.ndarray:
-    """Structuring element of the voxels within `radius_mm` of the centre (anisotropic)."""
-    axes = [np.arange(-int(radius_mm // v), int(radius_mm // v) + 1) * v for v in voxel_mm]
+    """Structuring element of the voxels within `radius_mm` of the centre (anisotropic; a
+    voxel at the radius counts, whatever the rounding of the spacing: `monitor.grid_distance`)."""
+    axes = [
+        np.arange(-steps_within(radius_mm, v), steps_within(radius_mm, v) + 1) * v for v in voxel_mm
+    ]
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
-    return x**2 + y**2 + z**2 <= radius_mm**2
+    return within_mm_squared(x**2 + y**2 + z**2, radius_mm)
 
 
 def _block_any(mask: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from monitor.grid_distance import within_mm
+
 __all__ = ["refine_borders"]
 
 HISTOGRAM_BIN_PPM = 0.001
@@ -103,7 +105,7 @@ def _border_band(
     if not edges.any():
         return edges
     distance = ndimage.distance_transform_edt(~edges, sampling=voxel_mm)
-    return (distance <= band_mm) & inside
+    return within_mm(distance, band_mm) & inside
 
 
 def _core(labels: np.ndarray, label: int, probability: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from monitor.grid_distance import within_mm
+
 __all__ = ["clamp_to_support", "refinement_change"]
 
 
@@ -37,7 +39,7 @@ def clamp_to_support(  # noqa: PLR0913 - labels, prior and the rule's three numb
         support = prior_probabilities[index] >= support_probability
         if reach_mm > 0 and candidates.any() and support.any():
             distance = ndimage.distance_transform_edt(~support, sampling=voxel_mm)
-            support = distance <= reach_mm
+            support = within_mm(distance, reach_mm)
         outside = candidates & ~support
         removed[label] = int(outside.sum())
         clamped[outside] = 0

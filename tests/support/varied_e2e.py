@@ -20,14 +20,21 @@ from dicom_node.synthetic.series import write_acquisition_series
 from dicom_node.synthetic.structural import write_single_echo_series
 from monitor.measure import measure_structures
 from monitor.recon.pipeline import reconstruct
-from monitor.segment import LABEL_NAMES
+from monitor.segment import LABEL_NAMES, segment_deep_grey
+from monitor.segment.evaluation import dice_per_structure
 from monitor.segment.structures import REPORTED_NAMES
 from monitor.settings import load_settings
-from monitor.types import Acquisition
+from monitor.types import Acquisition, QSMResult
 from support.varied_gre import gre_acquisition
 from support.varied_heads import VariedHead
 
-__all__ = ["EndToEnd", "map_errors_on_true_labels", "process_varied_head"]
+__all__ = [
+    "EndToEnd",
+    "dice_on_reconstructed_map",
+    "direct_reconstruction",
+    "map_errors_on_true_labels",
+    "process_varied_head",
+]
 
 
 @dataclass(frozen=True)
@@ -100,17 +107,36 @@ def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = 
     )
 
 
-def map_errors_on_true_labels(head: VariedHead, gre: Acquisition | None = None) -> np.ndarray:
-    """The reconstruction's share of the end-to-end error: the head's GRE (`gre`, or simulated
-    here) reconstructed with the default settings (directly, not through DICOM) and measured
-    over the *true* labels, minus the truth, offset removed (`REPORTED_NAMES` order, ppb).
-    Where it is close to the end-to-end error, the labels are not what is wrong."""
-    gre = gre if gre is not None else gre_acquisition(head)
-    result = reconstruct(gre, load_settings(None).recon)
+def direct_reconstruction(head: VariedHead, gre: Acquisition | None = None) -> QSMResult:
+    """The head's GRE (`gre`, or simulated here) reconstructed with the default settings,
+    directly (not through DICOM): the map the product would make, for the checks below."""
+    return reconstruct(gre if gre is not None else gre_acquisition(head), load_settings(None).recon)
+
+
+def map_errors_on_true_labels(head: VariedHead, result: QSMResult) -> np.ndarray:
+    """The reconstruction's share of the end-to-end error: `result` (`direct_reconstruction`)
+    measured over the *true* labels, minus the truth, offset removed (`REPORTED_NAMES` order,
+    ppb). Where it is close to the end-to-end error, the labels are not what is wrong."""
     errors = _true_label_means(head, result.chi_ppm, result.mask) - _true_label_means(
         head, head.true_chi_ppm, head.brain_mask
     )
     return errors - errors.mean()
+
+
+def dice_on_reconstructed_map(
+    head: VariedHead, gre: Acquisition, result: QSMResult
+) -> dict[str, float]:
+    """Dice per structure side of our labels on `result` (`direct_reconstruction` of `gre`),
+    segmented as the product segments it (first-echo magnitude, the map's mask, the head's
+    T1 when it has one). The cohort tests segment a simulated measured map; this is the
+    reconstructed one, whose smooth errors can mislead the deformable stage."""
+    t1 = (head.t1, head.t1_affine_ras) if head.t1 is not None else None
+    settings = load_settings(None).segmentation
+    segmentation = segment_deep_grey(
+        gre.magnitude[..., 0], result.affine_ras, result.mask, settings, result.chi_ppm, t1=t1
+    )
+    dice = dice_per_structure(segmentation.labels, head.labels)
+    return {name: dice[name] for name in REPORTED_NAMES}
 
 
 def _true_label_stats(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> dict:
