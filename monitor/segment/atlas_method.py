@@ -31,6 +31,7 @@ from monitor.segment.refinement import clamp_to_support, refinement_change
 from monitor.segment.registration import (
     RegistrationParameters,
     affine_scales,
+    b0_tilt_deg,
     normalised_mutual_information,
     refine_bspline,
     register_affine,
@@ -218,6 +219,13 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
             "coverage_fraction": coverage,
             "refined_on": refined_on,
             "head_volume_factor": 1.0 / determinant,
+            "b0_tilt_deg": dict(
+                zip(
+                    ("towards_left", "towards_back"),
+                    np.round(b0_tilt_deg(affine)).tolist(),
+                    strict=True,
+                )
+            ),
         }
     )
     return AtlasResult(

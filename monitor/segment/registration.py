@@ -213,6 +213,23 @@ def normalised_mutual_information(
     return (entropy(joint.sum(1)) + entropy(joint.sum(0))) / entropy(joint)
 
 
+def b0_tilt_deg(transform: sitk.AffineTransform) -> tuple[float, float]:
+    """How far B0 leans away from the head's superior-inferior axis: (towards the head's
+    left, towards its back), degrees, from the subject-to-template affine.
+
+    B0 runs along the patient z axis (LPS or RAS alike) in the supine and prone positions;
+    the affine carries that direction into the template (LPS), whose axes are the head's.
+    Recorded in QC because the map's left-right agreement depends on the first angle
+    (docs/segmentation.md): a site can read its visits' tilts beside their values.
+    """
+    matrix = np.array(transform.GetMatrix()).reshape(3, 3)
+    direction = matrix @ np.array([0.0, 0.0, 1.0])
+    direction = direction if direction[2] >= 0 else -direction
+    towards_left = np.degrees(np.arctan2(direction[0], direction[2]))
+    towards_back = np.degrees(np.arctan2(direction[1], direction[2]))
+    return float(towards_left), float(towards_back)
+
+
 def affine_scales(transform: sitk.AffineTransform) -> tuple[float, float, float]:
     """Singular values of the linear part: a brain is not 40% larger or smaller than MNI."""
     values = np.linalg.svd(np.array(transform.GetMatrix()).reshape(3, 3), compute_uv=False)

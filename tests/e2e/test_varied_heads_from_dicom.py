@@ -10,7 +10,7 @@ and label-volume targets; its checks hold looser bounds that only catch it getti
 Judged per structure and side against the true map over the true labels: structures
 reported (see the first test), the T1 path taken when the T1 is there, over both heads slope
 >= 0.9 and R^2 >= 0.98, and worst error <= 8 ppb after each visit's reference offset (head
-301; head 300 see `KNOWN_MISSES`).
+301; head 300 see `KNOWN_MISSES`), and for the bilateral values on both heads.
 benchmarks/segment_e2e.py runs the same on more heads.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from support.varied_e2e import EndToEnd, process_varied_head
+from support.varied_e2e import BILATERAL_NAMES, EndToEnd, process_varied_head
 from support.varied_heads import simulate_head
 
 from monitor.segment.structures import REPORTED_NAMES
@@ -98,6 +98,18 @@ def test_worst_structure_error_after_the_reference_offset(results, head):
     errors = result.offset_removed_errors()
     worst = dict(zip(REPORTED_NAMES, np.round(errors, 1), strict=True))
     assert np.nanmax(np.abs(errors)) <= _bounds(result).worst_ppb, (result.seed, worst)
+
+
+@pytest.mark.parametrize("head", PER_HEAD)
+def test_bilateral_values_within_8_ppb_after_the_reference_offset(results, head):
+    """The values the risk and change rules judge (both sides pooled) within 8 ppb on both
+    heads, head 300 included: most of its per-side miss is one side reading higher than the
+    other, which pooling cancels (docs/segmentation.md, "What the remaining map error looks
+    like"; head 300 measured 6.5 ppb)."""
+    result = results[head]
+    errors = result.offset_removed_bilateral_errors()
+    named = dict(zip(BILATERAL_NAMES, np.round(errors, 1), strict=True))
+    assert np.nanmax(np.abs(errors)) <= TARGETS.worst_ppb, (result.seed, named)
 
 
 @pytest.mark.parametrize("head", PER_HEAD)

@@ -10,7 +10,7 @@ from monitor.measure import measure_structures
 from monitor.segment import LABEL_NAMES, Segmentation
 from monitor.segment.evaluation import dice_per_structure
 from monitor.segment.structures import REPORTED_NAMES
-from support.varied_heads import VariedHead
+from support.varied_heads import VariedHead, true_b0_tilt_deg
 
 __all__ = ["SubjectScore", "score"]
 
@@ -28,6 +28,10 @@ class SubjectScore:
     seconds: float
     cpu_seconds: float
     """Process CPU time (all threads): on 2 free cores, wall time is about half of it."""
+    b0_tilt_deg: tuple[float, float]
+    """QC's B0 tilt (towards the head's left, towards its back), NaN when not recorded."""
+    true_b0_tilt_deg: tuple[float, float]
+    """The same from the head's pose."""
 
     def mean_error_ppb(self, name: str) -> float:
         return self.mean_ppb[name] - self.true_mean_ppb[name]
@@ -43,6 +47,7 @@ def score(
     ours = measure_structures(head.chi_ppm, result.labels, LABEL_NAMES, *args).per_side
     true = measure_structures(head.chi_ppm, head.labels, LABEL_NAMES, *args).per_side
     dice = dice_per_structure(result.labels, head.labels)
+    tilt = result.qc.get("b0_tilt_deg") or {}
     reported = {
         name: result.reportable and name in result.label_names.values() for name in REPORTED_NAMES
     }
@@ -55,4 +60,9 @@ def score(
         true_mean_ppb={name: true[name].mean_ppb for name in REPORTED_NAMES},
         seconds=seconds,
         cpu_seconds=cpu_seconds,
+        b0_tilt_deg=(
+            float(tilt.get("towards_left", np.nan)),
+            float(tilt.get("towards_back", np.nan)),
+        ),
+        true_b0_tilt_deg=true_b0_tilt_deg(head),
     )

@@ -18,7 +18,7 @@ from dicom_node.process.batch import process_paths
 from dicom_node.synthetic.modules import PatientIdentity
 from dicom_node.synthetic.series import write_acquisition_series
 from dicom_node.synthetic.structural import write_single_echo_series
-from monitor.measure import measure_structures
+from monitor.measure import StructureMeasurements, measure_structures
 from monitor.recon.pipeline import reconstruct
 from monitor.segment import LABEL_NAMES, segment_deep_grey
 from monitor.segment.evaluation import dice_per_structure
@@ -29,6 +29,7 @@ from support.varied_gre import gre_acquisition
 from support.varied_heads import VariedHead
 
 __all__ = [
+    "BILATERAL_NAMES",
     "EndToEnd",
     "dice_on_reconstructed_map",
     "direct_reconstruction",
@@ -49,12 +50,26 @@ class EndToEnd:
     segmentation_reason: str
     measured_ml: np.ndarray
     true_ml: np.ndarray
+    measured_bilateral_ppb: np.ndarray
+    """Both sides pooled (`BILATERAL_NAMES` order), the values the risk and change rules
+    judge; NaN where a side is withheld."""
+    true_bilateral_ppb: np.ndarray
 
     def offset_removed_errors(self) -> np.ndarray:
         """Errors minus their mean over reported structures: the reference offset (our mask's
         whole-brain mean against the true brain's) is one constant per visit."""
-        errors = self.measured_ppb - self.true_ppb
-        return errors - np.nanmean(errors)
+        return _offset_removed(self.measured_ppb - self.true_ppb)
+
+    def offset_removed_bilateral_errors(self) -> np.ndarray:
+        """`offset_removed_errors` of the bilateral values."""
+        return _offset_removed(self.measured_bilateral_ppb - self.true_bilateral_ppb)
+
+
+BILATERAL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(n.rsplit("_", 1)[0] for n in REPORTED_NAMES))
+
+
+def _offset_removed(errors: np.ndarray) -> np.ndarray:
+    return errors - np.nanmean(errors)
 
 
 def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = None) -> EndToEnd:
@@ -83,9 +98,10 @@ def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = 
     (record,) = process_paths([dicom], settings)
     if record["error"] is not None:
         raise AssertionError(record["error"])
-    truth = _true_label_stats(head, head.true_chi_ppm, head.brain_mask)
+    truth = _true_label_measurements(head, head.true_chi_ppm, head.brain_mask)
+    structures = record["structures"]
     sides = {
-        name: ((record["structures"].get(name.rsplit("_", 1)[0]) or {}).get("sides") or {}).get(
+        name: ((structures.get(name.rsplit("_", 1)[0]) or {}).get("sides") or {}).get(
             name.rsplit("_", 1)[1]
         )
         or {}
@@ -98,13 +114,21 @@ def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = 
         measured_ppb=np.array(
             [sides[n].get("mean_ppb", np.nan) for n in REPORTED_NAMES], dtype=float
         ),
-        true_ppb=np.array([truth[n].mean_ppb for n in REPORTED_NAMES]),
+        true_ppb=np.array([truth.per_side[n].mean_ppb for n in REPORTED_NAMES]),
         segmentation_reason=str(segmentation.get("reason", "")),
         measured_ml=np.array(
             [sides[n].get("volume_ml", np.nan) for n in REPORTED_NAMES], dtype=float
         ),
-        true_ml=np.array([truth[n].volume_ml for n in REPORTED_NAMES]),
+        true_ml=np.array([truth.per_side[n].volume_ml for n in REPORTED_NAMES]),
+        measured_bilateral_ppb=np.array(
+            [_or_nan((structures.get(n) or {}).get("mean_ppb")) for n in BILATERAL_NAMES]
+        ),
+        true_bilateral_ppb=np.array([truth.bilateral[n].mean_ppb for n in BILATERAL_NAMES]),
     )
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else float(value)
 
 
 def direct_reconstruction(head: VariedHead, gre: Acquisition | None = None) -> QSMResult:
@@ -139,9 +163,12 @@ def dice_on_reconstructed_map(
     return {name: dice[name] for name in REPORTED_NAMES}
 
 
-def _true_label_stats(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> dict:
-    """Per-side statistics (mean ppb referenced to `brain`, label volume ml) of `chi_ppm` over
-    the head's true labels, measured as the product measures its own labels."""
+def _true_label_measurements(
+    head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray
+) -> StructureMeasurements:
+    """Statistics (mean ppb referenced to `brain`, label volume ml) of `chi_ppm` over the
+    head's true labels, per side and bilateral, measured as the product measures its own
+    labels."""
     voxel_mm = tuple(float(v) for v in np.linalg.norm(head.affine_ras[:3, :3], axis=0))
     return measure_structures(
         chi_ppm,
@@ -151,10 +178,10 @@ def _true_label_stats(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) 
         voxel_mm,
         "whole_brain",
         load_settings(None).segmentation.roi_erode_voxels,
-    ).per_side
+    )
 
 
 def _true_label_means(head: VariedHead, chi_ppm: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Per-side means (ppb) of `chi_ppm` over the head's true labels, referenced to `brain`."""
-    stats = _true_label_stats(head, chi_ppm, brain)
+    stats = _true_label_measurements(head, chi_ppm, brain).per_side
     return np.array([stats[name].mean_ppb for name in REPORTED_NAMES])

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
@@ -39,6 +40,7 @@ from monitor.phantom.geometry import (
     oblique_affine,
     sample_on_grid,
 )
+from monitor.segment.registration import b0_tilt_deg
 from monitor.segment.structures import LABEL_IDS
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "VariedHead",
     "field_sources",
     "simulate_head",
+    "true_b0_tilt_deg",
     "truth_volumes_ml",
 ]
 
@@ -305,6 +308,14 @@ def _random_pose(rng: np.random.Generator, ranges: PoseRanges) -> Pose:
         shift_mm=tuple(rng.uniform(-ranges.shift_mm, ranges.shift_mm, 3)),
         scale=tuple(size * rng.uniform(0.97, 1.03, 3)),
     )
+
+
+def true_b0_tilt_deg(head: VariedHead) -> tuple[float, float]:
+    """B0's tilt in the head from the visit's pose, in `monitor.segment.registration.
+    b0_tilt_deg`'s terms: the linear part of scanner -> template, RAS turned to LPS (same z)."""
+    ras_to_lps = np.diag([-1.0, -1.0, 1.0])
+    linear = ras_to_lps @ head.pose.scanner_to_head()[:3, :3] @ ras_to_lps
+    return b0_tilt_deg(sitk.AffineTransform(linear.ravel().tolist(), (0.0, 0.0, 0.0)))
 
 
 def _moved(pose: Pose, rng: np.random.Generator, degrees: float, mm: float) -> Pose:

@@ -105,6 +105,14 @@ def test_scan_rescan_roi_difference_from_segmentation(gre_scores):
     assert float(np.median(differences)) <= 1.5, differences
 
 
+def test_recorded_b0_tilt_follows_the_head_pose(gre_scores):
+    """QC's B0 tilt (the map's left-right agreement depends on it) within 3 degrees of the
+    pose each head was simulated in (+-20 degrees about every axis)."""
+    for score_ in gre_scores:
+        recorded, true = np.array(score_.b0_tilt_deg), np.array(score_.true_b0_tilt_deg)
+        assert np.all(np.abs(recorded - true) <= 3.0), (score_.seed, recorded, true)
+
+
 def test_registration_failure_is_detected_and_stated():
     """A head turned 90 degrees (far outside any real pose, e.g. a wrong orientation in the
     header) cannot be registered: nothing is reported and the reason says so."""
