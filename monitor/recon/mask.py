@@ -187,9 +187,8 @@ def within_ball(
 def _ball(radius_mm: float, voxel_mm: tuple[float, float, float]) -> np.ndarray:
     """Structuring element of the voxels within `radius_mm` of the centre (anisotropic; a
     voxel at the radius counts, whatever the rounding of the spacing: `monitor.grid_distance`)."""
-    axes = [
-        np.arange(-steps_within(radius_mm, v), steps_within(radius_mm, v) + 1) * v for v in voxel_mm
-    ]
+    steps = [steps_within(radius_mm, v) for v in voxel_mm]
+    axes = [np.arange(-n, n + 1) * v for n, v in zip(steps, voxel_mm, strict=True)]
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
     return within_mm_squared(x**2 + y**2 + z**2, radius_mm)
 

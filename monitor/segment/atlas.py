@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from monitor.grid_distance import steps_covering
 from monitor.segment.grid import from_sitk, to_sitk
 
 
@@ -78,7 +79,7 @@ def support_box_on_grid(  # noqa: PLR0913 - the atlas, the transform and the gri
     to_index = np.linalg.inv(grid_affine_ras)
     index = subject @ to_index[:3, :3].T + to_index[:3, 3]
     voxel_mm = np.linalg.norm(np.asarray(grid_affine_ras)[:3, :3], axis=0)
-    pad = np.ceil(margin_mm / voxel_mm)
+    pad = np.array([steps_covering(margin_mm, float(v)) for v in voxel_mm])
     low = np.clip(np.floor(index.min(axis=0) - pad), 0, np.array(grid_shape)).astype(int)
     high = np.clip(np.ceil(index.max(axis=0) + pad) + 1, 0, np.array(grid_shape)).astype(int)
     return (slice(low[0], high[0]), slice(low[1], high[1]), slice(low[2], high[2]))

@@ -210,6 +210,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
         settings.max_scale_deviation,
     )
     determinant = abs(float(np.linalg.det(np.array(affine.GetMatrix()).reshape(3, 3))))
+    towards_left, towards_back = b0_tilt_deg(affine)
     template_ml = _template_volumes_ml(grid_mm, settings.probability_threshold)
     qc.update(
         {
@@ -219,13 +220,10 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
             "coverage_fraction": coverage,
             "refined_on": refined_on,
             "head_volume_factor": 1.0 / determinant,
-            "b0_tilt_deg": dict(
-                zip(
-                    ("towards_left", "towards_back"),
-                    np.round(b0_tilt_deg(affine)).tolist(),
-                    strict=True,
-                )
-            ),
+            "b0_tilt_deg": {  # whole degrees: the linear registration's precision
+                "towards_left": round(towards_left, 0),
+                "towards_back": round(towards_back, 0),
+            },
         }
     )
     return AtlasResult(

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from support.varied_e2e import BILATERAL_NAMES, EndToEnd, process_varied_head
+from support.varied_e2e import EndToEnd, process_varied_head
 from support.varied_heads import simulate_head
 
-from monitor.segment.structures import REPORTED_NAMES
+from monitor.segment.structures import REPORTED_NAMES, STRUCTURES
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_bilateral_values_within_8_ppb_after_the_reference_offset(results, head)
     like"; head 300 measured 6.5 ppb)."""
     result = results[head]
     errors = result.offset_removed_bilateral_errors()
-    named = dict(zip(BILATERAL_NAMES, np.round(errors, 1), strict=True))
+    named = dict(zip(STRUCTURES, np.round(errors, 1), strict=True))
     assert np.nanmax(np.abs(errors)) <= TARGETS.worst_ppb, (result.seed, named)
 
 

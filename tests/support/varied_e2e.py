@@ -22,14 +22,13 @@ from monitor.measure import StructureMeasurements, measure_structures
 from monitor.recon.pipeline import reconstruct
 from monitor.segment import LABEL_NAMES, segment_deep_grey
 from monitor.segment.evaluation import dice_per_structure
-from monitor.segment.structures import REPORTED_NAMES
+from monitor.segment.structures import REPORTED_NAMES, STRUCTURES
 from monitor.settings import load_settings
 from monitor.types import Acquisition, QSMResult
 from support.varied_gre import gre_acquisition
 from support.varied_heads import VariedHead
 
 __all__ = [
-    "BILATERAL_NAMES",
     "EndToEnd",
     "dice_on_reconstructed_map",
     "direct_reconstruction",
@@ -51,7 +50,7 @@ class EndToEnd:
     measured_ml: np.ndarray
     true_ml: np.ndarray
     measured_bilateral_ppb: np.ndarray
-    """Both sides pooled (`BILATERAL_NAMES` order), the values the risk and change rules
+    """Both sides pooled (`STRUCTURES` order), the values the risk and change rules
     judge; NaN where a side is withheld."""
     true_bilateral_ppb: np.ndarray
 
@@ -63,9 +62,6 @@ class EndToEnd:
     def offset_removed_bilateral_errors(self) -> np.ndarray:
         """`offset_removed_errors` of the bilateral values."""
         return _offset_removed(self.measured_bilateral_ppb - self.true_bilateral_ppb)
-
-
-BILATERAL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(n.rsplit("_", 1)[0] for n in REPORTED_NAMES))
 
 
 def _offset_removed(errors: np.ndarray) -> np.ndarray:
@@ -121,9 +117,9 @@ def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = 
         ),
         true_ml=np.array([truth.per_side[n].volume_ml for n in REPORTED_NAMES]),
         measured_bilateral_ppb=np.array(
-            [_or_nan((structures.get(n) or {}).get("mean_ppb")) for n in BILATERAL_NAMES]
+            [_or_nan((structures.get(n) or {}).get("mean_ppb")) for n in STRUCTURES]
         ),
-        true_bilateral_ppb=np.array([truth.bilateral[n].mean_ppb for n in BILATERAL_NAMES]),
+        true_bilateral_ppb=np.array([truth.bilateral[n].mean_ppb for n in STRUCTURES]),
     )
 
 
@@ -144,7 +140,7 @@ def map_errors_on_true_labels(head: VariedHead, result: QSMResult) -> np.ndarray
     errors = _true_label_means(head, result.chi_ppm, result.mask) - _true_label_means(
         head, head.true_chi_ppm, head.brain_mask
     )
-    return errors - errors.mean()
+    return _offset_removed(errors)
 
 
 def dice_on_reconstructed_map(
