@@ -285,7 +285,7 @@ def norms_retest(
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
 ) -> None:
     """Site scan-rescan SD per structure from repeat scans, with 95 % intervals, and the
-    `\\[risk] retest_sd_ppb` line that makes the change rules use it."""
+    `\\[risk]` lines that make the change rules use it."""
     import json
     from dataclasses import asdict
 
@@ -294,7 +294,7 @@ def norms_retest(
     with reported_errors():
         settings = load_settings(config)
         estimates = estimate_retest_sd(read_retest_csv(scans))
-    lines = settings_lines(estimates, settings.risk.retest_sd_ppb)
+    lines = settings_lines(estimates, settings.risk.retest_sd_ppb, settings.risk.side_retest_sd_ppb)
     if as_json:
         payload = {"estimates": [asdict(e) for e in estimates], "settings": lines}
         typer.echo(json.dumps(payload, indent=2))

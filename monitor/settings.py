@@ -413,20 +413,41 @@ class RiskSettings(SettingsSection):
             "globus_pallidus": 2.4,
         }
     )
-    """Scan-rescan SD per structure (ppb); default: mean within-site SDw of deep grey matter
-    at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
+    """Scan-rescan SD per structure (ppb) of both sides' mean; default: mean within-site SDw
+    of deep grey matter at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
+    side_retest_sd_ppb: dict[str, float] = Field(default_factory=dict)
+    """Scan-rescan SD of one side's mean (ppb), for the per-side change fields; a structure
+    not given gets sqrt(2) x its `retest_sd_ppb`. One side has half the voxels of both, so
+    with independent errors on the two sides its SD is sqrt(2) x the bilateral one (shared
+    errors would give less): judging a side against the bilateral SD makes a stable person's
+    side show "reliable change" about three times too often (docs/norms.md)."""
     reliable_change_factor: float = Field(1.96 * 2**0.5, gt=0.0)
     """A change is reliable when |change| > factor * retest SD (1.96 * sqrt(2): 95 %, 2 scans).
     Descriptive (the record's reliable_change fields); the risk rules use the trend test."""
 
     @model_validator(mode="after")
     def _retest_sd_for_every_structure(self) -> RiskSettings:
-        """Change is computed for every reported structure, so each needs its own noise level."""
-        for structure in get_args(RiskRuleSettings.model_fields["structure"].annotation):
-            sd = self.retest_sd_ppb.get(structure)
-            if sd is None or not sd > 0:
-                raise ValueError(f"retest_sd_ppb needs a positive value for {structure}")
+        """Change is computed for every reported structure, so each needs its own noise level;
+        a structure this version does not report is a typo, refused like an unknown key."""
+        structures = get_args(RiskRuleSettings.model_fields["structure"].annotation)
+        for name, table in (
+            ("retest_sd_ppb", self.retest_sd_ppb),
+            ("side_retest_sd_ppb", self.side_retest_sd_ppb),
+        ):
+            unknown = sorted(set(table) - set(structures))
+            if unknown:
+                raise ValueError(f"{name} has unknown structures {unknown}; known: {structures}")
+            for structure, sd in table.items():
+                if not sd > 0:
+                    raise ValueError(f"{name} needs a positive value for {structure}, got {sd}")
+        missing = [s for s in structures if s not in self.retest_sd_ppb]
+        if missing:
+            raise ValueError(f"retest_sd_ppb needs a positive value for {', '.join(missing)}")
         return self
+
+    def side_retest_sd(self, structure: str) -> float:
+        """The scan-rescan SD one side's change of `structure` is judged against (ppb)."""
+        return self.side_retest_sd_ppb.get(structure, 2**0.5 * self.retest_sd_ppb[structure])
 
 
 class TrackingSettings(SettingsSection):

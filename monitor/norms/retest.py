@@ -117,10 +117,18 @@ def estimate_retest_sd(scans: Sequence[RetestScan]) -> list[RetestEstimate]:
 
 
 def settings_lines(
-    estimates: Sequence[RetestEstimate], current_ppb: Mapping[str, float]
+    estimates: Sequence[RetestEstimate],
+    current_ppb: Mapping[str, float],
+    current_side_ppb: Mapping[str, float],
 ) -> list[str]:
-    """The `[risk]` lines to paste into the settings file: the bilateral estimates (the rules
-    judge bilateral values), and the current value, marked as such, for structures without."""
+    """The `[risk]` lines to paste into the settings file.
+
+    `retest_sd_ppb` from the bilateral estimates (the rules judge bilateral values), with the
+    current value, marked as such, for structures without; `side_retest_sd_ppb` (the per-side
+    change fields) from the left and right estimates pooled (one SD per side is assumed), with
+    any configured value kept for structures without side repeats and the line left out when
+    there is nothing to say (the settings' sqrt(2) x bilateral default then applies).
+    """
     bilateral = {e.structure: e for e in estimates if e.side == "bilateral"}
     values = ", ".join(
         f"{s} = {round(bilateral[s].sd_ppb, 2) if s in bilateral else current_ppb[s]}"
@@ -130,4 +138,20 @@ def settings_lines(
     lines = ["[risk]", f"retest_sd_ppb = {{ {values} }}"]
     if kept:
         lines.append(f"# no bilateral repeats for {', '.join(kept)}: current value kept")
+    sides = {**current_side_ppb, **_pooled_side_sd(estimates)}
+    if sides:
+        values = ", ".join(f"{s} = {sides[s]}" for s in STRUCTURES if s in sides)
+        lines.append(f"side_retest_sd_ppb = {{ {values} }}")
     return lines
+
+
+def _pooled_side_sd(estimates: Sequence[RetestEstimate]) -> dict[str, float]:
+    """Per structure, the left and right within-subject variances pooled by their degrees of
+    freedom, as an SD rounded to 0.01 ppb."""
+    squares: dict[str, float] = defaultdict(float)
+    dfs: dict[str, int] = defaultdict(int)
+    for e in estimates:
+        if e.side != "bilateral":
+            squares[e.structure] += e.df * e.sd_ppb**2
+            dfs[e.structure] += e.df
+    return {s: round(math.sqrt(squares[s] / dfs[s]), 2) for s in squares}

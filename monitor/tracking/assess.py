@@ -148,10 +148,14 @@ def _structure_block(  # noqa: PLR0913
     sex: str | None,
 ) -> tuple[dict[str, Any], StructureEvidence]:
     """The record block of one structure (bilateral fields plus "sides") and its evidence."""
-    retest_sd = settings.risk.retest_sd_ppb[structure]
     factor = settings.risk.reliable_change_factor
 
     def judged(side: str) -> tuple[dict[str, Any], StructureEvidence]:
+        retest_sd = (
+            settings.risk.retest_sd_ppb[structure]
+            if side == BILATERAL
+            else settings.risk.side_retest_sd(structure)
+        )
         stats = current.stats.get((structure, side), {})
         value = stats.get("mean_ppb")
         score = (

@@ -22,14 +22,28 @@ RUNNER = CliRunner()
 TRUE_SD = 3.0
 
 
-def scans(rng: np.random.Generator, n_subjects: int, structure: str = "thalamus") -> list:
+def scans(
+    rng: np.random.Generator,
+    n_subjects: int,
+    structure: str = "thalamus",
+    side: str = "bilateral",
+    sd: float = TRUE_SD,
+) -> list:
     truth = rng.normal(0.0, 7.0, n_subjects)
     repeats = rng.integers(2, 4, n_subjects)  # two or three scans each
     return [
-        RetestScan(f"r{i}", structure, "bilateral", float(truth[i] + rng.normal(0.0, TRUE_SD)))
+        RetestScan(f"r{i}", structure, side, float(truth[i] + rng.normal(0.0, sd)))
         for i in range(n_subjects)
         for _ in range(repeats[i])
     ]
+
+
+def write_scans(path: Path, rows: list) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RETEST_COLUMNS)
+        writer.writerows([r.subject_id, r.structure, r.side, r.mean_ppb] for r in rows)
+    return path
 
 
 def test_interval_covers_the_true_sd_at_its_nominal_rate() -> None:
@@ -45,11 +59,7 @@ def test_interval_covers_the_true_sd_at_its_nominal_rate() -> None:
 def test_cli_prints_settings_lines_that_the_change_rule_then_uses(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     rows = scans(rng, 30) + scans(rng, 30, "globus_pallidus")
-    path = tmp_path / "retest.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(RETEST_COLUMNS)
-        writer.writerows([r.subject_id, r.structure, r.side, r.mean_ppb] for r in rows)
+    path = write_scans(tmp_path / "retest.csv", rows)
     result = RUNNER.invoke(app, ["norms", "retest", str(path), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -68,6 +78,32 @@ def test_cli_prints_settings_lines_that_the_change_rule_then_uses(tmp_path: Path
     trend = trend_test(visits[:1], visits[1], sd)
     result = assess_risk({"thalamus": StructureEvidence(-2.0, None, None, trend)}, settings.risk)
     assert any(f"scan-rescan SD {sd:g} ppb" in r for r in result.reasons)
+
+
+def test_side_rows_give_the_per_side_sd_left_and_right_pooled(tmp_path: Path) -> None:
+    """Sides are noisier than both together; their rows set `side_retest_sd_ppb`."""
+    side_sd = 1.4 * TRUE_SD
+    rng = np.random.default_rng(7)
+    rows = scans(rng, 30) + scans(rng, 30, side="left", sd=side_sd)
+    rows += scans(rng, 30, side="right", sd=side_sd)
+    path = write_scans(tmp_path / "retest.csv", rows)
+    result = RUNNER.invoke(app, ["norms", "retest", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    sides = [e for e in payload["estimates"] if e["side"] != "bilateral"]
+    pooled_df = sum(e["df"] for e in sides)
+    pooled = (sum(e["df"] * e["sd_ppb"] ** 2 for e in sides) / pooled_df) ** 0.5
+    config = tmp_path / "settings.toml"
+    config.write_text("\n".join(payload["settings"]) + "\n")
+    risk = load_settings(config).risk
+    assert risk.side_retest_sd_ppb == {"thalamus": round(pooled, 2)}
+    assert abs(pooled - side_sd) < 0.25 * side_sd  # ~100 df: the SD within ~15 % (2 SE)
+    assert risk.side_retest_sd("caudate") == 2.4 * 2**0.5  # no side repeats: the default
+    only_bilateral = write_scans(tmp_path / "bilateral.csv", scans(rng, 30))
+    lines = json.loads(
+        RUNNER.invoke(app, ["norms", "retest", str(only_bilateral), "--json"]).stdout
+    )["settings"]
+    assert not any(line.startswith("side_retest_sd_ppb") for line in lines)
 
 
 def test_malformed_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
