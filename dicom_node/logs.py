@@ -2,20 +2,26 @@
 
 DICOM UIDs can be traced back to a patient by anyone with PACS access, so logs carry a short
 hash instead: stable across runs (to correlate events of one series) but not
-reversible. Patient names, IDs and dates are never passed to these helpers.
+reversible. Patient names, IDs and dates are never passed to these helpers; an audit event
+that must say which patient carries `patient_log_ref`, a digest keyed by this installation's
+secret (a plain hash of an 8-digit ID is reversed by hashing all 10^8 IDs in minutes).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import json
 import logging
+import os
 import re
+import secrets
 import sys
 import traceback
 import warnings
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,42 @@ def redact_uids(text: str) -> str:
 def uid_hash(uid: str) -> str:
     """Short stable digest of a DICOM UID for logs and spool paths (16 hex digits, 64 bits)."""
     return hashlib.sha256(uid.strip().encode("ascii", "replace")).hexdigest()[:16]
+
+
+LOG_KEY_FILE = "log-key"
+"""In the data folder: the secret behind `patient_log_ref` (created on first use, mode 0600;
+deleting it makes later events' patient references unlinkable to earlier ones)."""
+
+
+def patient_log_ref(patient_id: str, issuer: str, data_dir: Path) -> str:
+    """A patient's identity in audit events: HMAC-SHA256 under the installation's key, 16 hex
+    digits. Stable for one data folder (events of one patient correlate), and recomputable
+    only with the key file, which stays with the data it protects."""
+    message = f"{issuer.strip()}|{patient_id.strip()}".encode()
+    return hmac.new(_log_key(Path(data_dir).resolve()), message, hashlib.sha256).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _log_key(data_dir: Path) -> bytes:
+    """The key in `data_dir`, made on first use. It is written whole to a temporary file and
+    then hard-linked into place, so a concurrent process never reads a half-written key and
+    the first key made wins."""
+    path = data_dir / LOG_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir / f".{LOG_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            temporary.unlink()
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
 
 
 def log_event(

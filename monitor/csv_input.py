@@ -51,6 +51,10 @@ def read_rows(
             ]
     except FileNotFoundError:
         raise error(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder; give the {what} CSV file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror})") from None
     except (UnicodeDecodeError, csv.Error):
         raise error(f"{path}: not a UTF-8 text CSV file") from None
     if not rows:

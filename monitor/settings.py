@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from monitor.errors import MonitorError
 
@@ -36,7 +37,7 @@ class SettingsSection(BaseModel):
     """A settings table: a key it does not define is an error, never silently ignored (a
     misspelt `allowed_calling_aes` would otherwise switch the AE allow-list off)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ReconSettings(SettingsSection):
@@ -378,6 +379,15 @@ class NormsSettings(SettingsSection):
     """A site model from `qsm-monitor norms fit`; None uses the shipped literature default."""
 
 
+MIN_RETEST_SD_PPB = 0.1
+"""The values' reported precision: a smaller scan-rescan SD would call every rounding step a
+change (and a site estimate of 0 means identical repeats, i.e. the same scan counted twice)."""
+RetestSdPpb = Annotated[float, Field(ge=MIN_RETEST_SD_PPB, le=50.0, strict=True)]
+"""A scan-rescan SD in ppb: a number (not text or true/false), finite, at least
+`MIN_RETEST_SD_PPB` (0.0024 would be ppm where ppb is meant) and at most 50 ppb (beyond
+that no change of deep grey matter iron could ever be told from noise)."""
+
+
 class RiskRuleSettings(SettingsSection):
     """One risk rule: a structure whose value is beyond ``z_threshold`` in ``direction``, or
     whose trend or step over the comparable visits goes that way beyond the limit a stable
@@ -386,8 +396,21 @@ class RiskRuleSettings(SettingsSection):
     structure: Literal["thalamus", "caudate", "putamen", "globus_pallidus"]
     direction: Literal["low", "high"]
     z_threshold: float
+    """Negative for ``low``, positive for ``high``: a ``low`` rule at +3 would flag nearly
+    everyone (z <= 3), so a sign against the direction is refused, not obeyed."""
     change_alpha: float = Field(0.02, gt=0.0, lt=0.5)
     """This rule's share of the per-visit false-alarm budget for its change test."""
+
+    @model_validator(mode="after")
+    def _threshold_points_the_rule_s_way(self) -> RiskRuleSettings:
+        sign_ok = self.z_threshold < 0 if self.direction == "low" else self.z_threshold > 0
+        if not sign_ok:
+            wanted = "negative" if self.direction == "low" else "positive"
+            raise ValueError(
+                f"the {self.structure} rule's direction is {self.direction!r}, so its "
+                f"z_threshold must be {wanted} (got {self.z_threshold:g})"
+            )
+        return self
 
 
 class RiskSettings(SettingsSection):
@@ -401,11 +424,13 @@ class RiskSettings(SettingsSection):
             RiskRuleSettings(
                 structure="globus_pallidus", direction="high", z_threshold=3.0, change_alpha=0.01
             ),
-        ]
+        ],
+        min_length=1,
     )
-    """Defaults keep a stable person's per-visit false-alarm rate near 4.3 % for all rules
+    """At least one (without rules every visit would read "not elevated", which no rule
+    judged). Defaults keep a stable person's per-visit false-alarm rate near 4.3 % for all rules
     together (z 0.3 %, thalamic change 3 %, pallidal change 1 %); docs/norms.md has the table."""
-    retest_sd_ppb: dict[str, float] = Field(
+    retest_sd_ppb: dict[str, RetestSdPpb] = Field(
         default_factory=lambda: {
             "thalamus": 2.4,
             "caudate": 2.4,
@@ -415,7 +440,7 @@ class RiskSettings(SettingsSection):
     )
     """Scan-rescan SD per structure (ppb) of both sides' mean; default: mean within-site SDw
     of deep grey matter at 3 T, 2.36 ppb (docs/norms.md). Override from local repeat scans."""
-    side_retest_sd_ppb: dict[str, float] = Field(default_factory=dict)
+    side_retest_sd_ppb: dict[str, RetestSdPpb] = Field(default_factory=dict)
     """Scan-rescan SD of one side's mean (ppb), for the per-side change fields; a structure
     not given gets sqrt(2) x its `retest_sd_ppb`. One side has half the voxels of both, so
     with independent errors on the two sides its SD is sqrt(2) x the bilateral one (shared
@@ -437,9 +462,6 @@ class RiskSettings(SettingsSection):
             unknown = sorted(set(table) - set(structures))
             if unknown:
                 raise ValueError(f"{name} has unknown structures {unknown}; known: {structures}")
-            for structure, sd in table.items():
-                if not sd > 0:
-                    raise ValueError(f"{name} needs a positive value for {structure}, got {sd}")
         missing = [s for s in structures if s not in self.retest_sd_ppb]
         if missing:
             raise ValueError(f"retest_sd_ppb needs a positive value for {', '.join(missing)}")
@@ -634,12 +656,23 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"configuration file not found: {path}") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"configuration file {path} is a folder, not a file") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
+        except OSError as exc:
+            raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     data.update(overrides)
     _check_environment_sections(os.environ)
     try:
         return Settings(**data)
+    except SettingsError as exc:  # a list or table in the environment that is not JSON
+        raise ConfigError(
+            f"{exc}: in an environment variable a list or table must be JSON, e.g. "
+            '{"thalamus": 3.0} or ["SCANNER1"]'
+        ) from exc
     except ValidationError as exc:
         errors = exc.errors()
         # An unknown key first: a misspelt key (`type` for `kind`) also makes the real one

@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from dicom_node.logs import log_event, uid_hash
+from dicom_node.logs import log_event, patient_log_ref, uid_hash
 from dicom_node.priors.errors import PriorsError
 from dicom_node.priors.query import PriorQuery, PriorSeries, find_prior_series
 from dicom_node.priors.retrieve import RetrieveOutcome, retrieve_series
@@ -41,9 +41,10 @@ class FetchPlan:
         return list(dict.fromkeys(s.study_uid for s in self.wanted))
 
 
-def patient_ref(patient_id: str, issuer: str) -> str:
-    """The hashed patient key the audit events carry (the ID itself never goes to a log)."""
-    return uid_hash(f"{issuer.strip()}|{patient_id.strip()}")
+def patient_ref(query: PriorQuery, settings: Settings) -> str:
+    """The keyed patient reference the audit events carry (the ID itself never goes to a
+    log; `dicom_node.logs.patient_log_ref`)."""
+    return patient_log_ref(query.patient_id, query.issuer, settings.storage.data_dir)
 
 
 def default_since(settings: Settings, today: date | None = None) -> str:
@@ -78,7 +79,7 @@ def plan_fetch(
     log_event(
         LOGGER,
         "prior_query",
-        patient=patient_ref(query.patient_id, query.issuer),
+        patient=patient_ref(query, settings),
         source=source.name,
         series_found=len(found),
         studies_known=len(known),
@@ -104,7 +105,7 @@ def run_fetch(settings: Settings, sessions: sessionmaker, plan: FetchPlan) -> Re
     source = prior_source(settings)
     store = SpoolingStore(settings.storage.data_dir, sessions)
     fields = {
-        "patient": patient_ref(plan.query.patient_id, plan.query.issuer),
+        "patient": patient_ref(plan.query, settings),
         "source": source.name,
         "method": settings.priors.retrieve,
         "studies": [uid_hash(uid) for uid in plan.study_uids],

@@ -34,7 +34,7 @@ class PriorFetcher:
         if row is None:
             return False
         query = PriorQuery(row.patient_id, row.issuer, row.since, row.until)
-        fields = {"fetch": row.id, "patient": patient_ref(row.patient_id, row.issuer)}
+        fields = {"fetch": row.id, "patient": patient_ref(query, self.settings)}
         try:
             retry = frozenset(row.started_study_uids or ())
             plan = plan_fetch(self.settings, self.sessions, query, retry)

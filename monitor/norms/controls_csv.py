@@ -20,6 +20,7 @@ from monitor.norms.model import NORM_SIDES, NormsError
 from monitor.segment.structures import STRUCTURES
 
 __all__ = [
+    "AGE_LIMITS_YEARS",
     "REQUIRED_COLUMNS",
     "SEXES",
     "ControlRow",

@@ -259,8 +259,13 @@ class NormativeModel:
             curves = [NormCurve.from_json(entry) for entry in data["curves"]]
             source = data["source"]
             name = str(data["name"])
-        except (KeyError, TypeError) as exc:
+        except KeyError as exc:
             raise NormsError(f"normative model lacks {exc}") from None
+        except TypeError:
+            raise NormsError(
+                "not a normative model: expected a JSON object with name, source and curves "
+                "(as `qsm-monitor norms fit` writes)"
+            ) from None
         if source not in ("default", "site"):
             raise NormsError(f"model source must be 'default' or 'site', not {source!r}")
         keyed = {(curve.structure, curve.side): curve for curve in curves}

@@ -31,6 +31,7 @@ from monitor.csv_input import number, read_rows
 from monitor.norms.controls_csv import structure_and_side
 from monitor.norms.model import NormsError
 from monitor.segment.structures import STRUCTURES
+from monitor.settings import MIN_RETEST_SD_PPB
 
 __all__ = [
     "MIN_DF",
@@ -129,20 +130,30 @@ def settings_lines(
     any configured value kept for structures without side repeats and the line left out when
     there is nothing to say (the settings' sqrt(2) x bilateral default then applies).
     """
-    bilateral = {e.structure: e for e in estimates if e.side == "bilateral"}
-    values = ", ".join(
-        f"{s} = {round(bilateral[s].sd_ppb, 2) if s in bilateral else current_ppb[s]}"
-        for s in STRUCTURES
-    )
+    bilateral = {
+        e.structure: round(e.sd_ppb, 2)
+        for e in estimates
+        if e.side == "bilateral" and _usable(e.sd_ppb)
+    }
+    values = ", ".join(f"{s} = {bilateral.get(s, current_ppb[s])}" for s in STRUCTURES)
     kept = [s for s in STRUCTURES if s not in bilateral]
     lines = ["[risk]", f"retest_sd_ppb = {{ {values} }}"]
     if kept:
-        lines.append(f"# no bilateral repeats for {', '.join(kept)}: current value kept")
-    sides = {**current_side_ppb, **_pooled_side_sd(estimates)}
+        lines.append(f"# no usable bilateral repeats for {', '.join(kept)}: current value kept")
+    pooled = _pooled_side_sd(estimates)
+    sides = {**current_side_ppb, **{s: sd for s, sd in pooled.items() if _usable(sd)}}
+    if any(not _usable(sd) for sd in pooled.values()):
+        lines.append("# side repeats with no scan-rescan difference: current side values kept")
     if sides:
         values = ", ".join(f"{s} = {sides[s]}" for s in STRUCTURES if s in sides)
         lines.append(f"side_retest_sd_ppb = {{ {values} }}")
     return lines
+
+
+def _usable(sd_ppb: float) -> bool:
+    """Below the values' precision the repeats did not vary: the same scan listed twice, or
+    values rounded too coarsely; such an SD would make every difference a change."""
+    return round(sd_ppb, 2) >= MIN_RETEST_SD_PPB
 
 
 def _pooled_side_sd(estimates: Sequence[RetestEstimate]) -> dict[str, float]:

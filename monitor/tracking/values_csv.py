@@ -20,7 +20,7 @@ from pathlib import Path
 
 from monitor.csv_input import CsvRow, number, read_rows
 from monitor.errors import MonitorError
-from monitor.norms.controls_csv import measurement_cells
+from monitor.norms.controls_csv import AGE_LIMITS_YEARS, measurement_cells
 
 __all__ = ["VALUE_COLUMNS", "MeasuredValue", "ValuesError", "read_values_csv"]
 
@@ -74,6 +74,10 @@ def _parse(row: CsvRow) -> MeasuredValue:
     age = number(age_text, "age_years", where, ValuesError) if age_text else None
     if birth is None and age is None:
         raise ValuesError(f"{where}: give birth_date or age_years")
+    if birth is not None and birth > visit_at.date():
+        raise ValuesError(f"{where}: birth_date {birth} is after visit_date {visit_at.date()}")
+    if age is not None and not AGE_LIMITS_YEARS[0] <= age <= AGE_LIMITS_YEARS[1]:
+        raise ValuesError(f"{where}: age_years {age:g} is outside {AGE_LIMITS_YEARS}")
     sex, structure, side, value = measurement_cells(cells, where, ValuesError)
     return MeasuredValue(
         cells["subject_id"],

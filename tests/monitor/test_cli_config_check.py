@@ -73,3 +73,29 @@ def test_a_data_folder_that_cannot_be_written_here_is_a_warning_and_nothing_is_c
             assert result.stderr.startswith(f"warning: data folder {data_dir} cannot be created")
             assert expected in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "qsm-monitor.toml"]
+
+
+def test_unreadable_files_and_non_json_environment_values_are_one_line(tmp_path, monkeypatch):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(128, 256)))
+    good = tmp_path / "good.toml"
+    good.write_text("[node]\nport = 11113\n", encoding="utf-8")
+    cases = [
+        (tmp_path, {}, f"error: configuration file {tmp_path} is a folder, not a file"),
+        (binary, {}, f"error: configuration file {binary} is not UTF-8 text"),
+        (
+            good,
+            {"QSM_MONITOR_RISK__SIDE_RETEST_SD_PPB": "{thalamus=3.0}"},
+            "in an environment variable a list or table must be JSON",
+        ),
+    ]
+    for config, environment, message in cases:
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    monkeypatch.setenv("QSM_MONITOR_RISK__SIDE_RETEST_SD_PPB", '{"thalamus": 3.0}')
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(good), "--json"])
+    assert json.loads(result.stdout)["settings"]["risk"]["side_retest_sd_ppb"] == {"thalamus": 3.0}

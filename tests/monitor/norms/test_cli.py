@@ -102,6 +102,21 @@ def test_show_reports_a_broken_model_file(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["norms", "show", "--model", str(bad)])
     assert result.exit_code == 2
     assert "lacks 'curves'" in result.output
+    bad.write_text("[1, 2]")
+    result = RUNNER.invoke(app, ["norms", "show", "--model", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: not a normative model: expected a JSON object with name, source and curves "
+        "(as `qsm-monitor norms fit` writes)"
+    )
+
+
+def test_a_folder_given_for_a_csv_is_one_line(tmp_path: Path) -> None:
+    for command in (["norms", "retest"], ["assess"], ["norms", "fit", "--out", "m.json"]):
+        result = RUNNER.invoke(app, [*command[:2], str(tmp_path), *command[2:]])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.strip().endswith("CSV file"), result.output
+        assert f"{tmp_path} is a folder" in result.output
 
 
 def test_show_uses_the_configured_site_model(tmp_path: Path) -> None:

@@ -106,6 +106,28 @@ def test_side_rows_give_the_per_side_sd_left_and_right_pooled(tmp_path: Path) ->
     assert not any(line.startswith("side_retest_sd_ppb") for line in lines)
 
 
+def test_repeats_that_never_differ_do_not_become_a_zero_sd(tmp_path: Path) -> None:
+    """Identical repeats (the same scan listed twice) give SD 0, which would make every
+    difference a change: the current value is kept and a comment says why."""
+    rng = np.random.default_rng(8)
+    twice = [
+        RetestScan(f"c{i}", "caudate", "bilateral", float(v))
+        for i, v in enumerate(rng.normal(60.0, 7.0, 12))
+        for _ in range(2)
+    ]
+    twice += [RetestScan(s.subject_id, s.structure, "left", s.mean_ppb) for s in twice]
+    path = write_scans(tmp_path / "retest.csv", scans(rng, 20) + twice)
+    result = RUNNER.invoke(app, ["norms", "retest", str(path), "--json"])
+    lines = json.loads(result.stdout)["settings"]
+    config = tmp_path / "settings.toml"
+    config.write_text("\n".join(lines) + "\n")
+    risk = load_settings(config).risk
+    assert risk.retest_sd_ppb["caudate"] == 2.4
+    assert risk.side_retest_sd_ppb == {}
+    assert any("no usable bilateral repeats for caudate" in line for line in lines)
+    assert any("no scan-rescan difference" in line for line in lines)
+
+
 def test_malformed_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("subject_id,structure,side,mean_ppb\nr1,thalamus,bilateral,abc\n")

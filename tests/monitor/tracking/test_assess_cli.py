@@ -104,6 +104,16 @@ def test_text_output_and_protocol_change(tmp_path: Path) -> None:
             "line 2: side 'middle' is not one of",
         ),
         ("subject_id,visit_date\n", "missing column(s) sex, structure, side, mean_ppb"),
+        (
+            "subject_id,visit_date,age_years,sex,structure,side,mean_ppb\n"
+            "s1,2021-01-01,-5,F,thalamus,bilateral,1\n",
+            "line 2: age_years -5 is outside (0.0, 120.0)",
+        ),
+        (
+            "subject_id,visit_date,birth_date,sex,structure,side,mean_ppb\n"
+            "s1,2021-01-01,2022-02-02,F,thalamus,bilateral,1\n",
+            "line 2: birth_date 2022-02-02 is after visit_date 2021-01-01",
+        ),
     ],
 )
 def test_malformed_csv_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:

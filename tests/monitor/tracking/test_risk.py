@@ -147,11 +147,25 @@ def test_rules_come_from_settings(threshold: float) -> None:
 
 
 def test_every_structure_needs_a_positive_retest_sd() -> None:
-    with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for thalamus"):
-        load_settings(None, risk={"retest_sd_ppb": {**RISK.retest_sd_ppb, "thalamus": 0.0}})
+    for bad in (0.0, 0.05, float("inf"), True, "2.4"):
+        with pytest.raises(ConfigError, match="risk.retest_sd_ppb.thalamus"):
+            load_settings(None, risk={"retest_sd_ppb": {**RISK.retest_sd_ppb, "thalamus": bad}})
     partial = {"thalamus": 2.0, "globus_pallidus": 2.0}
     with pytest.raises(ConfigError, match="retest_sd_ppb needs a positive value for caudate"):
         load_settings(None, risk={"retest_sd_ppb": partial})
+
+
+@pytest.mark.parametrize(("direction", "threshold"), [("low", 3.0), ("high", -3.0), ("low", 0.0)])
+def test_a_threshold_against_its_direction_is_refused(direction: str, threshold: float) -> None:
+    """A "low" rule at z +3 would call nearly everyone elevated (z <= 3)."""
+    rule = {"structure": "thalamus", "direction": direction, "z_threshold": threshold}
+    with pytest.raises(ConfigError, match="z_threshold must be"):
+        load_settings(None, risk={"rules": [rule]})
+
+
+def test_no_rules_is_refused() -> None:
+    with pytest.raises(ConfigError, match="risk.rules"):
+        load_settings(None, risk={"rules": []})
 
 
 def test_slow_decline_no_pair_flags_fires_on_the_trend_at_the_third_visit() -> None:

@@ -68,7 +68,8 @@ def test_stable_sides_flag_at_the_nominal_rate_only_with_the_side_sd() -> None:
     ("table", "message"),
     [
         ({"thalamas": 3.0}, "side_retest_sd_ppb has unknown structures \\['thalamas'\\]"),
-        ({"thalamus": 0.0}, "side_retest_sd_ppb needs a positive value for thalamus"),
+        ({"thalamus": 0.0}, "side_retest_sd_ppb.thalamus: Input should be greater than"),
+        ({"thalamus": True}, "side_retest_sd_ppb.thalamus: Input should be a valid number"),
     ],
 )
 def test_side_sd_table_is_checked(table: dict, message: str) -> None:
