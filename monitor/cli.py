@@ -19,7 +19,7 @@ from monitor.cli_options import ReconCommand
 from monitor.errors import MonitorError
 from monitor.nifti.reader import LoadedInput, NiftiInputError, load_acquisition
 from monitor.nifti.writer import ensure_writable_folder, write_result
-from monitor.settings import Settings, load_settings
+from monitor.settings import ENV_PREFIX, Settings, load_settings
 from monitor.types import QSMResult
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ def command_group(help_text: str | None = None) -> typer.Typer:
 
 
 app = command_group()
-norms_app = command_group("Normative model: fit a site model, show one.")
+norms_app = command_group(
+    "Normative model: fit a site model, show one; the site's scan-rescan SD (retest)."
+)
 app.add_typer(norms_app, name="norms")
 identity_app = command_group(
     "Identity review: visits held because their demographics contradict the patient's."
@@ -95,11 +97,22 @@ def missing_data_problem(settings: Settings, config: Path | None) -> str | None:
 
     if has_data(settings.storage):
         return None
-    source = f"settings {config}" if config else "default settings (no --config)"
+    source = settings_source(config)
     return (
         f"no qsm-monitor data in {settings.storage.data_dir.resolve()} ({source}); pass the "
         "node's --config, or see the folder given to `qsm-monitor demo --keep DIR`"
     )
+
+
+def settings_source(config: Path | None) -> str:
+    """Where the settings came from, for messages: the file, or the defaults, and whether
+    environment variables changed them (a `QSM_MONITOR_...` left in a shell explains a
+    surprising data folder)."""
+    source = f"settings {config}" if config else "default settings (no --config)"
+    overridden = sorted(name for name in os.environ if name.upper().startswith(ENV_PREFIX))
+    if overridden:
+        source += f", overridden by environment {', '.join(overridden)}"
+    return source
 
 
 def load_existing_data_or_exit(config: Path | None) -> Settings:
@@ -113,8 +126,7 @@ def load_existing_data_or_exit(config: Path | None) -> Settings:
         raise typer.Exit(1)
     storage = settings.storage
     where = storage.database_url.split("@")[-1] if storage.database_url else storage.data_dir
-    source = f"settings {config}" if config else "default settings (no --config)"
-    typer.echo(f"reading {where} ({source})", err=True)
+    typer.echo(f"reading {where} ({settings_source(config)})", err=True)
     return settings
 
 
@@ -285,7 +297,7 @@ def norms_retest(
     config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
 ) -> None:
     """Site scan-rescan SD per structure from repeat scans, with 95 % intervals, and the
-    `\\[risk]` lines that make the change rules use it."""
+    settings lines (risk section) that make the change rules use it."""
     import json
     from dataclasses import asdict
 
@@ -304,7 +316,16 @@ def norms_retest(
                 f"{e.structure} {e.side}: SD {e.sd_ppb:.2f} ppb (95 % CI {e.ci_ppb[0]:.2f}-"
                 f"{e.ci_ppb[1]:.2f}), {e.n_subjects} subjects, {e.n_scans} scans, df {e.df}"
             )
-        typer.echo("\n".join(["", "put in the settings file's [risk] section:", *lines]))
+        typer.echo(
+            "\n".join(
+                [
+                    "",
+                    "in the settings file, these replace the keys of the same name in its "
+                    "[risk] section (add the section if it has none):",
+                    *lines,
+                ]
+            )
+        )
     for e in estimates:
         if e.df < MIN_DF:
             typer.echo(

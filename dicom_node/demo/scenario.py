@@ -98,6 +98,8 @@ class DemoOutcome:
     """Everything the demo processed, for printing and for the exit code."""
 
     data_dir: Path
+    kept: bool = False
+    """The folder is the user's --keep folder, not a temporary one."""
     visits: list[tuple[DemoVisit, ProcessingRecord]] = field(default_factory=list)
     deliveries: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -162,7 +164,7 @@ def run_demo(patient_visits: int, keep: Path | None, console: Console) -> DemoOu
     data_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="qsm-monitor-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(data_dir, free_loopback_port())
-    outcome = DemoOutcome(data_dir=data_dir)
+    outcome = DemoOutcome(data_dir=data_dir, kept=keep is not None)
     display = StageDisplay(console)
     started = time.monotonic()
     show_stage = lambda _job, stage: display.set_stage(stage)  # noqa: E731 - one-line adapter
@@ -252,9 +254,9 @@ def print_outcome(outcome: DemoOutcome, console: Console) -> None:
     console.print(f"Delivered copies (folder destination): {outcome.data_dir / 'delivered'}")
     console.print(f"Deliveries by state: {dict(outcome.deliveries)}")
     size_mb = sum(p.stat().st_size for p in outcome.data_dir.rglob("*") if p.is_file()) / 1e6
+    kind = "kept as asked" if outcome.kept else "a temporary folder: delete it when done"
     console.print(
-        f"Demo data directory: {outcome.data_dir} ({size_mb:.0f} MB; a temporary folder unless "
-        "--keep was given: delete it when done)",
+        f"Demo data directory: {outcome.data_dir} ({size_mb:.0f} MB; {kind})",
         soft_wrap=True,
         highlight=False,
     )

@@ -96,8 +96,12 @@ def listener_status(settings: Settings) -> dict[str, Any]:
     """Running and answering? With TLS on, C-ECHO needs client credentials, so it is skipped."""
     try:
         state = json.loads(state_path(settings).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {"running": False, "echo": False, "healthy": False}
+    except FileNotFoundError:
+        problem = "the service is not running (it has not been started with this data folder)"
+        return {"running": False, "echo": False, "healthy": False, "problem": problem}
+    except json.JSONDecodeError:
+        problem = "the service is not running (its state file is unreadable)"
+        return {"running": False, "echo": False, "healthy": False, "problem": problem}
     running = pid_alive(int(state["pid"]))
     answered: bool | None = None
     problem = None if running else "the service is not running (no live process)"

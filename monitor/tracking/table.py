@@ -83,8 +83,8 @@ def review_lines(items: list[ReviewItem]) -> list[str]:
 def assessed_lines(assessed: Sequence[AssessedVisit]) -> list[str]:
     """`qsm-monitor assess`: per visit its risk, each structure's value (z) change since the
     previous comparable visit (* reliable) and slope over the comparable visits, and the
-    reasons (they carry the trend test's numbers)."""
-    lines = []
+    reasons (they carry the trend test's numbers); the legend first, where a reader starts."""
+    lines = ["value (z) change since the previous comparable visit, * reliable change; ppb"]
     for visit in assessed:
         a = visit.assessment
         age = "-" if visit.age_years is None else f"{visit.age_years:.1f}"
@@ -101,7 +101,6 @@ def assessed_lines(assessed: Sequence[AssessedVisit]) -> list[str]:
             slope = "" if rate is None else f"; slope {rate:+.1f} ppb/year"
             lines.append(f"  {name.replace('_', ' ')}: {_cell(block)}{slope}")
         lines.extend(f"  - {reason}" for reason in a.risk["reasons"])
-    lines.append("value (z) change since the previous comparable visit, * reliable change; ppb")
     return lines
 
 
@@ -126,8 +125,13 @@ def _cell(block: dict | None, separator: str = " ") -> str:
         return "-"
     parts = [f"{block['mean_ppb']:.1f}"]
     if block.get("z") is not None:
-        parts.append(f"({block['z']:+.1f})")
+        parts.append(f"({_signed(block['z'])})")
     change = block.get("change_ppb")
     if change is not None:
-        parts.append(f"{change:+.1f}{'*' if block.get('reliable_change') else ''}")
+        parts.append(f"{_signed(change)}{'*' if block.get('reliable_change') else ''}")
     return separator.join(parts)
+
+
+def _signed(value: float) -> str:
+    """One decimal with its sign, never "-0.0" (a z of -0.04 is no deviation at all)."""
+    return f"{round(value, 1) + 0.0:+.1f}"

@@ -49,6 +49,14 @@ def test_read_only_commands_never_create_the_data_folder(args: list[str], tmp_pa
     assert "Traceback" not in result.stderr
 
 
+def test_the_message_names_environment_overrides(tmp_path: Path) -> None:
+    """A `QSM_MONITOR_...` left in a shell explains a surprising folder, so it is named."""
+    result = _run(["status"], tmp_path, QSM_MONITOR_STORAGE__DATA_DIR=str(tmp_path / "elsewhere"))
+    assert result.returncode == 1, result.stderr
+    assert f"no qsm-monitor data in {tmp_path / 'elsewhere'}" in result.stdout
+    assert "overridden by environment QSM_MONITOR_STORAGE__DATA_DIR" in result.stdout
+
+
 @pytest.mark.parametrize("args", READ_ONLY + WRITING, ids=lambda a: " ".join(a[:2]))
 def test_an_unusable_data_folder_is_one_line_for_every_command(
     args: list[str], tmp_path: Path

@@ -45,10 +45,13 @@ def _records(keep: Path) -> list[dict]:
 
 
 def test_demo_succeeds_and_shows_progress(demo):
-    run, _ = demo
+    run, keep = demo
     assert run.returncode == 0, run.stderr[-3000:]
     for stage in ("C-STORE of", "inversion", "segmentation", "delivering outputs"):
         assert stage in run.stderr
+    printed = " ".join(run.stdout.split())
+    assert f"Demo data directory: {keep}" in printed
+    assert "kept as asked" in printed and "delete it when done" not in printed
 
 
 def test_demo_table_names_every_structure_and_each_risk_level(demo):

@@ -43,6 +43,11 @@ def test_status_is_unhealthy_when_no_service_runs(tmp_path: Path) -> None:
     assert report["jobs"] == []
     assert report["job_counts"]["pending"] == 0
     assert report["compute"]["engine"] == "local" and report["compute"]["tasks_in_flight"] == 0
+    assert report["problems"] == [
+        "the service is not running (it has not been started with this data folder)"
+    ]
+    text = CliRunner().invoke(app, ["status", "--config", str(config)]).stdout
+    assert "  not healthy: the service is not running" in text
 
 
 def test_status_is_healthy_while_the_listener_answers(tmp_path: Path) -> None:

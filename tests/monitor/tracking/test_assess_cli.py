@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from dicom_node.cli import app
 from monitor.norms.model import score_record
 from monitor.segment.structures import SIDES, STRUCTURES
 from monitor.settings import Settings
+from monitor.tracking.assess import Assessment
 from monitor.tracking.change import change_record
 from monitor.tracking.history import record_visit
+from monitor.tracking.replay import AssessedVisit
+from monitor.tracking.table import assessed_lines
 
 RUNNER = CliRunner()
 SETTINGS = Settings()
@@ -84,6 +88,22 @@ def test_text_output_and_protocol_change(tmp_path: Path) -> None:
     assert "P-1 2022-03-01 (age 42.2, protocol 3T-B): risk indeterminate" in result.output
     assert "protocol 3T-B vs 3T-A" in result.output
     assert "no significant fall" in result.output  # the second visit's trend test
+    assert result.output.startswith("value (z) change since the previous comparable visit")
+
+
+def test_signs_of_values_that_round_to_zero_are_not_negative() -> None:
+    block = {"mean_ppb": 1.0, "z": -0.04, "change_ppb": -0.03, "reliable_change": False}
+    visit = AssessedVisit(
+        "s1",
+        datetime(2024, 1, 1),
+        "",
+        40.0,
+        "F",
+        Assessment(
+            {"thalamus": block}, {"level": "not elevated", "reasons": []}, True, None, None, None
+        ),
+    )
+    assert "  thalamus: 1.0 (+0.0) +0.0" in assessed_lines([visit])
 
 
 @pytest.mark.parametrize(
