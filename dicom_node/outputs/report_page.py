@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -41,8 +42,10 @@ ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 PAGE_INCHES = (8.27, 11.69)
 """A4 portrait."""
 PNG_DPI = 130
-TEXT_TOP, TEXT_BOTTOM = 0.31, 0.07
+TEXT_TOP, TEXT_BOTTOM = 0.31, 0.045
 """Where the risk and QC text may go: below the trend chart, above the disclaimer footer."""
+TEXT_WIDTH = 0.88
+"""Text runs from x = 0.06 to the right margin at 0.94 (figure fraction)."""
 HEADING_HEIGHT = 0.024
 LINE_SPACING = 1.3
 CUT_NOTE = "[...] (full text in the SR and the QC record)"
@@ -283,7 +286,7 @@ def _text_blocks(
     blank quarter of the page hid exactly what the reader needed.
     """
     wrapped = [
-        [part for line in lines for part in textwrap.wrap(line, int(1100 / size / 1.1))]
+        [part for line in lines for part in _wrapped(figure, line, size)]
         for _, lines, size in blocks
     ]
     heights = [_line_height(size) for _, _, size in blocks]
@@ -306,6 +309,35 @@ def _text_blocks(
             linespacing=LINE_SPACING,
         )
         y -= HEADING_HEIGHT + len(lines) * height
+
+
+def _wrapped(figure: Figure, text: str, size: float) -> list[str]:
+    """`text` in lines that fit between the page margins at `size` points, measured with the
+    page's own font rather than counted in characters: digits are wider than average
+    letters, so a character count let a study UID run off the page. A word longer than a
+    line (a UID) is broken where it reaches the margin."""
+    renderer = figure.canvas.get_renderer()
+    font = FontProperties(size=size)
+    limit = TEXT_WIDTH * figure.bbox.width
+
+    def fits(candidate: str) -> bool:
+        return renderer.get_text_width_height_descent(candidate, font, ismath=False)[0] <= limit
+
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if fits(candidate):
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while not fits(word):
+            cut = max(k for k in range(1, len(word)) if fits(word[:k]) or k == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    return [*lines, current] if current else lines
 
 
 def _line_height(size: float) -> float:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from monitor.norms.model import NormScore
 from monitor.settings import RiskRuleSettings, RiskSettings
 from monitor.tracking.change import ChangeResult
+from monitor.tracking.signed import signed
 from monitor.tracking.trend import TrendResult, critical_z
 
 __all__ = [
@@ -151,12 +152,13 @@ def _judge_trend(
     expected = (
         ""
         if trend.expected_slope_ppb_per_year is None
-        else f", {trend.expected_slope_ppb_per_year:+.1f} expected with age"
+        else f", {signed(trend.expected_slope_ppb_per_year)} expected with age"
     )
     numbers = (
-        f"trend {trend.slope_ppb_per_year:+.1f} ppb/year{expected} over {trend.n_visits} "
-        f"comparable visits (z = {trend.trend_z:+.2f}), latest value {trend.step_ppb:+.1f} ppb "
-        f"against the mean of the earlier ones (z = {trend.step_z:+.2f}); limit z {limit:+.2f}, "
+        f"trend {signed(trend.slope_ppb_per_year)} ppb/year{expected} over {trend.n_visits} "
+        f"comparable visits (z = {signed(trend.trend_z, 2)}), latest value "
+        f"{signed(trend.step_ppb)} ppb against the mean of the earlier ones "
+        f"(z = {signed(trend.step_z, 2)}); limit z {signed(limit, 2)}, "
         f"crossed by a stable person at {100 * rule.change_alpha:g} % of visits "
         f"(scan-rescan SD {trend.retest_sd_ppb:g} ppb)"
     )

@@ -13,6 +13,7 @@ from rich.table import Table
 from monitor.segment.structures import STRUCTURES
 from monitor.tracking.replay import AssessedVisit
 from monitor.tracking.review import ReviewItem
+from monitor.tracking.signed import signed
 from monitor.tracking.tables import CONFIRMED, SEPARATED
 from monitor.tracking.timeline import PatientTimeline, TimelineEntry
 
@@ -125,13 +126,8 @@ def _cell(block: dict | None, separator: str = " ") -> str:
         return "-"
     parts = [f"{block['mean_ppb']:.1f}"]
     if block.get("z") is not None:
-        parts.append(f"({_signed(block['z'])})")
+        parts.append(f"({signed(block['z'])})")
     change = block.get("change_ppb")
     if change is not None:
-        parts.append(f"{_signed(change)}{'*' if block.get('reliable_change') else ''}")
+        parts.append(f"{signed(change)}{'*' if block.get('reliable_change') else ''}")
     return separator.join(parts)
-
-
-def _signed(value: float) -> str:
-    """One decimal with its sign, never "-0.0" (a z of -0.04 is no deviation at all)."""
-    return f"{round(value, 1) + 0.0:+.1f}"

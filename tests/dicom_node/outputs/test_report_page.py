@@ -78,6 +78,32 @@ def _text_bottom(figure) -> float:  # type: ignore[no-untyped-def]
     return min(t.get_window_extent(renderer).y0 for t in blocks) / figure.bbox.height
 
 
+def _disclaimer_top(figure) -> float:  # type: ignore[no-untyped-def]
+    renderer = figure.canvas.get_renderer()
+    (footer,) = [t for t in figure.findobj(Text) if t.get_text().startswith(DISCLAIMER[:30])]
+    return footer.get_window_extent(renderer).y1 / figure.bbox.height
+
+
+def _rightmost(figure) -> float:  # type: ignore[no-untyped-def]
+    """Right edge (figure fraction) of the widest text the page draws outside the table."""
+    renderer = figure.canvas.get_renderer()
+    texts = [t for t in figure.findobj(Text) if t.get_text() and t.get_figure() is figure]
+    return max(t.get_window_extent(renderer).x1 for t in texts) / figure.bbox.width
+
+
+def test_a_long_study_uid_wraps_inside_the_page(study: AssembledAcquisition) -> None:
+    """Digits are wider than letters: the comparison line with its study UID once ran off
+    the right edge when lines were cut by character count."""
+    record = make_record(study, risk_level="not elevated")
+    record["previous_study_uid"] = "2.25." + "2385545365821377676319814344607196309051"
+    record["risk"]["reasons"] = [DEMO_LIKE_REASON]
+    figure = draw_report_page(ProcessingRecord.from_json(record), None)
+    figure.canvas.draw()
+    assert _rightmost(figure) <= 0.94 + 0.002
+    joined = "".join(" ".join(t.get_text() for t in figure.findobj(Text)).split())
+    assert record["previous_study_uid"] in joined  # broken across lines, not cut
+
+
 @pytest.mark.parametrize("reasons", [3, 40])
 def test_risk_reasons_use_the_page_and_are_cut_only_when_they_cannot_fit(
     study: AssembledAcquisition, reasons: int
@@ -93,7 +119,8 @@ def test_risk_reasons_use_the_page_and_are_cut_only_when_they_cannot_fit(
     else:
         assert "[...] (full text in the SR and the QC record)" in texts
     assert "echo times" in texts  # the provenance block is always there
-    assert _text_bottom(figure) > 0.06  # never into the disclaimer footer
+    assert _text_bottom(figure) > _disclaimer_top(figure) + 0.005  # never into the footer
+    assert _rightmost(figure) <= 0.94 + 0.002  # nothing runs off the page
 
 
 def test_a_withheld_structure_says_why(study: AssembledAcquisition) -> None:
