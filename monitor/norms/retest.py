@@ -147,6 +147,12 @@ def settings_lines(
     if sides:
         values = ", ".join(f"{s} = {sides[s]}" for s in STRUCTURES if s in sides)
         lines.append(f"side_retest_sd_ppb = {{ {values} }}")
+    below = [s for s in STRUCTURES if s in pooled and s in bilateral and pooled[s] < bilateral[s]]
+    if below:
+        lines.append(
+            f"# side SD below the bilateral one for {', '.join(below)}: one side averages half "
+            "the voxels, so expect 1-1.41x the bilateral SD; rescan more people to pin it down"
+        )
     return lines
 
 

@@ -99,6 +99,13 @@ def test_side_rows_give_the_per_side_sd_left_and_right_pooled(tmp_path: Path) ->
     assert risk.side_retest_sd_ppb == {"thalamus": round(pooled, 2)}
     assert abs(pooled - side_sd) < 0.25 * side_sd  # ~100 df: the SD within ~15 % (2 SE)
     assert risk.side_retest_sd("caudate") == 2.4 * 2**0.5  # no side repeats: the default
+    assert not any("side SD below the bilateral" in line for line in payload["settings"])
+    quiet_sides = scans(rng, 30) + scans(rng, 30, side="left", sd=0.5 * TRUE_SD)
+    path = write_scans(tmp_path / "quiet.csv", quiet_sides)
+    lines = json.loads(RUNNER.invoke(app, ["norms", "retest", str(path), "--json"]).stdout)[
+        "settings"
+    ]
+    assert any("side SD below the bilateral one for thalamus" in line for line in lines)
     only_bilateral = write_scans(tmp_path / "bilateral.csv", scans(rng, 30))
     lines = json.loads(
         RUNNER.invoke(app, ["norms", "retest", str(only_bilateral), "--json"]).stdout
