@@ -270,6 +270,8 @@ def _qc_lines(record: ProcessingRecord) -> list[str]:
         lines[0] += f" {len(withheld)} structure side(s) withheld by QC (reasons in the table)."
     elif qc.segmentation_reason:
         lines.append(qc.segmentation_reason)
+    if qc.left_right_caution:
+        lines.append(qc.left_right_caution)
     provenance = qc.provenance
     if provenance is not None:
         lines.append("; ".join(provenance.lines()))

@@ -89,6 +89,7 @@ def measure_deep_grey(
         "reason": segmentation.reason,
         "withheld": dict(segmentation.withheld),
         "registration_path": segmentation.qc.get("registration_path"),
+        "b0_tilt_deg": segmentation.qc.get("b0_tilt_deg"),
     }
     if not segmentation.reportable:
         return {}, verdict, segmentation.labels

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.record import region_words
+from monitor.record import Qc, region_words
 from monitor.segment.structures import SIDES, STRUCTURES
 
 __all__ = ["is_reportable", "record_summary"]
@@ -52,6 +52,9 @@ def record_summary(record: Mapping[str, Any]) -> list[str]:
                 else:
                     parts.append(f"{side} withheld ({withheld.get(name, 'no value')})")
             lines.append(f"  {structure.replace('_', ' ')}: " + ", ".join(parts))
+        caution = Qc(record.get("qc") or {}).left_right_caution
+        if caution:
+            lines.append(f"  {caution}")
     outputs = record.get("outputs") or {}
     if outputs:
         lines.append("  outputs: " + ", ".join(str(path) for path in outputs.values()))

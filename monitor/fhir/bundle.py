@@ -81,6 +81,7 @@ def build_bundle(
         reference_region=_reference_region(record),
         method_text=_method_text(record),
         notes=_notes(record),
+        side_notes=tuple(filter(None, [record.qc.left_right_caution])),
         norms_text=_norms_text(record.norms),
         amended=bool(record.amendment),
     )

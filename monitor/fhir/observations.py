@@ -54,6 +54,8 @@ class Context:
     notes: tuple[str, ...] = ()
     """Noted on every value: the visits changes are against, and the acquisition and
     processing provenance (2024 QSM consensus)."""
+    side_notes: tuple[str, ...] = ()
+    """Noted on the left and right values only (`Qc.left_right_caution`)."""
 
     @property
     def result_status(self) -> str:
@@ -117,8 +119,9 @@ def _observation(
         )
     if components:
         resource["component"] = components
-    if ctx.notes:
-        resource["note"] = [{"text": text} for text in ctx.notes]
+    notes = ctx.notes if side == "bilateral" else (*ctx.notes, *ctx.side_notes)
+    if notes:
+        resource["note"] = [{"text": text} for text in notes]
     return Entry(ctx.keys.full_url("observation", structure, side), resource, identifier)
 
 

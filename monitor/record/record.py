@@ -70,6 +70,16 @@ class Norms:
         return {"name": self.name, "source": self.source}
 
 
+LEFT_RIGHT_CAUTION_DEG = 10.0
+"""Head roll against B0 from which per-side values carry a caution: the expected shift of
+the left-right difference (`SIDE_DIFFERENCE_PPB_PER_DEG` x roll, 6 ppb here) reaches the
+size a reader would take for an asymmetry (a side's reliable-change limit is 9.4 ppb)."""
+SIDE_DIFFERENCE_PPB_PER_DEG = 0.6
+"""Measured, not assumed: the left-minus-right map error (true labels, 4 structures'
+mean) against B0's roll in the head, 0.64 ppb/degree on 11 simulated heads and again on 10
+held-out ones (docs/segmentation.md, "What the remaining map error looks like")."""
+
+
 @dataclass(frozen=True)
 class Qc:
     """Quality-control details, kept as the JSON the steps wrote (reconstruction QC varies
@@ -95,6 +105,32 @@ class Qc:
     def segmentation_reason(self) -> str | None:
         value = self._segmentation().get("reason")
         return None if value is None else str(value)
+
+    @property
+    def b0_roll_deg(self) -> float | None:
+        """How far B0 leans towards the head's left (negative: right), whole degrees, from the
+        registration (`monitor.segment.registration.b0_tilt_deg`); None when not recorded."""
+        tilt = self._segmentation().get("b0_tilt_deg")
+        value = tilt.get("towards_left") if isinstance(tilt, Mapping) else None
+        return None if value is None else float(value)
+
+    @property
+    def left_right_caution(self) -> str | None:
+        """A sentence for the per-side values when the head lay rolled against B0 by
+        `LEFT_RIGHT_CAUTION_DEG` or more, else None. The map's left-right difference follows
+        that roll (docs/segmentation.md: about `SIDE_DIFFERENCE_PPB_PER_DEG` per degree on
+        simulated heads, held-out fit R^2 0.5); both sides' mean is not affected."""
+        roll = self.b0_roll_deg
+        if roll is None or abs(roll) < LEFT_RIGHT_CAUTION_DEG:
+            return None
+        towards = "left" if roll > 0 else "right"
+        shift = SIDE_DIFFERENCE_PPB_PER_DEG * abs(roll)
+        return (
+            f"Left-right comparison with care: the head lay rolled {abs(roll):.0f} degrees "
+            f"(B0 towards its {towards}), which on simulated heads shifted left-minus-right "
+            f"differences by about {shift:.0f} ppb; values of both sides together are not "
+            "affected."
+        )
 
     @property
     def segmentation_withheld(self) -> dict[str, str]:

@@ -80,6 +80,13 @@ def test_structures_are_reported_and_the_t1_is_used_when_sent(results):
         assert all(f"{name} withheld:" in result.segmentation_reason for name in withheld)
 
 
+def test_the_record_carries_the_head_s_roll_against_b0(results):
+    """What the per-side caution is read from (`Qc.left_right_caution`), through DICOM."""
+    for result in results:
+        assert result.recorded_b0_roll_deg is not None, result.seed
+        assert abs(result.recorded_b0_roll_deg - result.true_b0_roll_deg) <= 3.0, result
+
+
 def test_reported_values_follow_the_truth(results):
     true = np.concatenate([r.true_ppb for r in results])
     measured = np.concatenate([r.true_ppb + r.offset_removed_errors() for r in results])

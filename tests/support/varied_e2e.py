@@ -20,13 +20,14 @@ from dicom_node.synthetic.series import write_acquisition_series
 from dicom_node.synthetic.structural import write_single_echo_series
 from monitor.measure import StructureMeasurements, measure_structures
 from monitor.recon.pipeline import reconstruct
+from monitor.record import Qc
 from monitor.segment import LABEL_NAMES, segment_deep_grey
 from monitor.segment.evaluation import dice_per_structure
 from monitor.segment.structures import REPORTED_NAMES, STRUCTURES
 from monitor.settings import load_settings
 from monitor.types import Acquisition, QSMResult
 from support.varied_gre import gre_acquisition
-from support.varied_heads import VariedHead
+from support.varied_heads import VariedHead, true_b0_tilt_deg
 
 __all__ = [
     "EndToEnd",
@@ -53,6 +54,9 @@ class EndToEnd:
     """Both sides pooled (`STRUCTURES` order), the values the risk and change rules
     judge; NaN where a side is withheld."""
     true_bilateral_ppb: np.ndarray
+    recorded_b0_roll_deg: float | None
+    """B0's lean towards the head's left as the record carries it (`Qc.b0_roll_deg`)."""
+    true_b0_roll_deg: float
 
     def offset_removed_errors(self) -> np.ndarray:
         """Errors minus their mean over reported structures: the reference offset (our mask's
@@ -120,6 +124,8 @@ def process_varied_head(head: VariedHead, root: Path, gre: Acquisition | None = 
             [_or_nan((structures.get(n) or {}).get("mean_ppb")) for n in STRUCTURES]
         ),
         true_bilateral_ppb=np.array([truth.bilateral[n].mean_ppb for n in STRUCTURES]),
+        recorded_b0_roll_deg=Qc(record["qc"]).b0_roll_deg,
+        true_b0_roll_deg=true_b0_tilt_deg(head)[0],
     )
 
 

@@ -166,3 +166,17 @@ def test_sc_and_pdf_objects_pass_dciodvfy_and_keep_the_pdf(
     )
     assert run.returncode == 0, run.stderr
     assert extracted.read_bytes().rstrip(b"\0") == pdf.read_bytes()
+
+
+def test_a_rolled_head_s_side_values_carry_the_caution(study: AssembledAcquisition) -> None:
+    record = make_record(study, risk_level="not elevated")
+    record["qc"].setdefault("segmentation", {})["b0_tilt_deg"] = {
+        "towards_left": -15.0,
+        "towards_back": 2.0,
+    }
+    figure = draw_report_page(ProcessingRecord.from_json(record), None)
+    joined = " ".join(" ".join(t.get_text() for t in figure.findobj(Text)).split())
+    assert "Left-right comparison with care: the head lay rolled 15 degrees" in joined
+    record["qc"]["segmentation"]["b0_tilt_deg"]["towards_left"] = 5.0
+    figure = draw_report_page(ProcessingRecord.from_json(record), None)
+    assert "Left-right comparison" not in " ".join(t.get_text() for t in figure.findobj(Text))
