@@ -18,6 +18,7 @@ PRIVATE_SCHEME_ITEM = CodingSchemeIdentificationItem(
 )
 
 MAGNETIC_SUSCEPTIBILITY = CodedConcept("126396", "DCM", "Magnetic Susceptibility")
+COMMENT = CodedConcept("121106", "DCM", "Comment")
 PPB = CodedConcept("[ppb]", "UCUM", "ppb")
 PPB_PER_YEAR = CodedConcept("[ppb]/a", "UCUM", "ppb per year")
 PERCENT = CodedConcept("%", "UCUM", "percent")

@@ -213,6 +213,13 @@ def _structure_group(
     region = _reference_region(record)
     if region is not None:
         _add_reference_region(group, region)
+    caution = record.qc.left_right_caution
+    if caution and side in SIDES:
+        group[0].ContentSequence.append(
+            TextContentItem(
+                name=c.COMMENT, value=caution, relationship_type=RelationshipTypeValues.CONTAINS
+            )
+        )
     return group
 
 

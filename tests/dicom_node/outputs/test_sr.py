@@ -225,3 +225,23 @@ def test_sr_names_the_visit_changes_are_computed_against(
     assert "Changes are computed against the previous visit of 2025-01-14 (study 1.2.3.4)" in text
     baseline = save(build(study, make_record(study, follow_up=False)), tmp_path / "b.dcm")
     assert "Changes are computed against" not in dsrdump(baseline, "+Pl").stdout
+
+
+def test_side_groups_of_a_rolled_head_carry_the_left_right_caution(
+    study: AssembledAcquisition, tmp_path: Path
+) -> None:
+    """A comment in each left and right group (not the bilateral ones), valid for dciodvfy."""
+    record = make_record(study)
+    record["qc"].setdefault("segmentation", {})["b0_tilt_deg"] = {
+        "towards_left": 12.0,
+        "towards_back": 0.0,
+    }
+    path = save(build(study, record), tmp_path / "sr.dcm")
+    assert validator_errors(path) == []
+    text = dsrdump(path, "+Pl").stdout
+    caution = ProcessingRecord.from_json(record).qc.left_right_caution
+    assert caution is not None
+    assert text.count(f'TEXT:(,,"Comment")="{caution}"') == 8  # 4 structures x 2 sides
+    record["qc"]["segmentation"]["b0_tilt_deg"]["towards_left"] = 3.0
+    quiet = save(build(study, record), tmp_path / "quiet.dcm")
+    assert "Left-right comparison" not in dsrdump(quiet, "+Pl").stdout
