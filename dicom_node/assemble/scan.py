@@ -84,11 +84,23 @@ class FrameRecord:
 
 
 @dataclass(frozen=True)
+class UnreadableFile:
+    """A file that is not readable DICOM, and the kind of fault (no exception text)."""
+
+    path: Path
+    fault: str
+
+    @property
+    def reason(self) -> str:
+        """For records and logs: the file named by a hash (spool file names are SOP Instance
+        UIDs, and a user's file names may hold a patient's name)."""
+        return f"unreadable file {uid_hash(self.path.name)} ({self.fault})"
+
+
+@dataclass(frozen=True)
 class ScanResult:
     records: list[FrameRecord]
-    unreadable: list[str]
-    """One plain reason per file that is not readable DICOM (file named by a hash: spool file
-    names are SOP Instance UIDs)."""
+    unreadable: list[UnreadableFile]
     not_mr_series: dict[str, str]
     """Series UID -> SOP Class UID of series that are not MR images."""
     segmentations: list[Path] = field(default_factory=list)
@@ -98,7 +110,7 @@ class ScanResult:
 def scan_headers(paths: Iterable[Path]) -> ScanResult:
     """Read every header once; unreadable files and non-MR objects are set aside, not raised."""
     records: list[FrameRecord] = []
-    unreadable: list[str] = []
+    unreadable: list[UnreadableFile] = []
     not_mr: dict[str, str] = {}
     segmentations: list[Path] = []
     for path in paths:
@@ -118,7 +130,7 @@ def scan_headers(paths: Iterable[Path]) -> ScanResult:
             # Malformed values (a text SeriesNumber, a missing SOP Instance UID), truncated
             # files, and pydicom's NotImplementedError for an unknown VR: one corrupted
             # instance must become a rejection, never an exception that stalls its study.
-            unreadable.append(f"unreadable file {uid_hash(path.name)} ({_fault(error)})")
+            unreadable.append(UnreadableFile(path, _fault(error)))
     return ScanResult(records, unreadable, not_mr, segmentations)
 
 

@@ -25,6 +25,7 @@ from dicom_node.assemble.scan import (
     ImageKind,
     ScanResult,
     StudySource,
+    UnreadableFile,
     scan_headers,
 )
 from dicom_node.assemble.volume import TE_DECIMALS, build_acquisition, build_t1_image
@@ -38,6 +39,9 @@ class Rejection:
 
     series_uids: tuple[str, ...]
     reason: str
+    unreadable: UnreadableFile | None = None
+    """The file, when the rejection is of a file that is not readable DICOM: a command run
+    on the user's own folder names it (`qsm-monitor process`), records and logs do not."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def discover_study(paths: Iterable[Path | str]) -> Discovery:
 
 def _scan_rejections(scan: ScanResult) -> list[Rejection]:
     """Files that are no DICOM and series that are no MR image, as rejections."""
-    rejected = [Rejection((), reason) for reason in scan.unreadable]
+    rejected = [Rejection((), file.reason, file) for file in scan.unreadable]
     rejected += [
         Rejection((uid,), f"not an MR image (SOP class {sop_class})")
         for uid, sop_class in scan.not_mr_series.items()

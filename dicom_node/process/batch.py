@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dicom_node.assemble.seg_input import find_segmentation, is_segmentation
-from dicom_node.assemble.study import AssembledAcquisition, assemble_study
+from dicom_node.assemble.study import AssembledAcquisition, Rejection, assemble_study
 from dicom_node.process.pipeline import ProcessingResult, Progress, process_acquisition
 from monitor.settings import Settings
 
@@ -41,9 +41,29 @@ def process_paths(
             result = ProcessingResult.failure(assembled, exc)
         records.append(result.to_record().to_json())
     if not report.acquisitions:
-        reasons = "; ".join(r.reason for r in report.rejected) or "no DICOM images"
+        reasons = "; ".join(_named_reasons(report.rejected)) or "no DICOM images"
         records.append(_nothing_found(f"no QSM acquisition found: {reasons}"))
     return records
+
+
+SHOWN_FILES = 3
+"""Files named per kind of fault when nothing was found; the rest are counted."""
+
+
+def _named_reasons(rejected: Sequence[Rejection]) -> list[str]:
+    """Why nothing was found, for the user who gave these files: unreadable files by their
+    path (as given, so they can be found), grouped by fault; the other reasons as recorded."""
+    by_fault: dict[str, list[str]] = {}
+    for rejection in rejected:
+        if rejection.unreadable is not None:
+            file = rejection.unreadable
+            by_fault.setdefault(file.fault, []).append(str(file.path))
+    named = []
+    for fault, paths in by_fault.items():
+        shown = ", ".join(paths[:SHOWN_FILES])
+        more = f" and {len(paths) - SHOWN_FILES} more" if len(paths) > SHOWN_FILES else ""
+        named.append(f"{len(paths)} file(s) {fault}: {shown}{more}")
+    return named + [r.reason for r in rejected if r.unreadable is None]
 
 
 def found_no_acquisition(records: Sequence[dict[str, Any]]) -> bool:

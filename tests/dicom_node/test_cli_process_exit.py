@@ -174,9 +174,14 @@ def test_files_without_a_qsm_acquisition_are_wrong_input_and_say_why(tmp_path: P
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "readme.txt").write_text("not an image")
+    for number in range(5):
+        (folder / f"page{number}.pdf").write_bytes(b"%PDF-1.4")
 
     result = CliRunner().invoke(app, ["process", str(folder), "--config", str(config)])
 
     assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
-    assert "no QSM acquisition found: unreadable file" in result.stdout
-    assert "(not DICOM)" in result.stdout
+    # the user's own files are named (as given) so they can be found; logs keep hashes
+    pdfs = ", ".join(str(folder / f"page{n}.pdf") for n in range(3))
+    assert (
+        f"no QSM acquisition found: 6 file(s) not DICOM: {pdfs} and 3 more" in result.stdout
+    ), result.stdout
