@@ -182,6 +182,6 @@ def test_files_without_a_qsm_acquisition_are_wrong_input_and_say_why(tmp_path: P
     assert result.exit_code == INPUT_ERROR_EXIT_CODE, result.output
     # the user's own files are named (as given) so they can be found; logs keep hashes
     pdfs = ", ".join(str(folder / f"page{n}.pdf") for n in range(3))
-    assert (
-        f"no QSM acquisition found: 6 file(s) not DICOM: {pdfs} and 3 more" in result.stdout
-    ), result.stdout
+    assert f"no QSM acquisition found: 6 file(s) not DICOM: {pdfs} and 3 more" in result.stdout, (
+        result.stdout
+    )
