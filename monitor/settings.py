@@ -285,6 +285,10 @@ class SegmentationSettings(SettingsSection):
 
     method: Literal["atlas", "external"] = "atlas"
     """"atlas": register the built-in template; "external": `external_path` on the same frame."""
+    geometry_correction: bool = True
+    """Take off each structure's reconstruction error in this acquisition's geometry, measured
+    by reconstructing the registered template's susceptibility model the same way (atlas
+    method, whole-brain reference; docs/segmentation.md, "Geometry correction")."""
     external_path: Path | None = None
     """Label NIfTI or DICOM SEG for "external" (`qsm-monitor process --segmentation FILE`)."""
     use_received_segmentation: bool = True

@@ -133,3 +133,6 @@ class QSMResult:
     """Quality figures: mask volume (ml), per-stage seconds, residuals, warnings."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Every parameter the reconstruction used, so a result can be reproduced."""
+    source_mask: np.ndarray | None = None
+    """The brain mask background removal was given (before its erosion): where the local
+    field's sources are taken to be (`monitor.recon.model_error` models the same)."""

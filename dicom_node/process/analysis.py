@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitor.segment.external import ExternalLabels
 from monitor.settings import ReconSettings, SegmentationSettings
 from monitor.types import Acquisition, QSMResult, T1Image
+
+if TYPE_CHECKING:
+    from monitor.measure import StructureMeasurements
+    from monitor.segment.chi_model import ChiModel
 
 Progress = Callable[[str], None]
 
@@ -93,16 +97,59 @@ def measure_deep_grey(
     }
     if not segmentation.reportable:
         return {}, verdict, segmentation.labels
-    measurements = measure_structures(
-        qsm.chi_ppm,
-        segmentation.labels,
-        segmentation.label_names,
-        qsm.mask,
-        qsm.voxel_mm,
-        qsm.reference,
-        inputs.segmentation.roi_erode_voxels,
-    )
+
+    def measured(chi_ppm: np.ndarray) -> StructureMeasurements:
+        return measure_structures(
+            chi_ppm,
+            segmentation.labels,
+            segmentation.label_names,
+            qsm.mask,
+            qsm.voxel_mm,
+            qsm.reference,
+            inputs.segmentation.roi_erode_voxels,
+        )
+
+    measurements = measured(qsm.chi_ppm)
+    if segmentation.chi_model is not None and qsm.reference == "whole_brain":
+        if progress is not None:
+            progress("geometry correction")
+        error = geometry_error(segmentation.chi_model, measurements, qsm, inputs)
+        uncorrected, measurements = measurements, measured(qsm.chi_ppm - error)
+        # the modelled error taken off each value: reported = measured - this
+        verdict["geometry_error_removed_ppb"] = {
+            name: round(before.mean_ppb - after.mean_ppb, 1)
+            for table_before, table_after in (
+                (uncorrected.per_side, measurements.per_side),
+                (uncorrected.bilateral, measurements.bilateral),
+            )
+            for (name, before), after in zip(
+                table_before.items(), table_after.values(), strict=True
+            )
+            if np.isfinite(before.mean_ppb)
+        }
     return plain_json(report_block(measurements)), verdict, segmentation.labels
+
+
+def geometry_error(
+    model: ChiModel, measurements: StructureMeasurements, qsm: QSMResult, inputs: AnalysisInput
+) -> np.ndarray:
+    """The reconstruction's error map in this geometry (`monitor.recon.model_error`) for the
+    registered template's model with its nuclei at this visit's measured values (their own
+    field's loss scales with them)."""
+    from monitor.recon.model_error import model_reconstruction_error
+    from monitor.segment.template import TYPICAL_CHI_PPM
+
+    nuclei_ppm = {s: TYPICAL_CHI_PPM[s] for s in model.nuclei}  # withheld: typical value
+    nuclei_ppm.update(
+        {
+            s: stats.mean_ppb / 1000.0
+            for s, stats in measurements.bilateral.items()
+            if np.isfinite(stats.mean_ppb)
+        }
+    )
+    return model_reconstruction_error(
+        model.chi_ppm(nuclei_ppm), qsm, inputs.acquisition, inputs.recon
+    )
 
 
 def plain_json(values: Mapping[str, Any]) -> dict[str, Any]:

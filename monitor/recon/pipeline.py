@@ -77,6 +77,7 @@ def reconstruct(
         reference=settings.reference,
         qc=qc,
         params=settings.model_dump(mode="json"),
+        source_mask=whole["source_mask"],
     )
 
 
@@ -130,6 +131,7 @@ def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisit
         "mask": background.mask,
         "local_field_ppm": background.local_field_ppm,
         "total_field_ppm": total_field_ppm,
+        "source_mask": mask,
     }
     return maps, qc
 

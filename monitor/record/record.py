@@ -125,11 +125,16 @@ class Qc:
             return None
         towards = "left" if roll > 0 else "right"
         shift = SIDE_DIFFERENCE_PPB_PER_DEG * abs(roll)
+        corrected = (
+            " before the geometry correction, which takes much of it off"
+            if self._segmentation().get("geometry_error_removed_ppb")
+            else ""
+        )
         return (
             f"Left-right comparison with care: the head lay rolled {abs(roll):.0f} degrees "
             f"(B0 towards its {towards}), which on simulated heads shifted left-minus-right "
-            f"differences by up to about {shift:.0f} ppb; values of both sides together are "
-            "not affected."
+            f"differences by up to about {shift:.0f} ppb{corrected}; values of both sides "
+            "together are not affected."
         )
 
     @property

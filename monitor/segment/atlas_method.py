@@ -24,6 +24,7 @@ from monitor.segment.atlas import (
     warp_probabilities,
 )
 from monitor.segment.border import refine_borders
+from monitor.segment.chi_model import ChiModel, chi_model_on_grid
 from monitor.segment.grid import from_sitk, resample_isotropic, to_sitk, voxel_sizes_mm
 from monitor.segment.local_contrast import REGISTRATION_CHI_SIGMA_MM, local_contrast
 from monitor.segment.qc import coverage_problems, registration_failures
@@ -86,6 +87,8 @@ class AtlasResult:
     """Per structure, the atlas volume scaled by the linear registration (head size)."""
     head_volume_factor: float
     """Subject brain volume over the template's, from the linear registration."""
+    chi_model: ChiModel | None = None
+    """The registered template's susceptibility model (`settings.geometry_correction`)."""
 
 
 def _refinable(region: sitk.Image) -> bool:
@@ -226,6 +229,11 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
             },
         }
     )
+    chi_model = (
+        chi_model_on_grid(template, transform, affine_ras, inside.shape)
+        if settings.geometry_correction and not failures
+        else None
+    )
     return AtlasResult(
         labels=labels,
         qc=qc,
@@ -233,6 +241,7 @@ def atlas_labels(  # noqa: PLR0913 - the pipeline's data, named in the design
         withheld=coverage_problems(coverage, settings.min_coverage_fraction),
         expected_ml={name: ml / determinant for name, ml in template_ml.items()},
         head_volume_factor=1.0 / determinant,
+        chi_model=chi_model,
     )
 
 

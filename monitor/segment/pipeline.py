@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from monitor.segment.atlas_method import atlas_labels
+from monitor.segment.chi_model import ChiModel
 from monitor.segment.external import ExternalLabels, labels_on_grid, read_nifti_labels
 from monitor.segment.grid import voxel_sizes_mm
 from monitor.segment.qc import (
@@ -74,6 +75,7 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         withheld: dict[str, list[str]] = {}
         expected_ml: dict[str, float] = {}
         head_volume_factor = 1.0
+        chi_model: ChiModel | None = None
         if settings.method == "external":
             if external_labels is None:
                 return _failed(shape, "external", "external segmentation configured, none given")
@@ -96,7 +98,7 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
                 atlas.failures,
                 atlas.expected_ml,
             )
-            head_volume_factor = atlas.head_volume_factor
+            head_volume_factor, chi_model = atlas.head_volume_factor, atlas.chi_model
             _add(withheld, atlas.withheld)
         labels = np.where(mask.astype(bool), labels, 0).astype(np.int16)
         volumes = structure_volumes_ml(labels, LABEL_NAMES, voxel_mm)
@@ -110,7 +112,7 @@ def segment_deep_grey(  # noqa: PLR0913 - the pipeline's data, named in the desi
         _add(withheld, asymmetry_problems(volumes, settings.max_side_volume_ratio, withheld))
         qc["volumes_ml"] = volumes
         qc["seconds"] = time.perf_counter() - start
-        return _verdict(labels, settings.method, failures, withheld, qc)
+        return _verdict(labels, settings.method, failures, withheld, qc, chi_model)
     except Exception as exc:  # a segmentation failure must become a verdict, not a crash
         log.exception("segmentation failed")
         return _failed(shape, settings.method, f"segmentation failed: {type(exc).__name__}: {exc}")
@@ -127,6 +129,7 @@ def _verdict(
     failures: list[str],
     withheld_reasons: dict[str, list[str]],
     qc: dict[str, Any],
+    chi_model: ChiModel | None = None,
 ) -> Segmentation:
     """Registration failures withhold everything; structure failures withhold that structure
     (both removed from `label_names` so measurement gives them no values)."""
@@ -148,6 +151,7 @@ def _verdict(
         reason="; ".join(reasons),
         qc=MappingProxyType(qc),
         withheld=MappingProxyType(withheld),
+        chi_model=chi_model if reportable else None,
     )
 
 

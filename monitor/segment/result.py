@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from monitor.segment.chi_model import ChiModel
+
 __all__ = ["Segmentation"]
 
 
@@ -37,3 +39,7 @@ class Segmentation:
     the evidence behind `reportable` and `withheld`."""
     withheld: Mapping[str, str] = field(default_factory=dict)
     """Structure name (e.g. "putamen_left") -> why its numbers must not be reported."""
+    chi_model: ChiModel | None = None
+    """The registered template's susceptibility model on the acquisition grid, for the
+    measurement step's geometry correction; None when not made (setting off, external
+    labels, failed registration)."""

@@ -51,3 +51,12 @@ def test_fhir_notes_it_on_side_values_only_and_the_summary_prints_it() -> None:
     assert f"  {caution}" in record_summary(record)
     record["qc"] = {**record["qc"], **_qc(4.0)}
     assert not any(line.strip().startswith("Left-right") for line in record_summary(record))
+
+
+def test_after_the_geometry_correction_the_caution_says_so() -> None:
+    qc = _qc(12.0)
+    assert "before the geometry correction" not in (Qc(qc).left_right_caution or "")
+    qc["segmentation"]["geometry_error_removed_ppb"] = {"thalamus_left": 3.1}
+    assert "before the geometry correction, which takes much of it off" in (
+        Qc(qc).left_right_caution or ""
+    )

@@ -6,6 +6,7 @@ random affine and smooth deformation, acquired as an oblique 1x1x2 mm slab.
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.measure import measure_structures
@@ -13,7 +14,7 @@ from monitor.phantom import PhantomConfig, simulate_phantom
 from monitor.segment import LABEL_NAMES, Segmentation, segment_deep_grey
 from monitor.segment.evaluation import dice_per_structure, to_structure_ids
 from monitor.segment.keyimage import write_key_image
-from monitor.segment.structures import CSF_LABELS
+from monitor.segment.structures import CSF_LABELS, LABEL_IDS
 from monitor.settings import SegmentationSettings
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,26 @@ def test_structures_overlap_true_labels(subject, request):
     structures = {name: score for name, score in dice.items() if name not in CSF_LABELS}
     assert len(structures) == 8
     assert min(structures.values()) >= 0.75, structures
+
+
+def test_the_chi_model_lies_on_the_subject_s_nuclei(chi_subject):
+    """The registered template's susceptibility model (for the geometry correction): each
+    nucleus where the labels put it, grey/white tissue values inside the brain."""
+    phantom, result = chi_subject
+    model = result.chi_model
+    assert model is not None
+    assert model.tissue_ppm.shape == result.labels.shape
+    inside = phantom.brain_mask
+    assert -0.05 < float(model.tissue_ppm[inside].mean()) < 0.03  # typical WM -30, GM +20 ppb
+    for structure, probability in model.nuclei.items():
+        nucleus = probability > 0.5
+        labelled = np.isin(
+            result.labels, [LABEL_IDS[f"{structure}_{s}"] for s in ("left", "right")]
+        )
+        dice = 2 * (nucleus & labelled).sum() / (nucleus.sum() + labelled.sum())
+        assert dice >= 0.6, (structure, dice)
+    values = {s: 0.1 for s in model.nuclei}
+    assert float(model.chi_ppm(values)[labelled].mean()) > float(model.tissue_ppm[labelled].mean())
 
 
 def test_roi_means_match_those_of_true_labels(chi_subject):
