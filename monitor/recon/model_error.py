@@ -14,17 +14,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from monitor.recon import fourier
 from monitor.recon.background import remove_background
 from monitor.recon.brain_box import brain_box
 from monitor.recon.dipole import invert
-from monitor.recon.fourier import (
-    convolve_half,
-    crop,
-    dipole_kernel,
-    half_spectrum,
-    pad,
-    padded_shape,
-)
 from monitor.recon.mask import root_sum_of_squares
 from monitor.recon.reference import apply_reference
 from monitor.settings import ReconSettings
@@ -68,7 +61,7 @@ def _dipole_field_ppm(
     chi_ppm: np.ndarray, voxel_mm: tuple[float, float, float], b0_dir: tuple[float, float, float]
 ) -> np.ndarray:
     """The field of `chi_ppm` (ppm of B0) on a zero-padded grid, cropped back."""
-    padded = padded_shape(chi_ppm.shape, voxel_mm)
-    kernel = half_spectrum(dipole_kernel(padded, voxel_mm, b0_dir))
-    field = convolve_half(pad(jnp.asarray(chi_ppm), padded), kernel)
-    return np.asarray(crop(field, chi_ppm.shape), dtype=np.float32)
+    padded = fourier.padded_shape(chi_ppm.shape, voxel_mm)
+    kernel = fourier.half_spectrum(fourier.dipole_kernel(padded, voxel_mm, b0_dir))
+    field = fourier.convolve_half(fourier.pad(jnp.asarray(chi_ppm), padded), kernel)
+    return np.asarray(fourier.crop(field, chi_ppm.shape), dtype=np.float32)
