@@ -142,7 +142,7 @@ def test_pipeline_measures_the_seg_as_the_same_labels_from_nifti(study, tmp_path
     )
 
     expected = {"method": "external", "reportable": True, "reason": ""}
-    expected |= {"withheld": {}, "registration_path": None}
+    expected |= {"withheld": {}, "registration_path": None, "b0_tilt_deg": None}
     assert seg_verdict == nifti_verdict == expected
     assert np.array_equal(seg_labels, truth)
     assert np.array_equal(nifti_labels, truth)

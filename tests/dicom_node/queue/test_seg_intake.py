@@ -138,6 +138,7 @@ def test_worker_measures_on_the_received_seg_and_reprocessing_keeps_it(
         "reason": "",
         "withheld": {},
         "registration_path": None,
+        "b0_tilt_deg": None,  # no registration: no head pose measured
     }
     with open_history(settings) as sessions, sessions() as session:
         (inputs,) = session.scalars(select(Acquisition.input_paths))
