@@ -116,16 +116,12 @@ def measure_deep_grey(
         error = geometry_error(segmentation.chi_model, measurements, qsm, inputs)
         uncorrected, measurements = measurements, measured(qsm.chi_ppm - error)
         # the modelled error taken off each value: reported = measured - this
+        before = {**uncorrected.per_side, **uncorrected.bilateral}
+        after = {**measurements.per_side, **measurements.bilateral}
         verdict["geometry_error_removed_ppb"] = {
-            name: round(before.mean_ppb - after.mean_ppb, 1)
-            for table_before, table_after in (
-                (uncorrected.per_side, measurements.per_side),
-                (uncorrected.bilateral, measurements.bilateral),
-            )
-            for (name, before), after in zip(
-                table_before.items(), table_after.values(), strict=True
-            )
-            if np.isfinite(before.mean_ppb)
+            name: round(stats.mean_ppb - after[name].mean_ppb, 1)
+            for name, stats in before.items()
+            if np.isfinite(stats.mean_ppb)
         }
     return plain_json(report_block(measurements)), verdict, segmentation.labels
 

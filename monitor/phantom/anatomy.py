@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from monitor.anatomy_data import load_subcortical_atlas, load_template
+from monitor.segment.structures import structure_of
 
 AIR, SOFT_TISSUE, SKULL, SINUS, CSF, GREY_MATTER, WHITE_MATTER = range(7)
 FIRST_STRUCTURE_LABEL = 11
@@ -201,11 +202,6 @@ def _intracranial_space(brain: np.ndarray, voxel_mm: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(closed | brain) | (outside_mm <= CSF_SHELL_MM)
 
 
-def _structure_kind(name: str) -> str:
-    """'putamen_left' -> 'putamen': default properties are per structure, not per side."""
-    return name.rsplit("_", 1)[0]
-
-
 def property_map(
     head: HeadModel, values: Mapping[str, float], structure_values: Mapping[str, float]
 ) -> np.ndarray:
@@ -229,7 +225,7 @@ def property_map(
     scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0)
     blended = result[box] * (1.0 - total * scale)
     for i, name in enumerate(head.structure_names):
-        value = structure_values.get(name, values[_structure_kind(name)])
+        value = structure_values.get(name, values[structure_of(name)])
         blended += probability[..., i] * scale * value
     result[box] = blended
     return result

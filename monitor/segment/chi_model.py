@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from monitor.anatomy_data import load_template
 from monitor.segment.atlas import warp_probabilities
 from monitor.segment.grid import to_sitk
-from monitor.segment.structures import LABEL_IDS, STRUCTURES
-from monitor.segment.template import TYPICAL_CHI_PPM, RegistrationTemplate
+from monitor.segment.structures import STRUCTURES
+from monitor.segment.template import RegistrationTemplate
 
 __all__ = ["ChiModel", "chi_model_on_grid"]
 
@@ -47,27 +46,12 @@ def chi_model_on_grid(
     affine_ras: np.ndarray,
     shape: tuple[int, int, int],
 ) -> ChiModel:
-    """The template's tissue and nuclei pulled onto the grid through the subject-to-template
-    `transform` (one vector resampling: the deformable transform is evaluated once)."""
-    anatomy = load_template()
-    probabilities = template.probabilities
-    kinds = {
-        s: [i for i, n in enumerate(LABEL_IDS) if n.rsplit("_", 1)[0] == s] for s in STRUCTURES
-    }
-    nuclei = np.stack([probabilities[index].sum(axis=0) for index in kinds.values()])
-    outside_nuclei = 1.0 - np.clip(probabilities.sum(axis=0), 0.0, 1.0)
-    tissue = (
-        TYPICAL_CHI_PPM["grey_matter"] * anatomy.grey_matter
-        + TYPICAL_CHI_PPM["white_matter"] * anatomy.white_matter
-    ) * outside_nuclei
+    """The template's tissue and nuclei (`RegistrationTemplate.chi_parts`) pulled onto the
+    grid through the subject-to-template `transform` (one vector resampling: the deformable
+    transform is evaluated once)."""
     reference = to_sitk(np.zeros(shape, dtype=np.float32), affine_ras)
-    warped = warp_probabilities(
-        np.concatenate([tissue[None], nuclei]).astype(np.float32),
-        template.affine_ras,
-        transform,
-        reference,
-    )
+    warped = warp_probabilities(template.chi_parts, template.affine_ras, transform, reference)
     return ChiModel(
         tissue_ppm=warped[0].astype(np.float32),
-        nuclei={s: warped[1 + k].astype(np.float32) for k, s in enumerate(kinds)},
+        nuclei={s: warped[1 + k].astype(np.float32) for k, s in enumerate(STRUCTURES)},
     )

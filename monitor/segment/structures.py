@@ -18,6 +18,13 @@ SIDES: tuple[str, ...] = ("left", "right")
 REPORTED_NAMES: tuple[str, ...] = tuple(f"{s}_{side}" for s in STRUCTURES for side in SIDES)
 """Every reported structure and side, e.g. "thalamus_left"; QC judges each on its own."""
 
+
+def structure_of(name: str) -> str:
+    """'putamen_left' -> 'putamen': what is typical of a nucleus (its susceptibility, its
+    probability in the template) belongs to the structure, not to one side."""
+    return name.rsplit("_", 1)[0]
+
+
 CSF_LABELS: tuple[str, ...] = ("lateral_ventricle_left", "lateral_ventricle_right")
 """Segmented only to serve as a CSF reference region; never reported as a structure."""
 

@@ -16,7 +16,7 @@ from scipy import ndimage
 from monitor.anatomy_data import load_subcortical_atlas, load_template
 from monitor.segment.grid import resample_isotropic, to_sitk, voxel_sizes_mm
 from monitor.segment.local_contrast import REGISTRATION_CHI_SIGMA_MM, local_contrast
-from monitor.segment.structures import CSF_LABELS, LABEL_IDS
+from monitor.segment.structures import CSF_LABELS, LABEL_IDS, STRUCTURES, structure_of
 
 TYPICAL_CHI_PPM = {
     "thalamus": 0.02,
@@ -48,10 +48,10 @@ class RegistrationTemplate:
     probabilities: np.ndarray
     """(label, x, y, z) probabilities in `LABEL_IDS` order, on the 1 mm template grid."""
     affine_ras: np.ndarray
-
-
-def _structure_kind(name: str) -> str:
-    return name.rsplit("_", 1)[0]
+    chi_parts: np.ndarray
+    """(1 + structure, x, y, z) on the 1 mm grid: grey and white matter at their typical
+    values outside the nuclei (ppm), then each of `STRUCTURES`' probability (both sides): the
+    susceptibility model `monitor.segment.chi_model` pulls onto an acquisition."""
 
 
 @lru_cache(maxsize=2)
@@ -63,15 +63,11 @@ def registration_template(voxel_mm: float) -> RegistrationTemplate:
     probabilities = np.ascontiguousarray(np.moveaxis(atlas.probability[..., order], 3, 0))
     brain = ndimage.binary_fill_holes((template.grey_matter + template.white_matter) >= 0.5)
 
-    structure_total = np.clip(probabilities.sum(axis=0), 0.0, 1.0)
-    tissue = (
-        TYPICAL_CHI_PPM["grey_matter"] * template.grey_matter
-        + TYPICAL_CHI_PPM["white_matter"] * template.white_matter
+    chi_parts = _chi_parts(probabilities, template.grey_matter, template.white_matter)
+    pseudo_chi = chi_parts[0] + sum(
+        TYPICAL_CHI_PPM[structure] * part
+        for structure, part in zip(STRUCTURES, chi_parts[1:], strict=True)
     )
-    pseudo_chi = tissue * (1.0 - structure_total)
-    for index, name in enumerate(LABEL_IDS):
-        pseudo_chi += TYPICAL_CHI_PPM[_structure_kind(name)] * probabilities[index]
-
     pseudo_chi = local_contrast(
         pseudo_chi, brain, REGISTRATION_CHI_SIGMA_MM, voxel_sizes_mm(template.affine)
     )
@@ -93,4 +89,22 @@ def registration_template(voxel_mm: float) -> RegistrationTemplate:
         region=sitk.Cast(to_sitk(region.astype(np.float32), template.affine), sitk.sitkUInt8),
         probabilities=probabilities,
         affine_ras=template.affine,
+        chi_parts=chi_parts,
     )
+
+
+def _chi_parts(
+    probabilities: np.ndarray, grey_matter: np.ndarray, white_matter: np.ndarray
+) -> np.ndarray:
+    """Tissue outside the nuclei at typical values (ppm), then each structure's probability
+    (`RegistrationTemplate.chi_parts`); the ventricles are water, 0 ppm."""
+    outside_nuclei = 1.0 - np.clip(probabilities.sum(axis=0), 0.0, 1.0)
+    tissue = (
+        TYPICAL_CHI_PPM["grey_matter"] * grey_matter
+        + TYPICAL_CHI_PPM["white_matter"] * white_matter
+    ) * outside_nuclei
+    nuclei = [
+        probabilities[[i for i, name in enumerate(LABEL_IDS) if structure_of(name) == s]].sum(0)
+        for s in STRUCTURES
+    ]
+    return np.stack([tissue, *nuclei]).astype(np.float32)
