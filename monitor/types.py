@@ -135,4 +135,4 @@ class QSMResult:
     """Every parameter the reconstruction used, so a result can be reproduced."""
     source_mask: np.ndarray | None = None
     """The brain mask background removal was given (before its erosion): where the local
-    field's sources are taken to be (`monitor.recon.model_error` models the same)."""
+    field's sources are taken to be (`monitor.recon.geometry_correction` models the same)."""

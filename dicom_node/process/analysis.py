@@ -22,6 +22,7 @@ from monitor.types import Acquisition, QSMResult, T1Image
 
 if TYPE_CHECKING:
     from monitor.measure import StructureMeasurements
+    from monitor.recon.geometry_correction import CorrectedMap
     from monitor.segment.chi_model import ChiModel
 
 Progress = Callable[[str], None]
@@ -98,41 +99,41 @@ def measure_deep_grey(
     if not segmentation.reportable:
         return {}, verdict, segmentation.labels
 
-    def measured(chi_ppm: np.ndarray) -> StructureMeasurements:
+    def measured(chi_ppm: np.ndarray, mask: np.ndarray) -> StructureMeasurements:
         return measure_structures(
             chi_ppm,
             segmentation.labels,
             segmentation.label_names,
-            qsm.mask,
+            mask,
             qsm.voxel_mm,
             qsm.reference,
             inputs.segmentation.roi_erode_voxels,
         )
 
-    measurements = measured(qsm.chi_ppm)
+    measurements = measured(qsm.chi_ppm, qsm.mask)
     if segmentation.chi_model is not None and qsm.reference == "whole_brain":
         if progress is not None:
             progress("geometry correction")
-        error = geometry_error(segmentation.chi_model, measurements, qsm, inputs)
-        uncorrected, measurements = measurements, measured(qsm.chi_ppm - error)
-        # the modelled error taken off each value: reported = measured - this
+        corrected = geometry_corrected(segmentation.chi_model, measurements, qsm, inputs)
+        uncorrected, measurements = measurements, measured(corrected.chi_ppm, corrected.mask)
         before = {**uncorrected.per_side, **uncorrected.bilateral}
         after = {**measurements.per_side, **measurements.bilateral}
+        # reported = the map's value - this
         verdict["geometry_error_removed_ppb"] = {
             name: round(stats.mean_ppb - after[name].mean_ppb, 1)
             for name, stats in before.items()
-            if np.isfinite(stats.mean_ppb)
+            if np.isfinite(stats.mean_ppb) and np.isfinite(after[name].mean_ppb)
         }
     return plain_json(report_block(measurements)), verdict, segmentation.labels
 
 
-def geometry_error(
+def geometry_corrected(
     model: ChiModel, measurements: StructureMeasurements, qsm: QSMResult, inputs: AnalysisInput
-) -> np.ndarray:
-    """The reconstruction's error map in this geometry (`monitor.recon.model_error`) for the
-    registered template's model with its nuclei at this visit's measured values (their own
-    field's loss scales with them)."""
-    from monitor.recon.model_error import model_reconstruction_error
+) -> CorrectedMap:
+    """The map the values are measured on (`monitor.recon.geometry_correction`), modelled
+    with the registered template's brain and its nuclei at this visit's values as the map
+    measured them (the loss of their own field scales with them)."""
+    from monitor.recon.geometry_correction import geometry_corrected_map
     from monitor.segment.template import TYPICAL_CHI_PPM
 
     nuclei_ppm = {s: TYPICAL_CHI_PPM[s] for s in model.nuclei}  # withheld: typical value
@@ -143,9 +144,7 @@ def geometry_error(
             if np.isfinite(stats.mean_ppb)
         }
     )
-    return model_reconstruction_error(
-        model.chi_ppm(nuclei_ppm), qsm, inputs.acquisition, inputs.recon
-    )
+    return geometry_corrected_map(model.chi_ppm(nuclei_ppm), qsm, inputs.acquisition, inputs.recon)
 
 
 def plain_json(values: Mapping[str, Any]) -> dict[str, Any]:

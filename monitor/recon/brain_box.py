@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from monitor.grid_distance import steps_covering
 
-__all__ = ["BOX_MM", "box_shape", "brain_box"]
+__all__ = ["BOX_MM", "box_shape", "brain_box", "on_whole_grid"]
 
 BOX_MM = 210.0
 """Box edge per axis. The largest adult brains measure about 180-190 mm front to back; with
@@ -59,3 +59,12 @@ def brain_box(mask: np.ndarray, voxel_mm: tuple[float, float, float]) -> tuple[s
         start = min(max((low + high) // 2 - size[axis] // 2, 0), n - size[axis])
         box.append(slice(start, start + size[axis]))
     return tuple(box)
+
+
+def on_whole_grid(volume: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """`volume` (computed on `box`) placed on the whole grid, zero (False) elsewhere."""
+    volume = np.asarray(volume)
+    dtype = bool if volume.dtype == bool else np.float32
+    whole = np.zeros(shape, dtype=dtype)
+    whole[box] = volume
+    return whole

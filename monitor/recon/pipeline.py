@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from monitor.recon.background import remove_background
-from monitor.recon.brain_box import brain_box
+from monitor.recon.brain_box import brain_box, on_whole_grid
 from monitor.recon.dipole import invert
 from monitor.recon.field_map import estimate_total_field, hz_to_ppm
 from monitor.recon.mask import (
@@ -66,7 +66,7 @@ def reconstruct(
     )
     qc["seconds"] = timer.seconds
     qc["box_voxels"] = [s.stop - s.start for s in box]
-    whole = {name: _on_grid(volume, box, acq.shape) for name, volume in maps.items()}
+    whole = {name: on_whole_grid(volume, box, acq.shape) for name, volume in maps.items()}
     return QSMResult(
         chi_ppm=whole["chi_ppm"],
         mask=whole["mask"],
@@ -134,12 +134,3 @@ def _reconstruct_in_box(  # noqa: PLR0913 - the cropped arrays plus the acquisit
         "source_mask": mask,
     }
     return maps, qc
-
-
-def _on_grid(volume: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """`volume` (computed on `box`) placed on the whole grid, zero (False) elsewhere."""
-    volume = np.asarray(volume)
-    dtype = bool if volume.dtype == bool else np.float32
-    whole = np.zeros(shape, dtype=dtype)
-    whole[box] = volume
-    return whole

@@ -4,7 +4,7 @@ deep grey matter nuclei, on the acquisition grid.
 Why: the reconstruction's error in a structure depends on the head's geometry (how the slab
 cuts the brain, how B0 crosses it; docs/segmentation.md). Running the same reconstruction on
 a model of this brain in this geometry measures that error where it cannot be measured on the
-patient (`monitor.recon.model_error`); the measurement step then takes it off the values.
+patient (`monitor.recon.geometry_correction`); the measurement step measures without it.
 """
 
 from __future__ import annotations
